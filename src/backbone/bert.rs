@@ -1,0 +1,366 @@
+//! A frozen BERT encoder (post-LN, exact GELU, absolute positions) in burn, loading HuggingFace
+//! BERT tensor names from safetensors. All-MiniLM-L6-v2 is one instance.
+//!
+//! The weights are plain tensors, not [`burn::module::Param`]s: they never require gradients, so a
+//! backward pass through the encoder computes only the gradients of its inputs (the soft prompt),
+//! never weight gradients.
+
+use std::path::Path;
+
+use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Distribution, Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Architecture of a BERT encoder (the fields of HuggingFace's `config.json` that matter).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BertConfig {
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Hidden width d.
+    pub hidden_size: usize,
+    /// Number of transformer layers.
+    pub num_hidden_layers: usize,
+    /// Attention heads per layer.
+    pub num_attention_heads: usize,
+    /// Width of the feed-forward layer.
+    pub intermediate_size: usize,
+    /// Number of learned absolute positions.
+    pub max_position_embeddings: usize,
+    /// Number of token types (segments).
+    pub type_vocab_size: usize,
+    /// Layer-norm epsilon.
+    #[serde(default = "default_eps")]
+    pub layer_norm_eps: f64,
+}
+
+fn default_eps() -> f64 {
+    1e-12
+}
+
+impl BertConfig {
+    /// Reads a HuggingFace `config.json`.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io("reading", path, e))?;
+        let cfg: BertConfig =
+            serde_json::from_str(&text).map_err(|e| Error::model(path, format!("config: {e}")))?;
+        cfg.validate().map_err(|r| Error::model(path, r))?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+            return Err(format!(
+                "hidden_size {} is not divisible by num_attention_heads {}",
+                self.hidden_size, self.num_attention_heads
+            ));
+        }
+        Ok(())
+    }
+
+    /// A BERT-base-sized architecture (768 wide, 12 layers, 12 heads, ff 3072), for benchmarks
+    /// with random weights.
+    pub fn base() -> Self {
+        Self {
+            vocab_size: 30522,
+            hidden_size: 768,
+            num_hidden_layers: 12,
+            num_attention_heads: 12,
+            intermediate_size: 3072,
+            max_position_embeddings: 512,
+            type_vocab_size: 2,
+            layer_norm_eps: 1e-12,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct LayerNorm<B: Backend> {
+    gamma: Tensor<B, 1>,
+    beta: Tensor<B, 1>,
+    eps: f64,
+}
+
+impl<B: Backend> LayerNorm<B> {
+    fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let (var, mean) = x.clone().var_mean_bias(D - 1);
+        let normed = (x - mean) / (var + self.eps).sqrt();
+        normed * self.gamma.clone().unsqueeze() + self.beta.clone().unsqueeze()
+    }
+}
+
+/// A dense layer with the weight stored transposed, `[in, out]`, ready for `x · W`.
+#[derive(Debug, Clone)]
+struct Dense<B: Backend> {
+    weight: Tensor<B, 2>,
+    bias: Tensor<B, 1>,
+}
+
+impl<B: Backend> Dense<B> {
+    /// `x: [n, in] -> [n, out]`.
+    fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        x.matmul(self.weight.clone()) + self.bias.clone().unsqueeze()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Layer<B: Backend> {
+    /// Query, key and value fused: `[d, 3d]`.
+    qkv: Dense<B>,
+    attn_out: Dense<B>,
+    ln_attn: LayerNorm<B>,
+    ff_in: Dense<B>,
+    ff_out: Dense<B>,
+    ln_ff: LayerNorm<B>,
+}
+
+/// The frozen encoder.
+#[derive(Debug, Clone)]
+pub struct BertEncoder<B: Backend> {
+    config: BertConfig,
+    word_embeddings: Tensor<B, 2>,
+    /// Position embeddings plus the type-0 embedding, `[max_pos, d]` (segment ids are always 0).
+    position_type: Tensor<B, 2>,
+    ln_embed: LayerNorm<B>,
+    layers: Vec<Layer<B>>,
+}
+
+/// Reads named f32 tensors from a safetensors file.
+struct SafeTensors<'a> {
+    path: &'a Path,
+    inner: safetensors::SafeTensors<'a>,
+}
+
+impl SafeTensors<'_> {
+    fn get(&self, name: &str, shape: &[usize]) -> Result<(Vec<f32>, Vec<usize>)> {
+        let view = self
+            .inner
+            .tensor(name)
+            .map_err(|e| Error::model(self.path, format!("tensor `{name}`: {e}")))?;
+        if view.dtype() != safetensors::Dtype::F32 {
+            return Err(Error::model(
+                self.path,
+                format!("tensor `{name}` is {:?}, expected F32", view.dtype()),
+            ));
+        }
+        if view.shape() != shape {
+            return Err(Error::model(
+                self.path,
+                format!("tensor `{name}` has shape {:?}, expected {shape:?}", view.shape()),
+            ));
+        }
+        let data = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        Ok((data, shape.to_vec()))
+    }
+}
+
+fn tensor<B: Backend, const D: usize>(
+    (data, shape): (Vec<f32>, Vec<usize>),
+    device: &B::Device,
+) -> Tensor<B, D> {
+    Tensor::from_data(TensorData::new(data, shape), device)
+}
+
+impl<B: Backend> BertEncoder<B> {
+    /// Loads HuggingFace BERT weights (`embeddings.*`, `encoder.layer.N.*`) from safetensors.
+    pub fn from_safetensors(path: &Path, config: BertConfig, device: &B::Device) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
+        let inner = safetensors::SafeTensors::deserialize(&bytes)
+            .map_err(|e| Error::model(path, format!("not a safetensors file: {e}")))?;
+        let st = SafeTensors { path, inner };
+        let d = config.hidden_size;
+        let ff = config.intermediate_size;
+        let ln = |prefix: &str| -> Result<LayerNorm<B>> {
+            Ok(LayerNorm {
+                gamma: tensor(st.get(&format!("{prefix}.weight"), &[d])?, device),
+                beta: tensor(st.get(&format!("{prefix}.bias"), &[d])?, device),
+                eps: config.layer_norm_eps,
+            })
+        };
+        // HF stores Linear weights as [out, in]; transpose once on load.
+        let dense = |prefix: &str, out: usize, inp: usize| -> Result<Dense<B>> {
+            let (w, _) = st.get(&format!("{prefix}.weight"), &[out, inp])?;
+            Ok(Dense {
+                weight: tensor::<B, 2>((transpose(&w, out, inp), vec![inp, out]), device),
+                bias: tensor(st.get(&format!("{prefix}.bias"), &[out])?, device),
+            })
+        };
+        let word_embeddings = tensor(
+            st.get("embeddings.word_embeddings.weight", &[config.vocab_size, d])?,
+            device,
+        );
+        let pos: Tensor<B, 2> = tensor(
+            st.get(
+                "embeddings.position_embeddings.weight",
+                &[config.max_position_embeddings, d],
+            )?,
+            device,
+        );
+        let types: Tensor<B, 2> = tensor(
+            st.get(
+                "embeddings.token_type_embeddings.weight",
+                &[config.type_vocab_size, d],
+            )?,
+            device,
+        );
+        let position_type = pos + types.slice([0..1, 0..d]);
+        let ln_embed = ln("embeddings.LayerNorm")?;
+        let mut layers = Vec::with_capacity(config.num_hidden_layers);
+        for i in 0..config.num_hidden_layers {
+            let p = format!("encoder.layer.{i}");
+            let q = dense(&format!("{p}.attention.self.query"), d, d)?;
+            let k = dense(&format!("{p}.attention.self.key"), d, d)?;
+            let v = dense(&format!("{p}.attention.self.value"), d, d)?;
+            let qkv = Dense {
+                weight: Tensor::cat(vec![q.weight, k.weight, v.weight], 1),
+                bias: Tensor::cat(vec![q.bias, k.bias, v.bias], 0),
+            };
+            layers.push(Layer {
+                qkv,
+                attn_out: dense(&format!("{p}.attention.output.dense"), d, d)?,
+                ln_attn: ln(&format!("{p}.attention.output.LayerNorm"))?,
+                ff_in: dense(&format!("{p}.intermediate.dense"), ff, d)?,
+                ff_out: dense(&format!("{p}.output.dense"), d, ff)?,
+                ln_ff: ln(&format!("{p}.output.LayerNorm"))?,
+            });
+        }
+        Ok(Self {
+            config,
+            word_embeddings,
+            position_type,
+            ln_embed,
+            layers,
+        })
+    }
+
+    /// An encoder with random weights (N(0, 0.02), unit layer norms), for benchmarks of larger sizes.
+    pub fn random(config: BertConfig, device: &B::Device) -> Self {
+        let d = config.hidden_size;
+        let ff = config.intermediate_size;
+        let normal = Distribution::Normal(0.0, 0.02);
+        let ln = || LayerNorm {
+            gamma: Tensor::ones([d], device),
+            beta: Tensor::zeros([d], device),
+            eps: config.layer_norm_eps,
+        };
+        let dense = |inp: usize, out: usize| Dense {
+            weight: Tensor::random([inp, out], normal, device),
+            bias: Tensor::zeros([out], device),
+        };
+        let layers = (0..config.num_hidden_layers)
+            .map(|_| Layer {
+                qkv: dense(d, 3 * d),
+                attn_out: dense(d, d),
+                ln_attn: ln(),
+                ff_in: dense(d, ff),
+                ff_out: dense(ff, d),
+                ln_ff: ln(),
+            })
+            .collect();
+        Self {
+            word_embeddings: Tensor::random([config.vocab_size, d], normal, device),
+            position_type: Tensor::random([config.max_position_embeddings, d], normal, device),
+            ln_embed: ln(),
+            layers,
+            config,
+        }
+    }
+
+    /// The architecture.
+    pub fn config(&self) -> &BertConfig {
+        &self.config
+    }
+
+    /// Hidden width d.
+    pub fn hidden_size(&self) -> usize {
+        self.config.hidden_size
+    }
+
+    /// The word-embedding table `[vocab, d]` (the space soft prompts live in).
+    pub fn word_embeddings(&self) -> Tensor<B, 2> {
+        self.word_embeddings.clone()
+    }
+
+    /// Looks up word embeddings: `ids: [batch, len] -> [batch, len, d]`.
+    pub fn embed_tokens(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        let [b, t] = ids.dims();
+        self.word_embeddings
+            .clone()
+            .select(0, ids.reshape([b * t]))
+            .reshape([b, t, self.config.hidden_size])
+    }
+
+    /// Runs the encoder on word-level input embeddings (`[batch, len, d]`, e.g. soft prompt rows
+    /// spliced between token embeddings); `mask: [batch, len]` is 1 for real positions, 0 for
+    /// padding. Returns the last hidden states `[batch, len, d]`.
+    pub fn forward_embeds(&self, inputs: Tensor<B, 3>, mask: Tensor<B, 2>) -> Tensor<B, 3> {
+        let [b, t, d] = inputs.dims();
+        let h = self.config.num_attention_heads;
+        let dh = d / h;
+        let pos = self.position_type.clone().slice([0..t, 0..d]).unsqueeze::<3>();
+        let x = self.ln_embed.forward(inputs + pos);
+        // Additive key mask [b, 1, 1, t]: 0 where attended, -1e4·(1-mask) elsewhere (as HF BERT,
+        // which uses the dtype's minimum; any large negative gives the same softmax in f32).
+        let key_bias = (mask.ones_like() - mask).mul_scalar(-1e4).reshape([b, 1, 1, t]);
+        let scale = 1.0 / (dh as f64).sqrt();
+        let mut x = x.reshape([b * t, d]);
+        for layer in &self.layers {
+            let qkv = layer.qkv.forward(x.clone()).reshape([b, t, 3, h, dh]);
+            let heads = |i: usize| {
+                qkv.clone()
+                    .slice([0..b, 0..t, i..i + 1, 0..h, 0..dh])
+                    .reshape([b, t, h, dh])
+                    .swap_dims(1, 2)
+            };
+            let (q, k, v) = (heads(0), heads(1), heads(2));
+            let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale) + key_bias.clone();
+            let ctx = softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([b * t, d]);
+            let x1 = layer.ln_attn.forward(layer.attn_out.forward(ctx) + x);
+            let ff = layer.ff_out.forward(gelu(layer.ff_in.forward(x1.clone())));
+            x = layer.ln_ff.forward(ff + x1);
+        }
+        x.reshape([b, t, d])
+    }
+
+    /// Mean of the hidden states over real positions: `[batch, len, d], [batch, len] -> [batch, d]`.
+    pub fn mean_pool(hidden: Tensor<B, 3>, mask: Tensor<B, 2>) -> Tensor<B, 2> {
+        let m = mask.unsqueeze_dim::<3>(2);
+        let summed = (hidden * m.clone()).sum_dim(1).squeeze_dim::<2>(1);
+        let counts = m.sum_dim(1).squeeze_dim::<2>(1).clamp_min(1e-9);
+        summed / counts
+    }
+
+    /// Every weight tensor, for checks that the encoder stays frozen.
+    pub fn weights(&self) -> Vec<Tensor<B, 2>> {
+        let mut out = vec![self.word_embeddings.clone(), self.position_type.clone()];
+        let ln2 = |l: &LayerNorm<B>| {
+            Tensor::cat(vec![l.gamma.clone().unsqueeze::<2>(), l.beta.clone().unsqueeze()], 0)
+        };
+        out.push(ln2(&self.ln_embed));
+        for l in &self.layers {
+            for dense in [&l.qkv, &l.attn_out, &l.ff_in, &l.ff_out] {
+                out.push(dense.weight.clone());
+                out.push(dense.bias.clone().unsqueeze());
+            }
+            out.push(ln2(&l.ln_attn));
+            out.push(ln2(&l.ln_ff));
+        }
+        out
+    }
+}
+
+fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0; w.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = w[r * cols + c];
+        }
+    }
+    out
+}

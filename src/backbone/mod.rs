@@ -1,0 +1,82 @@
+//! Frozen pretrained backbones and their tokenizers.
+
+mod bert;
+mod tokenizer;
+
+pub use bert::{BertConfig, BertEncoder};
+pub use tokenizer::{BertTokenizer, TokenBatch};
+
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
+
+use crate::assets::{Assets, MINILM};
+use crate::error::Result;
+
+/// Default maximum sequence length (prompt slots and special tokens included).
+pub const DEFAULT_MAX_LEN: usize = 64;
+
+/// A frozen encoder with its tokenizer: the model every readout runs through.
+#[derive(Debug, Clone)]
+pub struct Backbone<B: Backend> {
+    /// The encoder.
+    pub encoder: BertEncoder<B>,
+    /// Its tokenizer.
+    pub tokenizer: BertTokenizer,
+    /// sha256 of the weights file (recorded in run results).
+    pub weights_sha256: String,
+}
+
+impl<B: Backend> Backbone<B> {
+    /// Loads all-MiniLM-L6-v2 from the asset cache, fetching it on first use.
+    pub fn minilm(assets: &Assets, device: &B::Device) -> Result<Self> {
+        let weights = assets.require(&MINILM, "minilm/model.safetensors")?;
+        let config = BertConfig::from_file(&assets.require(&MINILM, "minilm/config.json")?)?;
+        let tokenizer = BertTokenizer::from_file(&assets.require(&MINILM, "minilm/tokenizer.json")?)?;
+        let encoder = BertEncoder::from_safetensors(&weights, config, device)?;
+        let sha = MINILM.files[0].sha256.to_string();
+        Ok(Self {
+            encoder,
+            tokenizer,
+            weights_sha256: sha,
+        })
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> B::Device {
+        self.encoder.word_embeddings().device()
+    }
+
+    /// Mean-pooled sentence embeddings `[n, d]` of tokenized texts (no prompt), in chunks.
+    pub fn embed(&self, seqs: &[Vec<u32>], max_len: usize, chunk: usize) -> Tensor<B, 2> {
+        let device = self.device();
+        let parts: Vec<_> = seqs
+            .chunks(chunk.max(1))
+            .map(|c| {
+                let refs: Vec<&[u32]> = c.iter().map(|s| s.as_slice()).collect();
+                let batch = TokenBatch::new(&self.tokenizer, &refs, 0, max_len);
+                let mask = batch.mask_tensor::<B>(&device);
+                let x = self.encoder.embed_tokens(batch.ids_tensor(&device));
+                let h = self.encoder.forward_embeds(x, mask.clone());
+                BertEncoder::mean_pool(h, mask)
+            })
+            .collect();
+        Tensor::cat(parts, 0)
+    }
+
+    /// Mean-pooled embeddings `[n, d]` of `[CLS] prompt seq [SEP]` for each sequence, where
+    /// `prompt: [L, d]` is spliced in as word-level input embeddings. Gradients flow to `prompt`.
+    pub fn embed_with_prompt(&self, prompt: Tensor<B, 2>, seqs: &[&[u32]], max_len: usize) -> Tensor<B, 2> {
+        let device = self.device();
+        let [l, d] = prompt.dims();
+        let batch = TokenBatch::new(&self.tokenizer, seqs, l, max_len);
+        let (b, t) = (batch.batch, batch.len);
+        let mask = batch.mask_tensor::<B>(&device);
+        let tokens = self.encoder.embed_tokens(batch.ids_tensor(&device));
+        let cls = tokens.clone().slice([0..b, 0..1, 0..d]);
+        let rest = tokens.slice([0..b, 1 + l..t, 0..d]);
+        let prompt = prompt.unsqueeze::<3>().expand([b, l, d]);
+        let inputs = Tensor::cat(vec![cls, prompt, rest], 1);
+        let h = self.encoder.forward_embeds(inputs, mask.clone());
+        BertEncoder::mean_pool(h, mask)
+    }
+}

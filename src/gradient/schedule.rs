@@ -1,0 +1,109 @@
+//! Learning-rate schedules.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Learning rate as a function of the step within a stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum LrSchedule {
+    /// The peak rate throughout.
+    Constant,
+    /// Linear warm-up from 0, then linear decay to 0 at the end of the stage.
+    Linear {
+        /// Warm-up steps.
+        warmup: usize,
+    },
+    /// Linear warm-up, then cosine decay to `min_factor`·peak.
+    Cosine {
+        /// Warm-up steps.
+        warmup: usize,
+        /// Final rate as a fraction of the peak.
+        min_factor: f64,
+    },
+}
+
+impl Default for LrSchedule {
+    fn default() -> Self {
+        LrSchedule::Cosine {
+            warmup: 0,
+            min_factor: 0.1,
+        }
+    }
+}
+
+impl LrSchedule {
+    /// The learning rate at `step` (0-based) of a stage of `total` steps with peak `lr`.
+    pub fn lr(&self, lr: f64, step: usize, total: usize) -> f64 {
+        let total = total.max(1);
+        let warm = |w: usize| {
+            if w > 0 && step < w {
+                Some(lr * (step + 1) as f64 / w as f64)
+            } else {
+                None
+            }
+        };
+        match *self {
+            LrSchedule::Constant => lr,
+            LrSchedule::Linear { warmup } => warm(warmup).unwrap_or_else(|| {
+                let span = (total - warmup.min(total)).max(1) as f64;
+                lr * (1.0 - (step - warmup.min(step)) as f64 / span).max(0.0)
+            }),
+            LrSchedule::Cosine { warmup, min_factor } => warm(warmup).unwrap_or_else(|| {
+                let span = (total - warmup.min(total)).max(1) as f64;
+                let t = ((step - warmup.min(step)) as f64 / span).min(1.0);
+                let cos = 0.5 * (1.0 + (std::f64::consts::PI * t).cos());
+                lr * (min_factor + (1.0 - min_factor) * cos)
+            }),
+        }
+    }
+
+    /// Checks the schedule against the stage length.
+    pub fn validate(&self, steps: usize) -> Result<()> {
+        match *self {
+            LrSchedule::Constant => Ok(()),
+            LrSchedule::Linear { warmup } | LrSchedule::Cosine { warmup, .. } if warmup > steps => {
+                Err(Error::config(
+                    "gradient.schedule.warmup",
+                    format!("{warmup} warm-up steps exceed the stage's {steps} steps"),
+                ))
+            }
+            LrSchedule::Cosine { min_factor, .. } if !(0.0..=1.0).contains(&min_factor) => Err(
+                Error::config("gradient.schedule.min_factor", format!("{min_factor} is not in [0, 1]")),
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cosine_warms_up_peaks_and_decays_to_floor() {
+        let s = LrSchedule::Cosine { warmup: 10, min_factor: 0.1 };
+        assert!((s.lr(1.0, 0, 100) - 0.1).abs() < 1e-12);
+        assert!((s.lr(1.0, 9, 100) - 1.0).abs() < 1e-12);
+        assert!((s.lr(1.0, 10, 100) - 1.0).abs() < 1e-12);
+        let end = s.lr(1.0, 100, 100);
+        assert!((end - 0.1).abs() < 1e-9, "{end}");
+        let mid = s.lr(1.0, 55, 100);
+        assert!(mid < 1.0 && mid > 0.1);
+    }
+
+    #[test]
+    fn linear_decays_to_zero_and_constant_is_flat() {
+        let s = LrSchedule::Linear { warmup: 0 };
+        assert_eq!(s.lr(2.0, 0, 4), 2.0);
+        assert_eq!(s.lr(2.0, 2, 4), 1.0);
+        assert_eq!(LrSchedule::Constant.lr(3.0, 77, 4), 3.0);
+    }
+
+    #[test]
+    fn warmup_longer_than_stage_is_rejected_by_name() {
+        let err = LrSchedule::Linear { warmup: 50 }.validate(10).unwrap_err().to_string();
+        assert!(err.contains("warmup") && err.contains("50"), "{err}");
+    }
+}

@@ -1,0 +1,191 @@
+//! One gradient stage over the training split.
+
+use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{ElementConversion, Tensor};
+use indicatif::ProgressBar;
+use rand::seq::SliceRandom;
+use rand::Rng;
+
+use super::{GradientConfig, TrajectoryPoint};
+use crate::backbone::BertTokenizer;
+use crate::error::{Error, Result};
+use crate::prompt::Projector;
+use crate::readout::{PromptModel, Readout, SplitName};
+
+/// The optimizer the gradient stage uses.
+pub type PromptOptimizer<B> = OptimizerAdaptor<AdamW, PromptModel<B>, B>;
+
+/// What a stage produced.
+#[derive(Debug)]
+pub struct StageOutcome<B: AutodiffBackend> {
+    /// The model after the last step.
+    pub model: PromptModel<B>,
+    /// Recorded trajectory points, in step order.
+    pub trajectory: Vec<TrajectoryPoint>,
+    /// Mean training loss of each step.
+    pub step_losses: Vec<f64>,
+}
+
+/// Runs gradient stages of a readout with a fixed configuration.
+pub struct GradientStage<'a, B: AutodiffBackend, R: Readout<B>> {
+    readout: &'a R,
+    projector: &'a Projector<B>,
+    tokenizer: &'a BertTokenizer,
+    config: &'a GradientConfig,
+}
+
+impl<'a, B: AutodiffBackend, R: Readout<B>> GradientStage<'a, B, R> {
+    /// A stage over `readout`'s training split; `projector` and `tokenizer` turn recorded prompts
+    /// into text.
+    pub fn new(
+        readout: &'a R,
+        projector: &'a Projector<B>,
+        tokenizer: &'a BertTokenizer,
+        config: &'a GradientConfig,
+    ) -> Self {
+        Self {
+            readout,
+            projector,
+            tokenizer,
+            config,
+        }
+    }
+
+    /// A fresh AdamW optimizer with the stage's settings.
+    pub fn optimizer(&self) -> PromptOptimizer<B> {
+        AdamWConfig::new()
+            .with_beta_1(self.config.beta1)
+            .with_beta_2(self.config.beta2)
+            .with_epsilon(self.config.eps)
+            .with_weight_decay(self.config.weight_decay)
+            .init()
+    }
+
+    /// Runs `config.steps` steps from `model`. `step_offset` is the global step count before the
+    /// stage (trajectory steps are global). All sampling randomness comes from `rng`.
+    pub fn run(
+        &self,
+        mut model: PromptModel<B>,
+        optim: &mut PromptOptimizer<B>,
+        rng: &mut impl Rng,
+        step_offset: usize,
+        progress: &ProgressBar,
+    ) -> Result<StageOutcome<B>> {
+        let cfg = self.config;
+        let n = self.readout.data().train.len();
+        if n == 0 {
+            return Err(Error::config("training split", "is empty"));
+        }
+        let batch = cfg.batch_size.min(n);
+        let mut order: Vec<usize> = Vec::new();
+        let mut step_losses = Vec::with_capacity(cfg.steps);
+        let mut snapshots: Vec<(usize, f64, f64, Tensor<B, 2>)> = Vec::new();
+        let mut since_record = Vec::new();
+        for step in 0..cfg.steps {
+            if order.len() < batch {
+                let mut fresh: Vec<usize> = (0..n).collect();
+                fresh.shuffle(rng);
+                order.extend(fresh);
+            }
+            let idx: Vec<usize> = order.drain(..batch).collect();
+            let lr = cfg.schedule.lr(cfg.lr, step, cfg.steps);
+            let loss = self.readout.loss(&model, SplitName::Train, &idx);
+            let loss_value: f64 = loss.clone().into_scalar().elem();
+            if !loss_value.is_finite() {
+                return Err(Error::Diverged {
+                    step: step_offset + step + 1,
+                    reason: format!("training loss is {loss_value}"),
+                });
+            }
+            let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+            if let Some(max_norm) = cfg.grad_clip {
+                clip_global_norm(&model, &mut grads, max_norm as f64, step_offset + step + 1)?;
+            }
+            model = optim.step(lr, model, grads);
+            step_losses.push(loss_value);
+            since_record.push(loss_value);
+            let done = step + 1;
+            if done % cfg.record_every == 0 || done == cfg.steps {
+                let mean = since_record.iter().sum::<f64>() / since_record.len() as f64;
+                since_record.clear();
+                snapshots.push((step_offset + done, mean, lr, model.prompt.rows().detach()));
+            }
+            progress.set_message(format!("loss {loss_value:.4}"));
+            progress.inc(1);
+        }
+        let trajectory = self.project_snapshots(snapshots);
+        Ok(StageOutcome {
+            model,
+            trajectory,
+            step_losses,
+        })
+    }
+
+    /// Projects all recorded prompts in one batched computation.
+    fn project_snapshots(&self, snaps: Vec<(usize, f64, f64, Tensor<B, 2>)>) -> Vec<TrajectoryPoint> {
+        let prompts: Vec<_> = snaps.iter().map(|s| s.3.clone()).collect();
+        let projections = self.projector.project_many(&prompts, self.config.top_k);
+        snaps
+            .into_iter()
+            .zip(projections)
+            .map(|((step, loss, lr, _), p)| {
+                let ids = p.nearest();
+                TrajectoryPoint {
+                    step,
+                    loss,
+                    lr,
+                    text: self.tokenizer.decode(&ids),
+                    distances: p.nearest_distances(),
+                    token_ids: ids,
+                    top_k: p.token_ids,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Scales all gradients so that their global L2 norm is at most `max_norm` (as PyTorch's
+/// `clip_grad_norm_`), and rejects non-finite gradients.
+fn clip_global_norm<B: AutodiffBackend>(
+    model: &PromptModel<B>,
+    grads: &mut GradientsParams,
+    max_norm: f64,
+    step: usize,
+) -> Result<()> {
+    let ids2 = model.param_ids_2d();
+    let ids1 = model.param_ids_1d();
+    let mut sq = 0.0f64;
+    for &id in &ids2 {
+        if let Some(g) = grads.get::<B::InnerBackend, 2>(id) {
+            sq += g.square().sum().into_scalar().elem::<f64>();
+        }
+    }
+    for &id in &ids1 {
+        if let Some(g) = grads.get::<B::InnerBackend, 1>(id) {
+            sq += g.square().sum().into_scalar().elem::<f64>();
+        }
+    }
+    let norm = sq.sqrt();
+    if !norm.is_finite() {
+        return Err(Error::Diverged {
+            step,
+            reason: format!("gradient norm is {norm}"),
+        });
+    }
+    if norm > max_norm {
+        let scale = max_norm / (norm + 1e-6);
+        for &id in &ids2 {
+            if let Some(g) = grads.remove::<B::InnerBackend, 2>(id) {
+                grads.register(id, g.mul_scalar(scale));
+            }
+        }
+        for &id in &ids1 {
+            if let Some(g) = grads.remove::<B::InnerBackend, 1>(id) {
+                grads.register(id, g.mul_scalar(scale));
+            }
+        }
+    }
+    Ok(())
+}

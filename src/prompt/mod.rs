@@ -1,0 +1,7 @@
+//! Soft prompts (trainable vectors in the word-embedding space) and their projection to tokens.
+
+mod projection;
+mod soft_prompt;
+
+pub use projection::{Metric, Projection, Projector};
+pub use soft_prompt::{PromptInit, SoftPrompt};

@@ -1,0 +1,110 @@
+//! CoOp-style readout: class embeddings from the prompt ⊕ class-name tokens, compared by cosine to
+//! frozen sentence embeddings of the examples, which are computed once per split and cached.
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
+
+use super::{EncodedData, PromptModel, Readout, SplitName};
+use crate::backbone::Backbone;
+
+/// The class-prompt readout with its cache of normalised sample embeddings.
+#[derive(Debug, Clone)]
+pub struct ClassPromptReadout<B: Backend> {
+    backbone: Backbone<B>,
+    data: EncodedData,
+    class_tokens: Vec<Vec<u32>>,
+    scale: f32,
+    max_len: usize,
+    cache: Option<[Tensor<B, 2>; 3]>,
+}
+
+fn l2_normalize<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
+    let norm = x.clone().square().sum_dim(1).sqrt().clamp_min(1e-12);
+    x / norm
+}
+
+impl<B: Backend> ClassPromptReadout<B> {
+    /// Builds the readout and embeds every example of every split once (the cache).
+    pub fn new(backbone: Backbone<B>, data: EncodedData, scale: f32, max_len: usize) -> Self {
+        let mut r = Self::uncached(backbone, data, scale, max_len);
+        r.cache = Some([SplitName::Train, SplitName::Selection, SplitName::Test].map(|s| r.embed_split(s)));
+        r
+    }
+
+    /// The readout without a cache: sample embeddings are recomputed on every call (for
+    /// measuring what the cache saves).
+    pub fn uncached(backbone: Backbone<B>, data: EncodedData, scale: f32, max_len: usize) -> Self {
+        let class_tokens = data
+            .class_names
+            .iter()
+            .map(|c| backbone.tokenizer.encode(c))
+            .collect();
+        Self {
+            backbone,
+            data,
+            class_tokens,
+            scale,
+            max_len,
+            cache: None,
+        }
+    }
+
+    fn embed_split(&self, split: SplitName) -> Tensor<B, 2> {
+        let seqs = &self.data.split(split).tokens;
+        if seqs.is_empty() {
+            return Tensor::zeros([0, self.backbone.encoder.hidden_size()], &self.backbone.device());
+        }
+        l2_normalize(self.backbone.embed(seqs, self.max_len, 64)).detach()
+    }
+
+    /// Normalised class embeddings `[classes, d]` for a prompt.
+    pub fn class_embeddings(&self, model: &PromptModel<B>) -> Tensor<B, 2> {
+        let seqs: Vec<&[u32]> = self.class_tokens.iter().map(|t| t.as_slice()).collect();
+        l2_normalize(self.backbone.embed_with_prompt(model.prompt.rows(), &seqs, self.max_len))
+    }
+
+    /// The backbone.
+    pub fn backbone(&self) -> &Backbone<B> {
+        &self.backbone
+    }
+
+    fn samples(&self, split: SplitName, idx: &[usize]) -> Tensor<B, 2> {
+        let device = self.backbone.device();
+        match &self.cache {
+            Some(cache) => {
+                let i = match split {
+                    SplitName::Train => 0,
+                    SplitName::Selection => 1,
+                    SplitName::Test => 2,
+                };
+                let ids: Tensor<B, 1, Int> = Tensor::from_data(
+                    TensorData::new(idx.iter().map(|&i| i as i64).collect::<Vec<_>>(), [idx.len()]),
+                    &device,
+                );
+                cache[i].clone().select(0, ids)
+            }
+            None => {
+                let seqs: Vec<Vec<u32>> = self.data.split(split).tokens_of(idx).into_iter().map(<[u32]>::to_vec).collect();
+                l2_normalize(self.backbone.embed(&seqs, self.max_len, 64)).detach()
+            }
+        }
+    }
+}
+
+impl<B: Backend> Readout<B> for ClassPromptReadout<B> {
+    fn logits(&self, model: &PromptModel<B>, split: SplitName, idx: &[usize]) -> Tensor<B, 2> {
+        let classes = self.class_embeddings(model);
+        self.samples(split, idx)
+            .matmul(classes.transpose())
+            .mul_scalar(self.scale)
+    }
+
+    fn data(&self) -> &EncodedData {
+        &self.data
+    }
+
+    fn eval_chunk(&self) -> usize {
+        // Scoring is a [n, d] x [d, C] product once the class embeddings exist.
+        4096
+    }
+}

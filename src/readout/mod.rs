@@ -1,0 +1,144 @@
+//! Readouts: how a soft prompt and the frozen backbone turn an example into class scores.
+//!
+//! - [`ClassPromptReadout`] (CoOp-style): class embedding = encoder(prompt ⊕ class name), sample
+//!   embedding = frozen encoder(text), computed once and cached; logits = scale · cosine.
+//! - [`InputHeadReadout`] (Lester-style): prompt spliced before the input tokens, mean pooled,
+//!   trainable linear head.
+
+mod class_prompt;
+mod data;
+mod input_head;
+mod model;
+
+pub use class_prompt::ClassPromptReadout;
+pub use data::{EncodedData, EncodedSplit, SplitName};
+pub use input_head::InputHeadReadout;
+pub use model::{Head, PromptModel};
+
+use burn::tensor::activation::log_softmax;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+/// Which readout a task uses, with its settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ReadoutConfig {
+    /// CoOp-style class prompts compared by cosine to cached sentence embeddings.
+    ClassPrompt {
+        /// Logit scale (inverse temperature) applied to cosine similarities.
+        scale: f32,
+    },
+    /// Lester-style input prompt, mean pooling and a trainable linear head.
+    InputHead,
+}
+
+impl Default for ReadoutConfig {
+    fn default() -> Self {
+        ReadoutConfig::ClassPrompt { scale: 20.0 }
+    }
+}
+
+impl std::str::FromStr for ReadoutConfig {
+    type Err = crate::error::Error;
+
+    fn from_str(s: &str) -> crate::error::Result<Self> {
+        match s {
+            "class-prompt" => Ok(Self::default()),
+            "input-head" => Ok(Self::InputHead),
+            _ => Err(crate::error::Error::config(
+                format!("readout `{s}`"),
+                "expected `class-prompt` or `input-head`",
+            )),
+        }
+    }
+}
+
+/// Loss and accuracy of a prompt on a set of examples.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    /// Mean cross-entropy.
+    pub loss: f64,
+    /// Fraction classified correctly.
+    pub accuracy: f64,
+    /// Number of examples.
+    pub count: usize,
+}
+
+/// Scores examples given a prompt model. Implementations hold the frozen backbone and any cache.
+pub trait Readout<B: Backend> {
+    /// Logits `[idx.len(), classes]` of examples `idx` of `split`. Gradients flow to the model's
+    /// trainable tensors when they require them.
+    fn logits(&self, model: &PromptModel<B>, split: SplitName, idx: &[usize]) -> Tensor<B, 2>;
+
+    /// The encoded data the readout scores.
+    fn data(&self) -> &EncodedData;
+
+    /// Mean cross-entropy of a batch (differentiable).
+    fn loss(&self, model: &PromptModel<B>, split: SplitName, idx: &[usize]) -> Tensor<B, 1> {
+        let logits = self.logits(model, split, idx);
+        let labels = self.data().split(split).labels_of(idx);
+        cross_entropy(logits, &labels)
+    }
+
+    /// Loss and accuracy over a whole split, without tracking gradients.
+    fn evaluate(&self, model: &PromptModel<B>, split: SplitName) -> Metrics {
+        let frozen = model.detached();
+        let n = self.data().split(split).len();
+        let all: Vec<usize> = (0..n).collect();
+        let (mut loss_sum, mut correct) = (0.0, 0usize);
+        for chunk in all.chunks(self.eval_chunk()) {
+            let logits = self.logits(&frozen, split, chunk);
+            let labels = self.data().split(split).labels_of(chunk);
+            let (l, c) = loss_and_correct(logits, &labels);
+            loss_sum += l * chunk.len() as f64;
+            correct += c;
+        }
+        Metrics {
+            loss: loss_sum / n.max(1) as f64,
+            accuracy: correct as f64 / n.max(1) as f64,
+            count: n,
+        }
+    }
+
+    /// How many examples [`Readout::evaluate`] scores at once.
+    fn eval_chunk(&self) -> usize {
+        64
+    }
+}
+
+/// Mean cross-entropy of logits `[n, C]` against labels.
+pub fn cross_entropy<B: Backend>(logits: Tensor<B, 2>, labels: &[usize]) -> Tensor<B, 1> {
+    let device = logits.device();
+    let n = labels.len();
+    let idx: Tensor<B, 2, Int> = Tensor::from_data(
+        TensorData::new(labels.iter().map(|&l| l as i64).collect::<Vec<_>>(), [n, 1]),
+        &device,
+    );
+    log_softmax(logits, 1).gather(1, idx).mean().neg()
+}
+
+/// Mean cross-entropy and number of correct argmax predictions.
+pub fn loss_and_correct<B: Backend>(logits: Tensor<B, 2>, labels: &[usize]) -> (f64, usize) {
+    let pred: Vec<i64> = logits
+        .clone()
+        .argmax(1)
+        .into_data()
+        .convert::<i64>()
+        .into_vec()
+        .unwrap_or_default();
+    let correct = pred
+        .iter()
+        .zip(labels)
+        .filter(|(&p, &l)| p as usize == l)
+        .count();
+    let loss = cross_entropy(logits, labels)
+        .into_data()
+        .convert::<f64>()
+        .into_vec::<f64>()
+        .unwrap_or_default()
+        .first()
+        .copied()
+        .unwrap_or(f64::NAN);
+    (loss, correct)
+}

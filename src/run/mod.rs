@@ -1,0 +1,5 @@
+//! Run folders and the records written into them.
+
+mod folder;
+
+pub use folder::RunDir;
