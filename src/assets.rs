@@ -178,6 +178,11 @@ impl Assets {
         &self.root
     }
 
+    /// The cache of frozen sentence embeddings, under `cache/embeddings`.
+    pub fn embedding_cache(&self) -> crate::backbone::EmbeddingCache {
+        crate::backbone::EmbeddingCache::new(self.root.join("cache").join("embeddings"))
+    }
+
     /// Path of a file of a group inside the cache (it may not exist yet).
     pub fn path(&self, file: &AssetFile) -> PathBuf {
         self.root.join(file.dest)

@@ -3,7 +3,8 @@
 
 use std::time::Instant;
 
-use burn::tensor::backend::AutodiffBackend;
+use burn::module::Module;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use indicatif::ProgressBar;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -17,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::gradient::{GradientConfig, GradientStage, TrajectoryPoint};
 use crate::prompt::{PromptInit, Projector, SoftPrompt};
 use crate::readout::{
-    ClassPromptReadout, EncodedData, Head, InputHeadReadout, Metrics, PromptModel, Readout,
+    evaluate_valid, ClassPromptReadout, EncodedData, Head, InputHeadReadout, Metrics, PromptModel, Readout,
     ReadoutConfig, SplitName,
 };
 use crate::run::RunDir;
@@ -122,12 +123,13 @@ pub struct TuneResult {
 }
 
 /// A readout of either kind, behind one type.
-enum AnyReadout<B: AutodiffBackend> {
+#[derive(Module, Debug)]
+enum AnyReadout<B: Backend> {
     Class(ClassPromptReadout<B>),
     Input(InputHeadReadout<B>),
 }
 
-impl<B: AutodiffBackend> Readout<B> for AnyReadout<B> {
+impl<B: Backend> Readout<B> for AnyReadout<B> {
     fn logits(&self, model: &PromptModel<B>, split: SplitName, idx: &[usize]) -> burn::tensor::Tensor<B, 2> {
         match self {
             AnyReadout::Class(r) => r.logits(model, split, idx),
@@ -180,7 +182,13 @@ pub fn tune<B: AutodiffBackend>(
     let d = backbone.encoder.hidden_size();
     let (readout, head) = match config.readout {
         ReadoutConfig::ClassPrompt { scale } => (
-            AnyReadout::Class(ClassPromptReadout::new(backbone.clone(), data, scale, config.max_len)),
+            AnyReadout::Class(ClassPromptReadout::new(
+                backbone.clone(),
+                data,
+                scale,
+                config.max_len,
+                Some(&assets.embedding_cache()),
+            )),
             None,
         ),
         ReadoutConfig::InputHead => {
@@ -193,8 +201,8 @@ pub fn tune<B: AutodiffBackend>(
     };
     let prepare_seconds = start.elapsed().as_secs_f64();
     let model = PromptModel { prompt, head };
-    let initial_selection = readout.evaluate(&model, SplitName::Selection);
-    let initial_test = readout.evaluate(&model, SplitName::Test);
+    let initial_selection = evaluate_valid(&readout, &model, SplitName::Selection);
+    let initial_test = evaluate_valid(&readout, &model, SplitName::Test);
 
     let projector = Projector::new(&backbone.encoder, &backbone.tokenizer, config.gradient.metric);
     let stage = GradientStage::new(&readout, &projector, &backbone.tokenizer, &config.gradient);
@@ -205,8 +213,8 @@ pub fn tune<B: AutodiffBackend>(
     let train_seconds = t_train.elapsed().as_secs_f64();
     progress.finish_and_clear();
 
-    let selection = readout.evaluate(&outcome.model, SplitName::Selection);
-    let test = readout.evaluate(&outcome.model, SplitName::Test);
+    let selection = evaluate_valid(&readout, &outcome.model, SplitName::Selection);
+    let test = evaluate_valid(&readout, &outcome.model, SplitName::Test);
     let final_text = outcome
         .trajectory
         .last()
@@ -257,13 +265,14 @@ pub fn zero_shot<B: AutodiffBackend>(
     }
     let data = EncodedData::new(&dataset, &splits, &backbone.tokenizer);
     let rows = SoftPrompt::token_rows(&backbone.encoder, &ids);
-    let readout = ClassPromptReadout::new(backbone, data, scale, DEFAULT_MAX_LEN);
+    let cache = assets.embedding_cache();
+    let readout = ClassPromptReadout::new(backbone, data, scale, DEFAULT_MAX_LEN, Some(&cache));
     let model = PromptModel {
         prompt: SoftPrompt::from_tensor(rows),
         head: None,
     };
     Ok((
-        readout.evaluate(&model, SplitName::Selection),
-        readout.evaluate(&model, SplitName::Test),
+        evaluate_valid(&readout, &model, SplitName::Selection),
+        evaluate_valid(&readout, &model, SplitName::Test),
     ))
 }

@@ -7,6 +7,7 @@
 
 use std::path::Path;
 
+use burn::module::Module;
 use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
@@ -76,7 +77,7 @@ impl BertConfig {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Module, Debug)]
 struct LayerNorm<B: Backend> {
     gamma: Tensor<B, 1>,
     beta: Tensor<B, 1>,
@@ -92,7 +93,7 @@ impl<B: Backend> LayerNorm<B> {
 }
 
 /// A dense layer with the weight stored transposed, `[in, out]`, ready for `x · W`.
-#[derive(Debug, Clone)]
+#[derive(Module, Debug)]
 struct Dense<B: Backend> {
     weight: Tensor<B, 2>,
     bias: Tensor<B, 1>,
@@ -105,7 +106,7 @@ impl<B: Backend> Dense<B> {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Module, Debug)]
 struct Layer<B: Backend> {
     /// Query, key and value fused: `[d, 3d]`.
     qkv: Dense<B>,
@@ -116,9 +117,11 @@ struct Layer<B: Backend> {
     ln_ff: LayerNorm<B>,
 }
 
-/// The frozen encoder.
-#[derive(Debug, Clone)]
+/// The frozen encoder. Its weights are constant tensors of the module (no `Param`s), so
+/// `valid()` gives the same encoder on the inner backend and optimizers never see them.
+#[derive(Module, Debug)]
 pub struct BertEncoder<B: Backend> {
+    #[module(skip)]
     config: BertConfig,
     word_embeddings: Tensor<B, 2>,
     /// Position embeddings plus the type-0 embedding, `[max_pos, d]` (segment ids are always 0).

@@ -1,11 +1,14 @@
 //! Frozen pretrained backbones and their tokenizers.
 
 mod bert;
+mod embedding_cache;
 mod tokenizer;
 
 pub use bert::{BertConfig, BertEncoder};
+pub use embedding_cache::EmbeddingCache;
 pub use tokenizer::{BertTokenizer, TokenBatch};
 
+use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
@@ -16,13 +19,15 @@ use crate::error::Result;
 pub const DEFAULT_MAX_LEN: usize = 64;
 
 /// A frozen encoder with its tokenizer: the model every readout runs through.
-#[derive(Debug, Clone)]
+#[derive(Module, Debug)]
 pub struct Backbone<B: Backend> {
     /// The encoder.
     pub encoder: BertEncoder<B>,
     /// Its tokenizer.
+    #[module(skip)]
     pub tokenizer: BertTokenizer,
     /// sha256 of the weights file (recorded in run results).
+    #[module(skip)]
     pub weights_sha256: String,
 }
 
@@ -46,13 +51,16 @@ impl<B: Backend> Backbone<B> {
         self.encoder.word_embeddings().device()
     }
 
-    /// Mean-pooled sentence embeddings `[n, d]` of tokenized texts (no prompt), in chunks.
+    /// Mean-pooled sentence embeddings `[n, d]` of tokenized texts (no prompt), in chunks of
+    /// similar length (sorted by length so that little is spent on padding), in input order.
     pub fn embed(&self, seqs: &[Vec<u32>], max_len: usize, chunk: usize) -> Tensor<B, 2> {
         let device = self.device();
-        let parts: Vec<_> = seqs
+        let mut order: Vec<usize> = (0..seqs.len()).collect();
+        order.sort_by_key(|&i| seqs[i].len());
+        let parts: Vec<_> = order
             .chunks(chunk.max(1))
             .map(|c| {
-                let refs: Vec<&[u32]> = c.iter().map(|s| s.as_slice()).collect();
+                let refs: Vec<&[u32]> = c.iter().map(|&i| seqs[i].as_slice()).collect();
                 let batch = TokenBatch::new(&self.tokenizer, &refs, 0, max_len);
                 let mask = batch.mask_tensor::<B>(&device);
                 let x = self.encoder.embed_tokens(batch.ids_tensor(&device));
@@ -60,7 +68,17 @@ impl<B: Backend> Backbone<B> {
                 BertEncoder::mean_pool(h, mask)
             })
             .collect();
-        Tensor::cat(parts, 0)
+        let sorted = Tensor::cat(parts, 0);
+        // Row r of `sorted` is sequence order[r]; gather back to input order.
+        let mut inverse = vec![0i64; seqs.len()];
+        for (r, &i) in order.iter().enumerate() {
+            inverse[i] = r as i64;
+        }
+        let inverse = Tensor::<B, 1, burn::tensor::Int>::from_data(
+            burn::tensor::TensorData::new(inverse, [seqs.len()]),
+            &device,
+        );
+        sorted.select(0, inverse)
     }
 
     /// Mean-pooled embeddings `[n, d]` of `[CLS] prompt seq [SEP]` for each sequence, where

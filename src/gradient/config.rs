@@ -35,6 +35,9 @@ pub struct GradientConfig {
     pub metric: Metric,
     /// Nearest tokens kept per prompt vector in the trajectory.
     pub top_k: usize,
+    /// Evaluate the prompt on the selection split at every trajectory point and end the stage
+    /// with the best one (early stopping on held-out data; the test split is never used).
+    pub keep_best: bool,
 }
 
 impl Default for GradientConfig {
@@ -42,16 +45,17 @@ impl Default for GradientConfig {
         Self {
             steps: 100,
             batch_size: 16,
-            lr: 5e-3,
+            lr: 3e-3,
             schedule: LrSchedule::default(),
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
             weight_decay: 0.0,
             grad_clip: Some(1.0),
-            record_every: 10,
+            record_every: 5,
             metric: Metric::L2,
             top_k: 3,
+            keep_best: true,
         }
     }
 }

@@ -12,7 +12,8 @@ use super::{GradientConfig, TrajectoryPoint};
 use crate::backbone::BertTokenizer;
 use crate::error::{Error, Result};
 use crate::prompt::Projector;
-use crate::readout::{PromptModel, Readout, SplitName};
+use crate::readout::{evaluate_valid, PromptModel, Readout, SplitName};
+use burn::module::AutodiffModule;
 
 /// The optimizer the gradient stage uses.
 pub type PromptOptimizer<B> = OptimizerAdaptor<AdamW, PromptModel<B>, B>;
@@ -26,17 +27,24 @@ pub struct StageOutcome<B: AutodiffBackend> {
     pub trajectory: Vec<TrajectoryPoint>,
     /// Mean training loss of each step.
     pub step_losses: Vec<f64>,
+    /// Step (global) of the returned model, when `keep_best` chose an earlier one.
+    pub best_step: Option<usize>,
 }
 
 /// Runs gradient stages of a readout with a fixed configuration.
-pub struct GradientStage<'a, B: AutodiffBackend, R: Readout<B>> {
+pub struct GradientStage<'a, B: AutodiffBackend, R> {
     readout: &'a R,
     projector: &'a Projector<B>,
     tokenizer: &'a BertTokenizer,
     config: &'a GradientConfig,
 }
 
-impl<'a, B: AutodiffBackend, R: Readout<B>> GradientStage<'a, B, R> {
+impl<'a, B, R> GradientStage<'a, B, R>
+where
+    B: AutodiffBackend,
+    R: Readout<B> + AutodiffModule<B>,
+    R::InnerModule: Readout<B::InnerBackend>,
+{
     /// A stage over `readout`'s training split; `projector` and `tokenizer` turn recorded prompts
     /// into text.
     pub fn new(
@@ -81,7 +89,8 @@ impl<'a, B: AutodiffBackend, R: Readout<B>> GradientStage<'a, B, R> {
         let batch = cfg.batch_size.min(n);
         let mut order: Vec<usize> = Vec::new();
         let mut step_losses = Vec::with_capacity(cfg.steps);
-        let mut snapshots: Vec<(usize, f64, f64, Tensor<B, 2>)> = Vec::new();
+        let mut snapshots: Vec<Snapshot<B>> = Vec::new();
+        let mut best: Option<(f64, usize, PromptModel<B>)> = None;
         let mut since_record = Vec::new();
         for step in 0..cfg.steps {
             if order.len() < batch {
@@ -110,32 +119,55 @@ impl<'a, B: AutodiffBackend, R: Readout<B>> GradientStage<'a, B, R> {
             if done % cfg.record_every == 0 || done == cfg.steps {
                 let mean = since_record.iter().sum::<f64>() / since_record.len() as f64;
                 since_record.clear();
-                snapshots.push((step_offset + done, mean, lr, model.prompt.rows().detach()));
+                let selection = cfg.keep_best.then(|| {
+                    let m = evaluate_valid(self.readout, &model, SplitName::Selection);
+                    let better = best.as_ref().is_none_or(|(acc, _, _)| m.accuracy > *acc);
+                    if better {
+                        best = Some((m.accuracy, step_offset + done, model.detached()));
+                    }
+                    m.accuracy
+                });
+                snapshots.push(Snapshot {
+                    step: step_offset + done,
+                    loss: mean,
+                    lr,
+                    selection,
+                    rows: model.prompt.rows().detach(),
+                });
             }
             progress.set_message(format!("loss {loss_value:.4}"));
             progress.inc(1);
         }
         let trajectory = self.project_snapshots(snapshots);
+        let mut best_step = None;
+        if let Some((_, step, kept)) = best {
+            if step != step_offset + cfg.steps {
+                best_step = Some(step);
+                model = reattach(kept, model);
+            }
+        }
         Ok(StageOutcome {
             model,
             trajectory,
             step_losses,
+            best_step,
         })
     }
 
     /// Projects all recorded prompts in one batched computation.
-    fn project_snapshots(&self, snaps: Vec<(usize, f64, f64, Tensor<B, 2>)>) -> Vec<TrajectoryPoint> {
-        let prompts: Vec<_> = snaps.iter().map(|s| s.3.clone()).collect();
+    fn project_snapshots(&self, snaps: Vec<Snapshot<B>>) -> Vec<TrajectoryPoint> {
+        let prompts: Vec<_> = snaps.iter().map(|s| s.rows.clone()).collect();
         let projections = self.projector.project_many(&prompts, self.config.top_k);
         snaps
             .into_iter()
             .zip(projections)
-            .map(|((step, loss, lr, _), p)| {
+            .map(|(s, p)| {
                 let ids = p.nearest();
                 TrajectoryPoint {
-                    step,
-                    loss,
-                    lr,
+                    step: s.step,
+                    loss: s.loss,
+                    lr: s.lr,
+                    selection_accuracy: s.selection,
                     text: self.tokenizer.decode(&ids),
                     distances: p.nearest_distances(),
                     token_ids: ids,
@@ -144,6 +176,32 @@ impl<'a, B: AutodiffBackend, R: Readout<B>> GradientStage<'a, B, R> {
             })
             .collect()
     }
+}
+
+/// A recorded prompt before projection.
+struct Snapshot<B: AutodiffBackend> {
+    step: usize,
+    loss: f64,
+    lr: f64,
+    selection: Option<f64>,
+    rows: Tensor<B, 2>,
+}
+
+/// Puts the values of `kept` into the parameters of `current` (same ids, so the optimizer
+/// state stays attached), requiring gradients again.
+fn reattach<B: AutodiffBackend>(kept: PromptModel<B>, current: PromptModel<B>) -> PromptModel<B> {
+    use burn::module::Param;
+    let prompt = crate::prompt::SoftPrompt {
+        vectors: Param::initialized(current.prompt.vectors.id, kept.prompt.rows().require_grad()),
+    };
+    let head = match (kept.head, current.head) {
+        (Some(k), Some(c)) => Some(crate::readout::Head {
+            weight: Param::initialized(c.weight.id, k.weight.val().require_grad()),
+            bias: Param::initialized(c.bias.id, k.bias.val().require_grad()),
+        }),
+        (_, c) => c,
+    };
+    PromptModel { prompt, head }
 }
 
 /// Scales all gradients so that their global L2 norm is at most `max_norm` (as PyTorch's

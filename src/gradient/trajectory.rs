@@ -19,4 +19,6 @@ pub struct TrajectoryPoint {
     pub distances: Vec<f32>,
     /// Top-k token ids per vector (nearest first).
     pub top_k: Vec<Vec<u32>>,
+    /// Accuracy of the continuous prompt on the selection split, when the stage measured it.
+    pub selection_accuracy: Option<f64>,
 }

@@ -1,21 +1,25 @@
 //! CoOp-style readout: class embeddings from the prompt ⊕ class-name tokens, compared by cosine to
 //! frozen sentence embeddings of the examples, which are computed once per split and cached.
 
+use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use super::{EncodedData, PromptModel, Readout, SplitName};
-use crate::backbone::Backbone;
+use crate::backbone::{Backbone, EmbeddingCache};
 
 /// The class-prompt readout with its cache of normalised sample embeddings.
-#[derive(Debug, Clone)]
+#[derive(Module, Debug)]
 pub struct ClassPromptReadout<B: Backend> {
     backbone: Backbone<B>,
+    #[module(skip)]
     data: EncodedData,
+    #[module(skip)]
     class_tokens: Vec<Vec<u32>>,
     scale: f32,
     max_len: usize,
-    cache: Option<[Tensor<B, 2>; 3]>,
+    /// Normalised sample embeddings of the train, selection and test splits; empty if uncached.
+    cache: Vec<Tensor<B, 2>>,
 }
 
 fn l2_normalize<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
@@ -24,10 +28,20 @@ fn l2_normalize<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
 }
 
 impl<B: Backend> ClassPromptReadout<B> {
-    /// Builds the readout and embeds every example of every split once (the cache).
-    pub fn new(backbone: Backbone<B>, data: EncodedData, scale: f32, max_len: usize) -> Self {
+    /// Builds the readout and embeds every example of every split once (the cache), reading and
+    /// filling `disk` when given.
+    pub fn new(
+        backbone: Backbone<B>,
+        data: EncodedData,
+        scale: f32,
+        max_len: usize,
+        disk: Option<&EmbeddingCache>,
+    ) -> Self {
         let mut r = Self::uncached(backbone, data, scale, max_len);
-        r.cache = Some([SplitName::Train, SplitName::Selection, SplitName::Test].map(|s| r.embed_split(s)));
+        r.cache = [SplitName::Train, SplitName::Selection, SplitName::Test]
+            .into_iter()
+            .map(|s| r.embed_split(s, disk))
+            .collect();
         r
     }
 
@@ -45,16 +59,20 @@ impl<B: Backend> ClassPromptReadout<B> {
             class_tokens,
             scale,
             max_len,
-            cache: None,
+            cache: Vec::new(),
         }
     }
 
-    fn embed_split(&self, split: SplitName) -> Tensor<B, 2> {
+    fn embed_split(&self, split: SplitName, disk: Option<&EmbeddingCache>) -> Tensor<B, 2> {
         let seqs = &self.data.split(split).tokens;
         if seqs.is_empty() {
             return Tensor::zeros([0, self.backbone.encoder.hidden_size()], &self.backbone.device());
         }
-        l2_normalize(self.backbone.embed(seqs, self.max_len, 64)).detach()
+        let emb = match disk {
+            Some(cache) => cache.embed(&self.backbone, seqs, self.max_len),
+            None => self.backbone.embed(seqs, self.max_len, 64),
+        };
+        l2_normalize(emb).detach()
     }
 
     /// Normalised class embeddings `[classes, d]` for a prompt.
@@ -70,8 +88,8 @@ impl<B: Backend> ClassPromptReadout<B> {
 
     fn samples(&self, split: SplitName, idx: &[usize]) -> Tensor<B, 2> {
         let device = self.backbone.device();
-        match &self.cache {
-            Some(cache) => {
+        match self.cache.as_slice() {
+            [_, _, _] => {
                 let i = match split {
                     SplitName::Train => 0,
                     SplitName::Selection => 1,
@@ -81,9 +99,9 @@ impl<B: Backend> ClassPromptReadout<B> {
                     TensorData::new(idx.iter().map(|&i| i as i64).collect::<Vec<_>>(), [idx.len()]),
                     &device,
                 );
-                cache[i].clone().select(0, ids)
+                self.cache[i].clone().select(0, ids)
             }
-            None => {
+            _ => {
                 let seqs: Vec<Vec<u32>> = self.data.split(split).tokens_of(idx).into_iter().map(<[u32]>::to_vec).collect();
                 l2_normalize(self.backbone.embed(&seqs, self.max_len, 64)).detach()
             }

@@ -1,6 +1,7 @@
 //! Lester-style readout: the prompt is spliced after `[CLS]` before the input tokens, the
 //! encoder's output is mean pooled and a trainable linear head gives the logits.
 
+use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
@@ -8,9 +9,10 @@ use super::{EncodedData, PromptModel, Readout, SplitName};
 use crate::backbone::Backbone;
 
 /// The input-prompt + head readout.
-#[derive(Debug, Clone)]
+#[derive(Module, Debug)]
 pub struct InputHeadReadout<B: Backend> {
     backbone: Backbone<B>,
+    #[module(skip)]
     data: EncodedData,
     max_len: usize,
 }

@@ -16,7 +16,8 @@ pub use input_head::InputHeadReadout;
 pub use model::{Head, PromptModel};
 
 use burn::tensor::activation::log_softmax;
-use burn::tensor::backend::Backend;
+use burn::module::AutodiffModule;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
@@ -84,8 +85,11 @@ pub trait Readout<B: Backend> {
     /// Loss and accuracy over a whole split, without tracking gradients.
     fn evaluate(&self, model: &PromptModel<B>, split: SplitName) -> Metrics {
         let frozen = model.detached();
-        let n = self.data().split(split).len();
-        let all: Vec<usize> = (0..n).collect();
+        let examples = self.data().split(split);
+        let n = examples.len();
+        // Chunks of similar length waste little compute on padding.
+        let mut all: Vec<usize> = (0..n).collect();
+        all.sort_by_key(|&i| examples.tokens[i].len());
         let (mut loss_sum, mut correct) = (0.0, 0usize);
         for chunk in all.chunks(self.eval_chunk()) {
             let logits = self.logits(&frozen, split, chunk);
@@ -105,6 +109,16 @@ pub trait Readout<B: Backend> {
     fn eval_chunk(&self) -> usize {
         64
     }
+}
+
+/// Evaluates an autodiff readout on its inner backend, so that no autodiff graph is built.
+pub fn evaluate_valid<B, R>(readout: &R, model: &PromptModel<B>, split: SplitName) -> Metrics
+where
+    B: AutodiffBackend,
+    R: Readout<B> + AutodiffModule<B>,
+    R::InnerModule: Readout<B::InnerBackend>,
+{
+    readout.valid().evaluate(&model.valid(), split)
 }
 
 /// Mean cross-entropy of logits `[n, C]` against labels.
