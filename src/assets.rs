@@ -242,7 +242,11 @@ impl Assets {
     }
 
     fn download_and_extract(&self, group: &AssetGroup) -> Result<()> {
-        let dl = self.root.join(".download").join(group.name);
+        // A folder of this process's own, so that concurrent fetches never share files.
+        let dl = self
+            .root
+            .join(".download")
+            .join(format!("{}-{}", group.name, std::process::id()));
         fs::create_dir_all(&dl).map_err(|e| Error::io("creating", &dl, e))?;
         let archive = download(&group.package, &dl)?;
         for file in group.files {
@@ -250,7 +254,7 @@ impl Assets {
             if let Some(parent) = dest.parent() {
                 fs::create_dir_all(parent).map_err(|e| Error::io("creating", parent, e))?;
             }
-            let partial = dest.with_extension("partial");
+            let partial = dest.with_extension(format!("partial-{}", std::process::id()));
             extract_member(&archive, file.member, &partial)?;
             let actual = sha256_file(&partial)?;
             if actual != file.sha256 {

@@ -68,6 +68,12 @@ impl TuneConfig {
     /// Checks every field; errors name the field.
     pub fn validate(&self) -> Result<()> {
         builtin_task(&self.task)?;
+        if !BackendKind::available().contains(&self.backend) {
+            return Err(Error::BackendUnavailable {
+                backend: self.backend.name().into(),
+                feature: self.backend.name().into(),
+            });
+        }
         if self.prompt_len == 0 {
             return Err(Error::config("prompt_len", "must be at least 1"));
         }

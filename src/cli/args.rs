@@ -80,6 +80,9 @@ pub struct TuneArgs {
     /// Examples per step.
     #[arg(long)]
     pub batch_size: Option<usize>,
+    /// Record a trajectory point (and check the selection split) every this many steps.
+    #[arg(long)]
+    pub record_every: Option<usize>,
     /// Projection metric: `l2` or `cosine`.
     #[arg(long)]
     pub metric: Option<String>,

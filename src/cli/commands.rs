@@ -127,6 +127,9 @@ fn resolve_config(assets: &Assets, a: &TuneArgs) -> Result<TuneConfig> {
     if let Some(b) = a.batch_size {
         c.gradient.batch_size = b;
     }
+    if let Some(r) = a.record_every {
+        c.gradient.record_every = r;
+    }
     if let Some(m) = &a.metric {
         c.gradient.metric = m.parse::<Metric>()?;
     }

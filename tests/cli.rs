@@ -1,0 +1,56 @@
+//! The command line: bad input gives a clear error naming the input and a non-zero exit.
+
+use std::process::Command;
+
+fn tandem(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem")).args(args).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn unknown_task_names_it_and_lists_known_ones() {
+    let (code, text) = tandem(&["tune", "sst9"]);
+    assert_ne!(code, 0);
+    assert!(text.contains("sst9") && text.contains("mr") && text.contains("subj"), "{text}");
+}
+
+#[test]
+fn bad_options_are_named() {
+    let (code, text) = tandem(&["tune", "mr", "--init", "gaussian"]);
+    assert_ne!(code, 0);
+    assert!(text.contains("gaussian"), "{text}");
+    let (code, text) = tandem(&["tune", "mr", "--readout", "mlm"]);
+    assert_ne!(code, 0);
+    assert!(text.contains("mlm") && text.contains("class-prompt"), "{text}");
+    let (code, text) = tandem(&["tune", "mr", "--lr=-1"]);
+    assert_ne!(code, 0);
+    assert!(text.contains("gradient.lr"), "{text}");
+    let (code, text) = tandem(&["tune", "mr", "--steps", "lots"]);
+    assert_ne!(code, 0);
+    assert!(text.contains("--steps"), "{text}");
+    let (code, text) = tandem(&["tune", "mr", "--prompt-len", "0"]);
+    assert_ne!(code, 0);
+    assert!(text.contains("prompt_len"), "{text}");
+}
+
+#[test]
+fn missing_backend_feature_says_which_to_enable() {
+    if cfg!(feature = "cuda") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (code, text) = tandem(&["tune", "mr", "--backend", "cuda", "--out", dir.path().to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(text.contains("--features cuda"), "{text}");
+}
+
+#[test]
+fn bad_config_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(&path, "gradient:\n  stepz: 3\n").unwrap();
+    let (code, text) = tandem(&["tune", "mr", "--config", path.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(text.contains("c.yaml") && text.contains("stepz"), "{text}");
+}

@@ -1,0 +1,164 @@
+//! The gradient stage on the real MiniLM backbone: the backbone stays bit-identical, gradients
+//! reach only the trainable tensors, training lowers the loss, and the trajectory is recorded.
+
+mod common;
+
+use burn::optim::GradientsParams;
+use burn::tensor::Tensor;
+use indicatif::ProgressBar;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tandem::assets::MINILM;
+use tandem::backbone::Backbone;
+use tandem::gradient::{GradientConfig, GradientStage, LrSchedule};
+use tandem::prompt::{PromptInit, Projector, SoftPrompt};
+use tandem::readout::{
+    evaluate_valid, ClassPromptReadout, EncodedData, EncodedSplit, Head, InputHeadReadout, PromptModel, Readout,
+    SplitName,
+};
+
+use common::CpuAd;
+
+const TEXTS: &[(&str, usize)] = &[
+    ("a wonderful, moving film", 1),
+    ("dull and lifeless", 0),
+    ("the best movie of the year", 1),
+    ("a waste of two hours", 0),
+    ("sharp, funny and heartfelt", 1),
+    ("tedious, predictable and badly acted", 0),
+    ("a triumph", 1),
+    ("i hated every minute", 0),
+];
+
+fn tiny_data(bb: &Backbone<CpuAd>) -> EncodedData {
+    let split = EncodedSplit {
+        tokens: TEXTS.iter().map(|(t, _)| bb.tokenizer.encode(t)).collect(),
+        labels: TEXTS.iter().map(|(_, l)| *l).collect(),
+    };
+    EncodedData {
+        class_names: vec!["negative".into(), "positive".into()],
+        train: split.clone(),
+        selection: split.clone(),
+        test: split,
+    }
+}
+
+fn weights_bits(bb: &Backbone<CpuAd>) -> Vec<Vec<u32>> {
+    bb.encoder
+        .weights()
+        .into_iter()
+        .map(|t| {
+            let v: Vec<f32> = t.into_data().convert::<f32>().into_vec().unwrap();
+            v.into_iter().map(f32::to_bits).collect()
+        })
+        .collect()
+}
+
+fn config(steps: usize) -> GradientConfig {
+    GradientConfig {
+        steps,
+        batch_size: 4,
+        lr: 1e-2,
+        schedule: LrSchedule::Constant,
+        record_every: 2,
+        keep_best: false,
+        ..Default::default()
+    }
+}
+
+fn init_model(bb: &Backbone<CpuAd>, head: bool) -> PromptModel<CpuAd> {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let prompt = SoftPrompt::init(
+        &PromptInit::Text("this review is".into()),
+        4,
+        &bb.encoder,
+        &bb.tokenizer,
+        &mut rng,
+    )
+    .unwrap();
+    let head = head.then(|| Head::init(bb.encoder.hidden_size(), 2, &mut rng, &Default::default()));
+    PromptModel { prompt, head }
+}
+
+#[test]
+fn backbone_is_bit_identical_after_training_both_readouts() {
+    let assets = common::assets(&[MINILM]);
+    let bb = Backbone::<CpuAd>::minilm(&assets, &Default::default()).unwrap();
+    let before = weights_bits(&bb);
+    let projector = Projector::new(&bb.encoder, &bb.tokenizer, Default::default());
+    let cfg = config(6);
+
+    let class = ClassPromptReadout::new(bb.clone(), tiny_data(&bb), 20.0, 32, None);
+    let model = init_model(&bb, false);
+    let p0: Vec<f32> = model.prompt.rows().into_data().convert::<f32>().into_vec().unwrap();
+    let stage = GradientStage::new(&class, &projector, &bb.tokenizer, &cfg);
+    let mut opt = stage.optimizer();
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let out = stage.run(model, &mut opt, &mut rng, 0, &ProgressBar::hidden()).unwrap();
+    let p1: Vec<f32> = out.model.prompt.rows().into_data().convert::<f32>().into_vec().unwrap();
+    assert_ne!(p0, p1, "the prompt must move");
+    assert_eq!(out.trajectory.len(), 3);
+    assert_eq!(out.trajectory.iter().map(|p| p.step).collect::<Vec<_>>(), [2, 4, 6]);
+
+    let input = InputHeadReadout::new(bb.clone(), tiny_data(&bb), 32);
+    let stage = GradientStage::new(&input, &projector, &bb.tokenizer, &cfg);
+    let mut opt = stage.optimizer();
+    stage
+        .run(init_model(&bb, true), &mut opt, &mut rng, 0, &ProgressBar::hidden())
+        .unwrap();
+
+    assert!(before == weights_bits(&bb), "frozen backbone weights changed");
+}
+
+#[test]
+fn gradients_reach_only_trainable_tensors() {
+    let assets = common::assets(&[MINILM]);
+    let bb = Backbone::<CpuAd>::minilm(&assets, &Default::default()).unwrap();
+    let readout = InputHeadReadout::new(bb.clone(), tiny_data(&bb), 32);
+    let model = init_model(&bb, true);
+    let loss = readout.loss(&model, SplitName::Train, &[0, 1, 2, 3]);
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    // prompt, head weight, head bias — and nothing of the backbone.
+    assert_eq!(grads.len(), 3);
+    let g: Tensor<common::Cpu, 2> = grads.get(model.prompt.vectors.id).expect("prompt gradient");
+    let norm: f32 = g.square().sum().into_scalar();
+    assert!(norm > 0.0 && norm.is_finite(), "prompt gradient norm {norm}");
+}
+
+#[test]
+fn training_lowers_the_training_loss() {
+    let assets = common::assets(&[MINILM]);
+    let bb = Backbone::<CpuAd>::minilm(&assets, &Default::default()).unwrap();
+    let readout = ClassPromptReadout::new(bb.clone(), tiny_data(&bb), 20.0, 32, None);
+    let projector = Projector::new(&bb.encoder, &bb.tokenizer, Default::default());
+    let model = init_model(&bb, false);
+    let before = evaluate_valid(&readout, &model, SplitName::Train);
+    let cfg = config(20);
+    let stage = GradientStage::new(&readout, &projector, &bb.tokenizer, &cfg);
+    let mut opt = stage.optimizer();
+    let out = stage
+        .run(model, &mut opt, &mut ChaCha8Rng::seed_from_u64(3), 0, &ProgressBar::hidden())
+        .unwrap();
+    let after = evaluate_valid(&readout, &out.model, SplitName::Train);
+    assert!(after.loss < before.loss * 0.7, "loss {} -> {}", before.loss, after.loss);
+    assert!(after.accuracy >= before.accuracy);
+    assert!(out.trajectory.iter().all(|p| p.token_ids.len() == 4 && !p.text.is_empty()));
+}
+
+#[test]
+fn same_seed_same_stage_result() {
+    let assets = common::assets(&[MINILM]);
+    let bb = Backbone::<CpuAd>::minilm(&assets, &Default::default()).unwrap();
+    let readout = ClassPromptReadout::new(bb.clone(), tiny_data(&bb), 20.0, 32, None);
+    let projector = Projector::new(&bb.encoder, &bb.tokenizer, Default::default());
+    let cfg = config(4);
+    let stage = GradientStage::new(&readout, &projector, &bb.tokenizer, &cfg);
+    let run = |seed| {
+        let mut opt = stage.optimizer();
+        let out = stage
+            .run(init_model(&bb, false), &mut opt, &mut ChaCha8Rng::seed_from_u64(seed), 0, &ProgressBar::hidden())
+            .unwrap();
+        out.model.prompt.rows().into_data().convert::<f32>().into_vec::<f32>().unwrap()
+    };
+    assert_eq!(run(5), run(5));
+}
