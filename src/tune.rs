@@ -16,10 +16,10 @@ use crate::backend::BackendKind;
 use crate::data::{SplitConfig, Splits};
 use crate::error::{Error, Result};
 use crate::gradient::{GradientConfig, GradientStage, TrajectoryPoint};
-use crate::prompt::{PromptInit, Projector, SoftPrompt};
+use crate::prompt::{Projector, PromptInit, SoftPrompt};
 use crate::readout::{
-    evaluate_valid, ClassPromptReadout, EncodedData, Head, InputHeadReadout, Metrics, PromptModel, Readout,
-    ReadoutConfig, SplitName,
+    evaluate_valid, ClassPromptReadout, EncodedData, Head, InputHeadReadout, Metrics, PromptModel,
+    Readout, ReadoutConfig, SplitName,
 };
 use crate::run::RunDir;
 use crate::task::builtin_task;
@@ -80,12 +80,18 @@ impl TuneConfig {
         if self.max_len < self.prompt_len + 3 {
             return Err(Error::config(
                 "max_len",
-                format!("{} leaves no room for text after {} prompt vectors", self.max_len, self.prompt_len),
+                format!(
+                    "{} leaves no room for text after {} prompt vectors",
+                    self.max_len, self.prompt_len
+                ),
             ));
         }
         if let ReadoutConfig::ClassPrompt { scale } = self.readout {
             if !(scale.is_finite() && scale > 0.0) {
-                return Err(Error::config("readout.class-prompt.scale", "must be positive"));
+                return Err(Error::config(
+                    "readout.class-prompt.scale",
+                    "must be positive",
+                ));
             }
         }
         self.split.validate()?;
@@ -136,7 +142,12 @@ enum AnyReadout<B: Backend> {
 }
 
 impl<B: Backend> Readout<B> for AnyReadout<B> {
-    fn logits(&self, model: &PromptModel<B>, split: SplitName, idx: &[usize]) -> burn::tensor::Tensor<B, 2> {
+    fn logits(
+        &self,
+        model: &PromptModel<B>,
+        split: SplitName,
+        idx: &[usize],
+    ) -> burn::tensor::Tensor<B, 2> {
         match self {
             AnyReadout::Class(r) => r.logits(model, split, idx),
             AnyReadout::Input(r) => r.logits(model, split, idx),
@@ -200,7 +211,11 @@ pub fn tune<B: AutodiffBackend>(
         ReadoutConfig::InputHead => {
             let head = Head::init(d, data.num_classes(), &mut rng, device);
             (
-                AnyReadout::Input(InputHeadReadout::new(backbone.clone(), data, config.max_len)),
+                AnyReadout::Input(InputHeadReadout::new(
+                    backbone.clone(),
+                    data,
+                    config.max_len,
+                )),
                 Some(head),
             )
         }
@@ -210,7 +225,11 @@ pub fn tune<B: AutodiffBackend>(
     let initial_selection = evaluate_valid(&readout, &model, SplitName::Selection);
     let initial_test = evaluate_valid(&readout, &model, SplitName::Test);
 
-    let projector = Projector::new(&backbone.encoder, &backbone.tokenizer, config.gradient.metric);
+    let projector = Projector::new(
+        &backbone.encoder,
+        &backbone.tokenizer,
+        config.gradient.metric,
+    );
     let stage = GradientStage::new(&readout, &projector, &backbone.tokenizer, &config.gradient);
     let mut optim = stage.optimizer();
     progress.set_length(config.gradient.steps as u64);
@@ -267,7 +286,10 @@ pub fn zero_shot<B: AutodiffBackend>(
     let backbone = Backbone::<B>::minilm(assets, device)?;
     let ids = backbone.tokenizer.encode(prompt_text);
     if ids.is_empty() {
-        return Err(Error::config(format!("prompt `{prompt_text}`"), "has no tokens"));
+        return Err(Error::config(
+            format!("prompt `{prompt_text}`"),
+            "has no tokens",
+        ));
     }
     let data = EncodedData::new(&dataset, &splits, &backbone.tokenizer);
     let rows = SoftPrompt::token_rows(&backbone.encoder, &ids);

@@ -27,7 +27,12 @@ fn rows(t: burn::tensor::Tensor<common::Cpu, 2>) -> Vec<Vec<f32>> {
 }
 
 fn rel_err(a: &[f32], b: &[f64]) -> f64 {
-    let num: f64 = a.iter().zip(b).map(|(&x, &y)| (x as f64 - y).powi(2)).sum::<f64>().sqrt();
+    let num: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (x as f64 - y).powi(2))
+        .sum::<f64>()
+        .sqrt();
     let den: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
     num / den
 }
@@ -53,14 +58,21 @@ fn padded_batch_embeddings_match_numpy_reference() {
     assert!(r.sentences.len() >= 8);
     let seqs: Vec<Vec<u32>> = r.sentences.iter().map(|s| bb.tokenizer.encode(s)).collect();
     let lens: std::collections::BTreeSet<_> = seqs.iter().map(Vec::len).collect();
-    assert!(lens.len() >= 6, "sentences of different lengths, so that padding is exercised");
+    assert!(
+        lens.len() >= 6,
+        "sentences of different lengths, so that padding is exercised"
+    );
     // One chunk: every sentence but the longest is padded.
     let ours = rows(bb.embed(&seqs, r.max_len, 64));
     let mut worst: f64 = 0.0;
     for (i, (a, b)) in ours.iter().zip(&r.embeddings).enumerate() {
         let e = rel_err(a, b);
         worst = worst.max(e);
-        assert!(e <= 1e-4, "sentence {i} ({:?}): relative error {e:e}", r.sentences[i]);
+        assert!(
+            e <= 1e-4,
+            "sentence {i} ({:?}): relative error {e:e}",
+            r.sentences[i]
+        );
     }
     eprintln!("worst relative error vs NumPy reference: {worst:e}");
 }

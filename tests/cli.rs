@@ -3,8 +3,12 @@
 use std::process::Command;
 
 fn tandem(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tandem")).args(args).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.code().unwrap_or(-1), text)
 }
 
@@ -12,7 +16,10 @@ fn tandem(args: &[&str]) -> (i32, String) {
 fn unknown_task_names_it_and_lists_known_ones() {
     let (code, text) = tandem(&["tune", "sst9"]);
     assert_ne!(code, 0);
-    assert!(text.contains("sst9") && text.contains("mr") && text.contains("subj"), "{text}");
+    assert!(
+        text.contains("sst9") && text.contains("mr") && text.contains("subj"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -22,7 +29,10 @@ fn bad_options_are_named() {
     assert!(text.contains("gaussian"), "{text}");
     let (code, text) = tandem(&["tune", "mr", "--readout", "mlm"]);
     assert_ne!(code, 0);
-    assert!(text.contains("mlm") && text.contains("class-prompt"), "{text}");
+    assert!(
+        text.contains("mlm") && text.contains("class-prompt"),
+        "{text}"
+    );
     let (code, text) = tandem(&["tune", "mr", "--lr=-1"]);
     assert_ne!(code, 0);
     assert!(text.contains("gradient.lr"), "{text}");
@@ -40,7 +50,14 @@ fn missing_backend_feature_says_which_to_enable() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (code, text) = tandem(&["tune", "mr", "--backend", "cuda", "--out", dir.path().to_str().unwrap()]);
+    let (code, text) = tandem(&[
+        "tune",
+        "mr",
+        "--backend",
+        "cuda",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
     assert_ne!(code, 0);
     assert!(text.contains("--features cuda"), "{text}");
 }

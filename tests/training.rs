@@ -11,10 +11,10 @@ use rand_chacha::ChaCha8Rng;
 use tandem::assets::MINILM;
 use tandem::backbone::Backbone;
 use tandem::gradient::{GradientConfig, GradientStage, LrSchedule};
-use tandem::prompt::{PromptInit, Projector, SoftPrompt};
+use tandem::prompt::{Projector, PromptInit, SoftPrompt};
 use tandem::readout::{
-    evaluate_valid, ClassPromptReadout, EncodedData, EncodedSplit, Head, InputHeadReadout, PromptModel, Readout,
-    SplitName,
+    evaluate_valid, ClassPromptReadout, EncodedData, EncodedSplit, Head, InputHeadReadout,
+    PromptModel, Readout, SplitName,
 };
 
 use common::CpuAd;
@@ -90,24 +90,51 @@ fn backbone_is_bit_identical_after_training_both_readouts() {
 
     let class = ClassPromptReadout::new(bb.clone(), tiny_data(&bb), 20.0, 32, None);
     let model = init_model(&bb, false);
-    let p0: Vec<f32> = model.prompt.rows().into_data().convert::<f32>().into_vec().unwrap();
+    let p0: Vec<f32> = model
+        .prompt
+        .rows()
+        .into_data()
+        .convert::<f32>()
+        .into_vec()
+        .unwrap();
     let stage = GradientStage::new(&class, &projector, &bb.tokenizer, &cfg);
     let mut opt = stage.optimizer();
     let mut rng = ChaCha8Rng::seed_from_u64(1);
-    let out = stage.run(model, &mut opt, &mut rng, 0, &ProgressBar::hidden()).unwrap();
-    let p1: Vec<f32> = out.model.prompt.rows().into_data().convert::<f32>().into_vec().unwrap();
+    let out = stage
+        .run(model, &mut opt, &mut rng, 0, &ProgressBar::hidden())
+        .unwrap();
+    let p1: Vec<f32> = out
+        .model
+        .prompt
+        .rows()
+        .into_data()
+        .convert::<f32>()
+        .into_vec()
+        .unwrap();
     assert_ne!(p0, p1, "the prompt must move");
     assert_eq!(out.trajectory.len(), 3);
-    assert_eq!(out.trajectory.iter().map(|p| p.step).collect::<Vec<_>>(), [2, 4, 6]);
+    assert_eq!(
+        out.trajectory.iter().map(|p| p.step).collect::<Vec<_>>(),
+        [2, 4, 6]
+    );
 
     let input = InputHeadReadout::new(bb.clone(), tiny_data(&bb), 32);
     let stage = GradientStage::new(&input, &projector, &bb.tokenizer, &cfg);
     let mut opt = stage.optimizer();
     stage
-        .run(init_model(&bb, true), &mut opt, &mut rng, 0, &ProgressBar::hidden())
+        .run(
+            init_model(&bb, true),
+            &mut opt,
+            &mut rng,
+            0,
+            &ProgressBar::hidden(),
+        )
         .unwrap();
 
-    assert!(before == weights_bits(&bb), "frozen backbone weights changed");
+    assert!(
+        before == weights_bits(&bb),
+        "frozen backbone weights changed"
+    );
 }
 
 #[test]
@@ -122,7 +149,10 @@ fn gradients_reach_only_trainable_tensors() {
     assert_eq!(grads.len(), 3);
     let g: Tensor<common::Cpu, 2> = grads.get(model.prompt.vectors.id).expect("prompt gradient");
     let norm: f32 = g.square().sum().into_scalar();
-    assert!(norm > 0.0 && norm.is_finite(), "prompt gradient norm {norm}");
+    assert!(
+        norm > 0.0 && norm.is_finite(),
+        "prompt gradient norm {norm}"
+    );
 }
 
 #[test]
@@ -137,12 +167,26 @@ fn training_lowers_the_training_loss() {
     let stage = GradientStage::new(&readout, &projector, &bb.tokenizer, &cfg);
     let mut opt = stage.optimizer();
     let out = stage
-        .run(model, &mut opt, &mut ChaCha8Rng::seed_from_u64(3), 0, &ProgressBar::hidden())
+        .run(
+            model,
+            &mut opt,
+            &mut ChaCha8Rng::seed_from_u64(3),
+            0,
+            &ProgressBar::hidden(),
+        )
         .unwrap();
     let after = evaluate_valid(&readout, &out.model, SplitName::Train);
-    assert!(after.loss < before.loss * 0.7, "loss {} -> {}", before.loss, after.loss);
+    assert!(
+        after.loss < before.loss * 0.7,
+        "loss {} -> {}",
+        before.loss,
+        after.loss
+    );
     assert!(after.accuracy >= before.accuracy);
-    assert!(out.trajectory.iter().all(|p| p.token_ids.len() == 4 && !p.text.is_empty()));
+    assert!(out
+        .trajectory
+        .iter()
+        .all(|p| p.token_ids.len() == 4 && !p.text.is_empty()));
 }
 
 #[test]
@@ -156,9 +200,21 @@ fn same_seed_same_stage_result() {
     let run = |seed| {
         let mut opt = stage.optimizer();
         let out = stage
-            .run(init_model(&bb, false), &mut opt, &mut ChaCha8Rng::seed_from_u64(seed), 0, &ProgressBar::hidden())
+            .run(
+                init_model(&bb, false),
+                &mut opt,
+                &mut ChaCha8Rng::seed_from_u64(seed),
+                0,
+                &ProgressBar::hidden(),
+            )
             .unwrap();
-        out.model.prompt.rows().into_data().convert::<f32>().into_vec::<f32>().unwrap()
+        out.model
+            .prompt
+            .rows()
+            .into_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .unwrap()
     };
     assert_eq!(run(5), run(5));
 }

@@ -42,8 +42,14 @@ fn tune_writes_a_complete_reproducible_run_folder() {
     let dir = tempfile::tempdir().unwrap();
     let run = RunDir::create(dir.path().join("run")).unwrap();
     let config = small_config(ReadoutConfig::default());
-    let (result, trajectory) =
-        tune::<common::CpuAd>(&config, &assets, &Default::default(), Some(&run), &ProgressBar::hidden()).unwrap();
+    let (result, trajectory) = tune::<common::CpuAd>(
+        &config,
+        &assets,
+        &Default::default(),
+        Some(&run),
+        &ProgressBar::hidden(),
+    )
+    .unwrap();
 
     let yaml = std::fs::read_to_string(run.path().join("config.yaml")).unwrap();
     let back: TuneConfig = serde_yaml::from_str(&yaml).unwrap();
@@ -56,7 +62,9 @@ fn tune_writes_a_complete_reproducible_run_folder() {
         .collect();
     assert_eq!(lines, trajectory);
     assert_eq!(lines.iter().map(|p| p.step).collect::<Vec<_>>(), [3, 6]);
-    assert!(lines.iter().all(|p| p.token_ids.len() == 4 && p.distances.len() == 4));
+    assert!(lines
+        .iter()
+        .all(|p| p.token_ids.len() == 4 && p.distances.len() == 4));
 
     let saved: TuneResult =
         serde_json::from_slice(&std::fs::read(run.path().join("results.json")).unwrap()).unwrap();
@@ -67,8 +75,14 @@ fn tune_writes_a_complete_reproducible_run_folder() {
     assert!(run.path().join("split.json").exists());
 
     // The same config gives the same result (same seed, same backend).
-    let (again, _) =
-        tune::<common::CpuAd>(&config, &assets, &Default::default(), None, &ProgressBar::hidden()).unwrap();
+    let (again, _) = tune::<common::CpuAd>(
+        &config,
+        &assets,
+        &Default::default(),
+        None,
+        &ProgressBar::hidden(),
+    )
+    .unwrap();
     assert_eq!(again.test, result.test);
     assert_eq!(again.final_text, result.final_text);
 }
@@ -80,8 +94,14 @@ fn input_head_readout_runs_end_to_end() {
     config.split.max_test = 40;
     config.split.max_selection = 20;
     config.gradient.steps = 3;
-    let (result, trajectory) =
-        tune::<common::CpuAd>(&config, &assets, &Default::default(), None, &ProgressBar::hidden()).unwrap();
+    let (result, trajectory) = tune::<common::CpuAd>(
+        &config,
+        &assets,
+        &Default::default(),
+        None,
+        &ProgressBar::hidden(),
+    )
+    .unwrap();
     assert_eq!(result.steps, 3);
     assert_eq!(trajectory.last().unwrap().step, 3);
     assert!(result.test.loss.is_finite());

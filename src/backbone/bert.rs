@@ -151,7 +151,10 @@ impl SafeTensors<'_> {
         if view.shape() != shape {
             return Err(Error::model(
                 self.path,
-                format!("tensor `{name}` has shape {:?}, expected {shape:?}", view.shape()),
+                format!(
+                    "tensor `{name}` has shape {:?}, expected {shape:?}",
+                    view.shape()
+                ),
             ));
         }
         let data = view
@@ -306,11 +309,17 @@ impl<B: Backend> BertEncoder<B> {
         let [b, t, d] = inputs.dims();
         let h = self.config.num_attention_heads;
         let dh = d / h;
-        let pos = self.position_type.clone().slice([0..t, 0..d]).unsqueeze::<3>();
+        let pos = self
+            .position_type
+            .clone()
+            .slice([0..t, 0..d])
+            .unsqueeze::<3>();
         let x = self.ln_embed.forward(inputs + pos);
         // Additive key mask [b, 1, 1, t]: 0 where attended, -1e4·(1-mask) elsewhere (as HF BERT,
         // which uses the dtype's minimum; any large negative gives the same softmax in f32).
-        let key_bias = (mask.ones_like() - mask).mul_scalar(-1e4).reshape([b, 1, 1, t]);
+        let key_bias = (mask.ones_like() - mask)
+            .mul_scalar(-1e4)
+            .reshape([b, 1, 1, t]);
         let scale = 1.0 / (dh as f64).sqrt();
         let mut x = x.reshape([b * t, d]);
         for layer in &self.layers {
@@ -323,7 +332,10 @@ impl<B: Backend> BertEncoder<B> {
             };
             let (q, k, v) = (heads(0), heads(1), heads(2));
             let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale) + key_bias.clone();
-            let ctx = softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([b * t, d]);
+            let ctx = softmax(scores, 3)
+                .matmul(v)
+                .swap_dims(1, 2)
+                .reshape([b * t, d]);
             let x1 = layer.ln_attn.forward(layer.attn_out.forward(ctx) + x);
             let ff = layer.ff_out.forward(gelu(layer.ff_in.forward(x1.clone())));
             x = layer.ln_ff.forward(ff + x1);
@@ -343,7 +355,10 @@ impl<B: Backend> BertEncoder<B> {
     pub fn weights(&self) -> Vec<Tensor<B, 2>> {
         let mut out = vec![self.word_embeddings.clone(), self.position_type.clone()];
         let ln2 = |l: &LayerNorm<B>| {
-            Tensor::cat(vec![l.gamma.clone().unsqueeze::<2>(), l.beta.clone().unsqueeze()], 0)
+            Tensor::cat(
+                vec![l.gamma.clone().unsqueeze::<2>(), l.beta.clone().unsqueeze()],
+                0,
+            )
         };
         out.push(ln2(&self.ln_embed));
         for l in &self.layers {

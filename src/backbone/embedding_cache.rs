@@ -43,11 +43,17 @@ impl EmbeddingCache {
 
     /// Mean-pooled embeddings of `seqs`, read from the cache or computed and stored. A cache
     /// file that is unreadable or of the wrong size is ignored and rewritten, never trusted.
-    pub fn embed<B: Backend>(&self, backbone: &Backbone<B>, seqs: &[Vec<u32>], max_len: usize) -> Tensor<B, 2> {
+    pub fn embed<B: Backend>(
+        &self,
+        backbone: &Backbone<B>,
+        seqs: &[Vec<u32>],
+        max_len: usize,
+    ) -> Tensor<B, 2> {
         let d = backbone.encoder.hidden_size();
-        let path = self
-            .dir
-            .join(format!("{}.bin", Self::key(&backbone.weights_sha256, max_len, seqs)));
+        let path = self.dir.join(format!(
+            "{}.bin",
+            Self::key(&backbone.weights_sha256, max_len, seqs)
+        ));
         if let Some(values) = read(&path, seqs.len(), d) {
             return Tensor::from_data(TensorData::new(values, [seqs.len(), d]), &backbone.device());
         }

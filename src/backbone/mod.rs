@@ -36,7 +36,8 @@ impl<B: Backend> Backbone<B> {
     pub fn minilm(assets: &Assets, device: &B::Device) -> Result<Self> {
         let weights = assets.require(&MINILM, "minilm/model.safetensors")?;
         let config = BertConfig::from_file(&assets.require(&MINILM, "minilm/config.json")?)?;
-        let tokenizer = BertTokenizer::from_file(&assets.require(&MINILM, "minilm/tokenizer.json")?)?;
+        let tokenizer =
+            BertTokenizer::from_file(&assets.require(&MINILM, "minilm/tokenizer.json")?)?;
         let encoder = BertEncoder::from_safetensors(&weights, config, device)?;
         let sha = MINILM.files[0].sha256.to_string();
         Ok(Self {
@@ -83,7 +84,12 @@ impl<B: Backend> Backbone<B> {
 
     /// Mean-pooled embeddings `[n, d]` of `[CLS] prompt seq [SEP]` for each sequence, where
     /// `prompt: [L, d]` is spliced in as word-level input embeddings. Gradients flow to `prompt`.
-    pub fn embed_with_prompt(&self, prompt: Tensor<B, 2>, seqs: &[&[u32]], max_len: usize) -> Tensor<B, 2> {
+    pub fn embed_with_prompt(
+        &self,
+        prompt: Tensor<B, 2>,
+        seqs: &[&[u32]],
+        max_len: usize,
+    ) -> Tensor<B, 2> {
         let device = self.device();
         let [l, d] = prompt.dims();
         let batch = TokenBatch::new(&self.tokenizer, seqs, l, max_len);

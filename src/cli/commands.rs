@@ -47,8 +47,14 @@ pub fn run(cli: Cli) -> Result<()> {
                 },
             )?;
             println!("zero-shot class prompt \"{prompt}\" on {kind}");
-            println!("  selection accuracy {:.4}  loss {:.4}  (n={})", sel.accuracy, sel.loss, sel.count);
-            println!("  test      accuracy {:.4}  loss {:.4}  (n={})", test.accuracy, test.loss, test.count);
+            println!(
+                "  selection accuracy {:.4}  loss {:.4}  (n={})",
+                sel.accuracy, sel.loss, sel.count
+            );
+            println!(
+                "  test      accuracy {:.4}  loss {:.4}  (n={})",
+                test.accuracy, test.loss, test.count
+            );
             Ok(())
         }
     }
@@ -58,7 +64,9 @@ fn fetch(assets: &Assets, only: &[String], check: bool) -> Result<()> {
     let groups = if only.is_empty() {
         assets::ALL_GROUPS.to_vec()
     } else {
-        only.iter().map(|n| assets::group(n)).collect::<Result<Vec<_>, _>>()?
+        only.iter()
+            .map(|n| assets::group(n))
+            .collect::<Result<Vec<_>, _>>()?
     };
     let mut bad = 0;
     for g in &groups {
@@ -82,13 +90,20 @@ fn fetch(assets: &Assets, only: &[String], check: bool) -> Result<()> {
             println!(
                 "{:<16} {} ({})",
                 g.name,
-                if fetched { "fetched and verified" } else { "verified" },
+                if fetched {
+                    "fetched and verified"
+                } else {
+                    "verified"
+                },
                 g.package.spec()
             );
         }
     }
     if bad > 0 {
-        anyhow::bail!("{bad} asset file(s) missing or corrupt under {}: run `tandem fetch`", assets.root().display());
+        anyhow::bail!(
+            "{bad} asset file(s) missing or corrupt under {}: run `tandem fetch`",
+            assets.root().display()
+        );
     }
     Ok(())
 }
@@ -153,7 +168,8 @@ fn resolve_config(assets: &Assets, a: &TuneArgs) -> Result<TuneConfig> {
 }
 
 fn load_yaml(path: &Path) -> Result<TuneConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config {}", path.display()))?;
     serde_yaml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))
 }
 
@@ -161,9 +177,11 @@ fn tune_cmd(assets: &Assets, args: TuneArgs) -> Result<()> {
     let config = resolve_config(assets, &args)?;
     let run = RunDir::fresh(&args.out, &format!("{}-s{}", config.task, config.seed))?;
     let progress = ProgressBar::new(config.gradient.steps as u64).with_style(
-        ProgressStyle::with_template("{spinner} tuning [{bar:30}] {pos}/{len} steps {msg} ({elapsed}, eta {eta})")
-            .expect("static template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} tuning [{bar:30}] {pos}/{len} steps {msg} ({elapsed}, eta {eta})",
+        )
+        .expect("static template")
+        .progress_chars("=> "),
     );
     eprintln!("run folder: {}", run.path().display());
     let (result, _) = dispatch(
@@ -181,7 +199,10 @@ fn tune_cmd(assets: &Assets, args: TuneArgs) -> Result<()> {
 }
 
 fn print_summary(r: &TuneResult) {
-    println!("task {}  seed {}  backend {}  steps {}", r.task, r.seed, r.backend, r.steps);
+    println!(
+        "task {}  seed {}  backend {}  steps {}",
+        r.task, r.seed, r.backend, r.steps
+    );
     println!(
         "  initial prompt: selection acc {:.4}  test acc {:.4}",
         r.initial_selection.accuracy, r.initial_test.accuracy
@@ -206,8 +227,18 @@ struct TuneJob {
 
 impl BackendJob for TuneJob {
     type Output = (TuneResult, Vec<tandem::gradient::TrajectoryPoint>);
-    fn run<B: AutodiffBackend>(self, _kind: BackendKind, device: B::Device) -> tandem::Result<Self::Output> {
-        tune::<B>(&self.config, &self.assets, &device, Some(&self.run), &self.progress)
+    fn run<B: AutodiffBackend>(
+        self,
+        _kind: BackendKind,
+        device: B::Device,
+    ) -> tandem::Result<Self::Output> {
+        tune::<B>(
+            &self.config,
+            &self.assets,
+            &device,
+            Some(&self.run),
+            &self.progress,
+        )
     }
 }
 
@@ -220,8 +251,20 @@ struct EvalJob {
 
 impl BackendJob for EvalJob {
     type Output = (tandem::readout::Metrics, tandem::readout::Metrics);
-    fn run<B: AutodiffBackend>(self, _kind: BackendKind, device: B::Device) -> tandem::Result<Self::Output> {
+    fn run<B: AutodiffBackend>(
+        self,
+        _kind: BackendKind,
+        device: B::Device,
+    ) -> tandem::Result<Self::Output> {
         let split = tandem::data::SplitConfig::default();
-        zero_shot::<B>(&self.task, &self.prompt, 20.0, &split, self.seed, &self.assets, &device)
+        zero_shot::<B>(
+            &self.task,
+            &self.prompt,
+            20.0,
+            &split,
+            self.seed,
+            &self.assets,
+            &device,
+        )
     }
 }

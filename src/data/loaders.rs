@@ -75,7 +75,11 @@ pub fn load_subj(assets: &Assets) -> Result<Dataset> {
     let examples = objective
         .into_iter()
         .map(|text| Example { text, label: 0 })
-        .chain(subjective.into_iter().map(|text| Example { text, label: 1 }))
+        .chain(
+            subjective
+                .into_iter()
+                .map(|text| Example { text, label: 1 }),
+        )
         .collect();
     Ok(Dataset {
         name: "subj".into(),
@@ -128,7 +132,10 @@ pub fn load_uci(assets: &Assets, source: UciSource) -> Result<Dataset> {
                 label: c as usize,
             }),
             Some(c) if c > 1 => {
-                return Err(Error::data(&path, format!("entry {i}: class {c} is not 0 or 1")))
+                return Err(Error::data(
+                    &path,
+                    format!("entry {i}: class {c} is not 0 or 1"),
+                ))
             }
             _ => {}
         }

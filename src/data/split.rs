@@ -44,7 +44,10 @@ impl Default for SplitConfig {
 impl SplitConfig {
     /// Checks the ranges of every field.
     pub fn validate(&self) -> Result<()> {
-        for (name, f) in [("split.test_frac", self.test_frac), ("split.selection_frac", self.selection_frac)] {
+        for (name, f) in [
+            ("split.test_frac", self.test_frac),
+            ("split.selection_frac", self.selection_frac),
+        ] {
             if !(f > 0.0 && f < 1.0) {
                 return Err(Error::config(name, format!("{f} is not in (0, 1)")));
             }
@@ -56,7 +59,10 @@ impl SplitConfig {
             ));
         }
         if self.shots == Some(0) {
-            return Err(Error::config("split.shots", "must be at least 1 (or absent for the full split)"));
+            return Err(Error::config(
+                "split.shots",
+                "must be at least 1 (or absent for the full split)",
+            ));
         }
         Ok(())
     }
@@ -140,11 +146,22 @@ impl Splits {
         train.sort_unstable();
         selection.sort_unstable();
         test.sort_unstable();
-        Ok((Splits { train, selection, test }, pool))
+        Ok((
+            Splits {
+                train,
+                selection,
+                test,
+            },
+            pool,
+        ))
     }
 
     /// Builds the splits and their manifest.
-    pub fn with_manifest(dataset: &Dataset, config: &SplitConfig, shot_seed: u64) -> Result<(Splits, SplitManifest)> {
+    pub fn with_manifest(
+        dataset: &Dataset,
+        config: &SplitConfig,
+        shot_seed: u64,
+    ) -> Result<(Splits, SplitManifest)> {
         let (splits, pool) = Self::new(dataset, config, shot_seed)?;
         let manifest = SplitManifest {
             dataset: dataset.name.clone(),
@@ -166,8 +183,14 @@ mod tests {
 
     fn toy(n0: usize, n1: usize) -> Dataset {
         let examples = (0..n0)
-            .map(|i| Example { text: format!("neg {i}"), label: 0 })
-            .chain((0..n1).map(|i| Example { text: format!("pos {i}"), label: 1 }))
+            .map(|i| Example {
+                text: format!("neg {i}"),
+                label: 0,
+            })
+            .chain((0..n1).map(|i| Example {
+                text: format!("pos {i}"),
+                label: 1,
+            }))
             .collect();
         Dataset {
             name: "toy".into(),
@@ -180,39 +203,70 @@ mod tests {
     #[test]
     fn splits_are_disjoint_stratified_and_seeded() {
         let ds = toy(300, 200);
-        let cfg = SplitConfig { shots: None, ..Default::default() };
+        let cfg = SplitConfig {
+            shots: None,
+            ..Default::default()
+        };
         let (a, pool) = Splits::new(&ds, &cfg, 1).unwrap();
         let (b, _) = Splits::new(&ds, &cfg, 2).unwrap();
-        assert_eq!(a, b, "without k-shot the run seed must not change the splits");
-        let mut all: Vec<_> = a.train.iter().chain(&a.selection).chain(&a.test).copied().collect();
+        assert_eq!(
+            a, b,
+            "without k-shot the run seed must not change the splits"
+        );
+        let mut all: Vec<_> = a
+            .train
+            .iter()
+            .chain(&a.selection)
+            .chain(&a.test)
+            .copied()
+            .collect();
         all.sort_unstable();
         all.dedup();
         assert_eq!(all.len(), 500);
         assert_eq!(pool, a.train.len());
-        let pos_test = a.test.iter().filter(|&&i| ds.examples[i].label == 1).count();
+        let pos_test = a
+            .test
+            .iter()
+            .filter(|&&i| ds.examples[i].label == 1)
+            .count();
         assert_eq!((a.test.len(), pos_test), (100, 40));
-        let other = Splits::new(&ds, &SplitConfig { seed: 9, ..cfg }, 1).unwrap().0;
+        let other = Splits::new(&ds, &SplitConfig { seed: 9, ..cfg }, 1)
+            .unwrap()
+            .0;
         assert_ne!(a.test, other.test);
     }
 
     #[test]
     fn k_shot_takes_k_per_class_from_train_only() {
         let ds = toy(300, 200);
-        let cfg = SplitConfig { shots: Some(16), ..Default::default() };
+        let cfg = SplitConfig {
+            shots: Some(16),
+            ..Default::default()
+        };
         let (a, _) = Splits::new(&ds, &cfg, 1).unwrap();
         let (b, _) = Splits::new(&ds, &cfg, 2).unwrap();
         assert_eq!(a.train.len(), 32);
         assert_eq!(a.test, b.test);
         assert_ne!(a.train, b.train, "the shot seed changes the sample");
-        assert!(a.train.iter().all(|i| !a.test.contains(i) && !a.selection.contains(i)));
-        let pos = a.train.iter().filter(|&&i| ds.examples[i].label == 1).count();
+        assert!(a
+            .train
+            .iter()
+            .all(|i| !a.test.contains(i) && !a.selection.contains(i)));
+        let pos = a
+            .train
+            .iter()
+            .filter(|&&i| ds.examples[i].label == 1)
+            .count();
         assert_eq!(pos, 16);
     }
 
     #[test]
     fn too_many_shots_is_a_named_error() {
         let ds = toy(30, 30);
-        let cfg = SplitConfig { shots: Some(100), ..Default::default() };
+        let cfg = SplitConfig {
+            shots: Some(100),
+            ..Default::default()
+        };
         let err = Splits::new(&ds, &cfg, 0).unwrap_err().to_string();
         assert!(err.contains("split.shots") && err.contains("100"), "{err}");
     }

@@ -67,9 +67,15 @@ impl GradientConfig {
             return Err(Error::config("gradient.batch_size", "must be at least 1"));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(Error::config("gradient.lr", format!("{} must be a positive number", self.lr)));
+            return Err(Error::config(
+                "gradient.lr",
+                format!("{} must be a positive number", self.lr),
+            ));
         }
-        for (name, b) in [("gradient.beta1", self.beta1), ("gradient.beta2", self.beta2)] {
+        for (name, b) in [
+            ("gradient.beta1", self.beta1),
+            ("gradient.beta2", self.beta2),
+        ] {
             if !(0.0..1.0).contains(&b) {
                 return Err(Error::config(name, format!("{b} is not in [0, 1)")));
             }
@@ -82,7 +88,10 @@ impl GradientConfig {
         }
         if let Some(c) = self.grad_clip {
             if !(c.is_finite() && c > 0.0) {
-                return Err(Error::config("gradient.grad_clip", format!("{c} must be positive")));
+                return Err(Error::config(
+                    "gradient.grad_clip",
+                    format!("{c} must be positive"),
+                ));
             }
         }
         if self.record_every == 0 {

@@ -69,9 +69,12 @@ impl LrSchedule {
                     format!("{warmup} warm-up steps exceed the stage's {steps} steps"),
                 ))
             }
-            LrSchedule::Cosine { min_factor, .. } if !(0.0..=1.0).contains(&min_factor) => Err(
-                Error::config("gradient.schedule.min_factor", format!("{min_factor} is not in [0, 1]")),
-            ),
+            LrSchedule::Cosine { min_factor, .. } if !(0.0..=1.0).contains(&min_factor) => {
+                Err(Error::config(
+                    "gradient.schedule.min_factor",
+                    format!("{min_factor} is not in [0, 1]"),
+                ))
+            }
             _ => Ok(()),
         }
     }
@@ -83,7 +86,10 @@ mod tests {
 
     #[test]
     fn cosine_warms_up_peaks_and_decays_to_floor() {
-        let s = LrSchedule::Cosine { warmup: 10, min_factor: 0.1 };
+        let s = LrSchedule::Cosine {
+            warmup: 10,
+            min_factor: 0.1,
+        };
         assert!((s.lr(1.0, 0, 100) - 0.1).abs() < 1e-12);
         assert!((s.lr(1.0, 9, 100) - 1.0).abs() < 1e-12);
         assert!((s.lr(1.0, 10, 100) - 1.0).abs() < 1e-12);
@@ -103,7 +109,10 @@ mod tests {
 
     #[test]
     fn warmup_longer_than_stage_is_rejected_by_name() {
-        let err = LrSchedule::Linear { warmup: 50 }.validate(10).unwrap_err().to_string();
+        let err = LrSchedule::Linear { warmup: 50 }
+            .validate(10)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("warmup") && err.contains("50"), "{err}");
     }
 }

@@ -1,7 +1,7 @@
 //! One gradient stage over the training split.
 
-use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
 use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Tensor};
 use indicatif::ProgressBar;
@@ -100,19 +100,8 @@ where
             }
             let idx: Vec<usize> = order.drain(..batch).collect();
             let lr = cfg.schedule.lr(cfg.lr, step, cfg.steps);
-            let loss = self.readout.loss(&model, SplitName::Train, &idx);
-            let loss_value: f64 = loss.clone().into_scalar().elem();
-            if !loss_value.is_finite() {
-                return Err(Error::Diverged {
-                    step: step_offset + step + 1,
-                    reason: format!("training loss is {loss_value}"),
-                });
-            }
-            let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-            if let Some(max_norm) = cfg.grad_clip {
-                clip_global_norm(&model, &mut grads, max_norm as f64, step_offset + step + 1)?;
-            }
-            model = optim.step(lr, model, grads);
+            let (next, loss_value) = self.step(model, optim, &idx, lr, step_offset + step + 1)?;
+            model = next;
             step_losses.push(loss_value);
             since_record.push(loss_value);
             let done = step + 1;
@@ -152,6 +141,32 @@ where
             step_losses,
             best_step,
         })
+    }
+
+    /// One optimizer step on training examples `idx` at learning rate `lr`: forward, backward
+    /// (gradients of the trainable tensors only), global-norm clipping, AdamW. Returns the
+    /// updated model and the batch loss; a non-finite loss or gradient is an error naming `step`.
+    pub fn step(
+        &self,
+        model: PromptModel<B>,
+        optim: &mut PromptOptimizer<B>,
+        idx: &[usize],
+        lr: f64,
+        step: usize,
+    ) -> Result<(PromptModel<B>, f64)> {
+        let loss = self.readout.loss(&model, SplitName::Train, idx);
+        let loss_value: f64 = loss.clone().into_scalar().elem();
+        if !loss_value.is_finite() {
+            return Err(Error::Diverged {
+                step,
+                reason: format!("training loss is {loss_value}"),
+            });
+        }
+        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        if let Some(max_norm) = self.config.grad_clip {
+            clip_global_norm(&model, &mut grads, max_norm as f64, step)?;
+        }
+        Ok((optim.step(lr, model, grads), loss_value))
     }
 
     /// Projects all recorded prompts in one batched computation.

@@ -72,14 +72,19 @@ impl<B: Backend> Projector<B> {
         let device = encoder.word_embeddings().device();
         let ids = tokenizer.regular_ids();
         let idx: Tensor<B, 1, Int> = Tensor::from_data(
-            TensorData::new(ids.iter().map(|&i| i as i64).collect::<Vec<_>>(), [ids.len()]),
+            TensorData::new(
+                ids.iter().map(|&i| i as i64).collect::<Vec<_>>(),
+                [ids.len()],
+            ),
             &device,
         );
         let table = encoder.word_embeddings().select(0, idx).detach();
         let sq_norms = table.clone().square().sum_dim(1).swap_dims(0, 1);
         let table = match metric {
             Metric::L2 => table,
-            Metric::Cosine => table.clone() / sq_norms.clone().swap_dims(0, 1).sqrt().clamp_min(1e-12),
+            Metric::Cosine => {
+                table.clone() / sq_norms.clone().swap_dims(0, 1).sqrt().clamp_min(1e-12)
+            }
         };
         Self {
             ids,
@@ -137,8 +142,16 @@ impl<B: Backend> Projector<B> {
             }
         };
         let (neg_top, idx) = score.neg().topk_with_indices(k, 1);
-        let vals: Vec<f32> = neg_top.into_data().convert::<f32>().into_vec().unwrap_or_default();
-        let idx: Vec<i64> = idx.into_data().convert::<i64>().into_vec().unwrap_or_default();
+        let vals: Vec<f32> = neg_top
+            .into_data()
+            .convert::<f32>()
+            .into_vec()
+            .unwrap_or_default();
+        let idx: Vec<i64> = idx
+            .into_data()
+            .convert::<i64>()
+            .into_vec()
+            .unwrap_or_default();
         let compat_flip = self.reference_compat && self.metric == Metric::Cosine;
         let mut out = Vec::with_capacity(prompts.len());
         for p in 0..n / l.max(1) {
@@ -146,7 +159,12 @@ impl<B: Backend> Projector<B> {
             let mut distances = Vec::with_capacity(l);
             for r in p * l..(p + 1) * l {
                 let row = r * k..(r + 1) * k;
-                token_ids.push(idx[row.clone()].iter().map(|&i| self.ids[i as usize]).collect());
+                token_ids.push(
+                    idx[row.clone()]
+                        .iter()
+                        .map(|&i| self.ids[i as usize])
+                        .collect(),
+                );
                 distances.push(
                     vals[row]
                         .iter()

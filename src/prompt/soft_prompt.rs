@@ -42,7 +42,8 @@ impl std::str::FromStr for PromptInit {
             None if s == "random-vocab" => Ok(Self::RandomVocab),
             None if s == "random-normal" => Ok(Self::RandomNormal(None)),
             _ => Err(bad(
-                "expected `text:WORDS`, `random-vocab`, `random-normal` or `random-normal:STD`".into(),
+                "expected `text:WORDS`, `random-vocab`, `random-normal` or `random-normal:STD`"
+                    .into(),
             )),
         }
     }
@@ -118,9 +119,8 @@ impl<B: Backend> SoftPrompt<B> {
                         (var.into_scalar().to_f64_lossy()).sqrt()
                     }
                 };
-                let normal = rand_distr::Normal::new(0.0, std).map_err(|e| {
-                    Error::config("prompt init std", e.to_string())
-                })?;
+                let normal = rand_distr::Normal::new(0.0, std)
+                    .map_err(|e| Error::config("prompt init std", e.to_string()))?;
                 let vals: Vec<f32> = (0..len * d).map(|_| rng.sample(normal) as f32).collect();
                 Tensor::from_data(TensorData::new(vals, [len, d]), &device)
             }
@@ -132,7 +132,10 @@ impl<B: Backend> SoftPrompt<B> {
     pub fn token_rows(encoder: &BertEncoder<B>, ids: &[u32]) -> Tensor<B, 2> {
         let device = encoder.word_embeddings().device();
         let idx: Tensor<B, 1, Int> = Tensor::from_data(
-            TensorData::new(ids.iter().map(|&i| i as i64).collect::<Vec<_>>(), [ids.len()]),
+            TensorData::new(
+                ids.iter().map(|&i| i as i64).collect::<Vec<_>>(),
+                [ids.len()],
+            ),
             &device,
         );
         encoder.word_embeddings().select(0, idx)
@@ -160,7 +163,10 @@ mod tests {
 
     #[test]
     fn parses_init_specs_and_names_bad_ones() {
-        assert_eq!("random-vocab".parse::<PromptInit>().unwrap(), PromptInit::RandomVocab);
+        assert_eq!(
+            "random-vocab".parse::<PromptInit>().unwrap(),
+            PromptInit::RandomVocab
+        );
         assert_eq!(
             "text:a movie review".parse::<PromptInit>().unwrap(),
             PromptInit::Text("a movie review".into())
@@ -169,8 +175,14 @@ mod tests {
             "random-normal:0.5".parse::<PromptInit>().unwrap(),
             PromptInit::RandomNormal(Some(0.5))
         );
-        let err = "random-normal:-1".parse::<PromptInit>().unwrap_err().to_string();
-        assert!(err.contains("random-normal:-1") && err.contains("positive"), "{err}");
+        let err = "random-normal:-1"
+            .parse::<PromptInit>()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("random-normal:-1") && err.contains("positive"),
+            "{err}"
+        );
         assert!("gaussian".parse::<PromptInit>().is_err());
         assert!("text:  ".parse::<PromptInit>().is_err());
     }

@@ -66,7 +66,10 @@ impl<B: Backend> ClassPromptReadout<B> {
     fn embed_split(&self, split: SplitName, disk: Option<&EmbeddingCache>) -> Tensor<B, 2> {
         let seqs = &self.data.split(split).tokens;
         if seqs.is_empty() {
-            return Tensor::zeros([0, self.backbone.encoder.hidden_size()], &self.backbone.device());
+            return Tensor::zeros(
+                [0, self.backbone.encoder.hidden_size()],
+                &self.backbone.device(),
+            );
         }
         let emb = match disk {
             Some(cache) => cache.embed(&self.backbone, seqs, self.max_len),
@@ -78,7 +81,10 @@ impl<B: Backend> ClassPromptReadout<B> {
     /// Normalised class embeddings `[classes, d]` for a prompt.
     pub fn class_embeddings(&self, model: &PromptModel<B>) -> Tensor<B, 2> {
         let seqs: Vec<&[u32]> = self.class_tokens.iter().map(|t| t.as_slice()).collect();
-        l2_normalize(self.backbone.embed_with_prompt(model.prompt.rows(), &seqs, self.max_len))
+        l2_normalize(
+            self.backbone
+                .embed_with_prompt(model.prompt.rows(), &seqs, self.max_len),
+        )
     }
 
     /// The backbone.
@@ -96,13 +102,22 @@ impl<B: Backend> ClassPromptReadout<B> {
                     SplitName::Test => 2,
                 };
                 let ids: Tensor<B, 1, Int> = Tensor::from_data(
-                    TensorData::new(idx.iter().map(|&i| i as i64).collect::<Vec<_>>(), [idx.len()]),
+                    TensorData::new(
+                        idx.iter().map(|&i| i as i64).collect::<Vec<_>>(),
+                        [idx.len()],
+                    ),
                     &device,
                 );
                 self.cache[i].clone().select(0, ids)
             }
             _ => {
-                let seqs: Vec<Vec<u32>> = self.data.split(split).tokens_of(idx).into_iter().map(<[u32]>::to_vec).collect();
+                let seqs: Vec<Vec<u32>> = self
+                    .data
+                    .split(split)
+                    .tokens_of(idx)
+                    .into_iter()
+                    .map(<[u32]>::to_vec)
+                    .collect();
                 l2_normalize(self.backbone.embed(&seqs, self.max_len, 64)).detach()
             }
         }

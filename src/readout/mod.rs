@@ -15,8 +15,8 @@ pub use data::{EncodedData, EncodedSplit, SplitName};
 pub use input_head::InputHeadReadout;
 pub use model::{Head, PromptModel};
 
-use burn::tensor::activation::log_softmax;
 use burn::module::AutodiffModule;
+use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};

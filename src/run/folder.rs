@@ -39,7 +39,8 @@ impl RunDir {
         let dest = self.path.join(name);
         let tmp = self.path.join(format!(".{name}.tmp"));
         let mut f = fs::File::create(&tmp).map_err(|e| Error::io("creating", &tmp, e))?;
-        f.write_all(bytes).map_err(|e| Error::io("writing", &tmp, e))?;
+        f.write_all(bytes)
+            .map_err(|e| Error::io("writing", &tmp, e))?;
         f.sync_all().map_err(|e| Error::io("syncing", &tmp, e))?;
         fs::rename(&tmp, &dest).map_err(|e| Error::io("renaming", &tmp, e))?;
         Ok(dest)
@@ -81,14 +82,19 @@ mod tests {
         let run = RunDir::create(dir.path().join("r")).unwrap();
         run.write_json("a.json", &vec![1, 2, 3]).unwrap();
         run.write_jsonl("t.jsonl", &[1, 2]).unwrap();
-        run.write_yaml("c.yaml", &std::collections::BTreeMap::from([("k", 1)])).unwrap();
+        run.write_yaml("c.yaml", &std::collections::BTreeMap::from([("k", 1)]))
+            .unwrap();
         let names: Vec<_> = fs::read_dir(run.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
-        assert_eq!(fs::read_to_string(run.path().join("t.jsonl")).unwrap(), "1\n2\n");
-        let v: Vec<i32> = serde_json::from_slice(&fs::read(run.path().join("a.json")).unwrap()).unwrap();
+        assert_eq!(
+            fs::read_to_string(run.path().join("t.jsonl")).unwrap(),
+            "1\n2\n"
+        );
+        let v: Vec<i32> =
+            serde_json::from_slice(&fs::read(run.path().join("a.json")).unwrap()).unwrap();
         assert_eq!(v, [1, 2, 3]);
     }
 }

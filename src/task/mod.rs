@@ -33,7 +33,8 @@ pub const BUILTIN_TASKS: &[TaskSpec] = &[
     },
     TaskSpec {
         name: "subj",
-        description: "whether a movie text is a subjective review snippet or an objective plot summary",
+        description:
+            "whether a movie text is a subjective review snippet or an objective plot summary",
         zero_shot_prompt: "this text is",
         loader: load_subj,
     },
@@ -65,6 +66,9 @@ pub fn builtin_task(name: &str) -> Result<TaskSpec> {
         .copied()
         .ok_or_else(|| {
             let known: Vec<_> = BUILTIN_TASKS.iter().map(|t| t.name).collect();
-            Error::config(format!("task `{name}`"), format!("unknown; known tasks: {}", known.join(", ")))
+            Error::config(
+                format!("task `{name}`"),
+                format!("unknown; known tasks: {}", known.join(", ")),
+            )
         })
 }
