@@ -28,7 +28,7 @@ pub enum Command {
     /// List the built-in tasks.
     Tasks,
     /// Gradient-only prompt tuning of a task; writes a run folder.
-    Tune(TuneArgs),
+    Tune(Box<TuneArgs>),
     /// Evaluate a hand-written class prompt without training (zero-shot).
     Eval {
         /// Task name.

@@ -27,7 +27,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Tune(args) => tune_cmd(&assets, args),
+        Command::Tune(args) => tune_cmd(&assets, *args),
         Command::Eval {
             task,
             prompt,

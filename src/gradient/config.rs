@@ -80,7 +80,7 @@ impl GradientConfig {
                 return Err(Error::config(name, format!("{b} is not in [0, 1)")));
             }
         }
-        if !(self.eps > 0.0) {
+        if !(self.eps.is_finite() && self.eps > 0.0) {
             return Err(Error::config("gradient.eps", "must be positive"));
         }
         if self.weight_decay < 0.0 || !self.weight_decay.is_finite() {
