@@ -51,6 +51,14 @@ pub enum Error {
         /// The cargo feature that enables it.
         feature: String,
     },
+    /// A backend is compiled in but could not start or crashed (no driver, no device).
+    #[error("backend `{backend}` failed: {reason}")]
+    BackendFailed {
+        /// The backend.
+        backend: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// Training diverged (non-finite loss or gradient).
     #[error("training diverged at step {step}: {reason}")]
     Diverged {

