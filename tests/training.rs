@@ -54,6 +54,16 @@ fn weights_bits(bb: &Backbone<CpuAd>) -> Vec<Vec<u32>> {
         .collect()
 }
 
+fn prompt_values(model: &PromptModel<CpuAd>) -> Vec<f32> {
+    model
+        .prompt
+        .rows()
+        .into_data()
+        .convert::<f32>()
+        .into_vec()
+        .unwrap()
+}
+
 fn config(steps: usize) -> GradientConfig {
     GradientConfig {
         steps,
@@ -90,27 +100,14 @@ fn backbone_is_bit_identical_after_training_both_readouts() {
 
     let class = ClassPromptReadout::new(bb.clone(), tiny_data(&bb), 20.0, 32, None);
     let model = init_model(&bb, false);
-    let p0: Vec<f32> = model
-        .prompt
-        .rows()
-        .into_data()
-        .convert::<f32>()
-        .into_vec()
-        .unwrap();
+    let p0: Vec<f32> = prompt_values(&model);
     let stage = GradientStage::new(&class, &projector, &bb.tokenizer, &cfg);
     let mut opt = stage.optimizer();
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let out = stage
         .run(model, &mut opt, &mut rng, 0, &ProgressBar::hidden())
         .unwrap();
-    let p1: Vec<f32> = out
-        .model
-        .prompt
-        .rows()
-        .into_data()
-        .convert::<f32>()
-        .into_vec()
-        .unwrap();
+    let p1: Vec<f32> = prompt_values(&out.model);
     assert_ne!(p0, p1, "the prompt must move");
     assert_eq!(out.trajectory.len(), 3);
     assert_eq!(
@@ -208,13 +205,7 @@ fn same_seed_same_stage_result() {
                 &ProgressBar::hidden(),
             )
             .unwrap();
-        out.model
-            .prompt
-            .rows()
-            .into_data()
-            .convert::<f32>()
-            .into_vec::<f32>()
-            .unwrap()
+        prompt_values(&out.model)
     };
     assert_eq!(run(5), run(5));
 }

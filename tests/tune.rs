@@ -4,7 +4,7 @@
 mod common;
 
 use indicatif::ProgressBar;
-use tandem::assets::{MINILM, UCI_SENTIMENT};
+use tandem::assets::{Assets, MINILM, UCI_SENTIMENT};
 use tandem::data::SplitConfig;
 use tandem::gradient::{GradientConfig, TrajectoryPoint};
 use tandem::prompt::PromptInit;
@@ -36,20 +36,28 @@ fn small_config(readout: ReadoutConfig) -> TuneConfig {
     }
 }
 
+fn run_tune(
+    config: &TuneConfig,
+    assets: &Assets,
+    out: Option<&RunDir>,
+) -> (TuneResult, Vec<TrajectoryPoint>) {
+    tune::<common::CpuAd>(
+        config,
+        assets,
+        &Default::default(),
+        out,
+        &ProgressBar::hidden(),
+    )
+    .unwrap()
+}
+
 #[test]
 fn tune_writes_a_complete_reproducible_run_folder() {
     let assets = common::assets(&[MINILM, UCI_SENTIMENT]);
     let dir = tempfile::tempdir().unwrap();
     let run = RunDir::create(dir.path().join("run")).unwrap();
     let config = small_config(ReadoutConfig::default());
-    let (result, trajectory) = tune::<common::CpuAd>(
-        &config,
-        &assets,
-        &Default::default(),
-        Some(&run),
-        &ProgressBar::hidden(),
-    )
-    .unwrap();
+    let (result, trajectory) = run_tune(&config, &assets, Some(&run));
 
     let yaml = std::fs::read_to_string(run.path().join("config.yaml")).unwrap();
     let back: TuneConfig = serde_yaml::from_str(&yaml).unwrap();
@@ -75,14 +83,7 @@ fn tune_writes_a_complete_reproducible_run_folder() {
     assert!(run.path().join("split.json").exists());
 
     // The same config gives the same result (same seed, same backend).
-    let (again, _) = tune::<common::CpuAd>(
-        &config,
-        &assets,
-        &Default::default(),
-        None,
-        &ProgressBar::hidden(),
-    )
-    .unwrap();
+    let (again, _) = run_tune(&config, &assets, None);
     assert_eq!(again.test, result.test);
     assert_eq!(again.final_text, result.final_text);
 }
@@ -94,14 +95,7 @@ fn input_head_readout_runs_end_to_end() {
     config.split.max_test = 40;
     config.split.max_selection = 20;
     config.gradient.steps = 3;
-    let (result, trajectory) = tune::<common::CpuAd>(
-        &config,
-        &assets,
-        &Default::default(),
-        None,
-        &ProgressBar::hidden(),
-    )
-    .unwrap();
+    let (result, trajectory) = run_tune(&config, &assets, None);
     assert_eq!(result.steps, 3);
     assert_eq!(trajectory.last().unwrap().step, 3);
     assert!(result.test.loss.is_finite());
