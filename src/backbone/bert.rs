@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use burn::module::Module;
-use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
@@ -337,7 +337,7 @@ impl<B: Backend> BertEncoder<B> {
                 .swap_dims(1, 2)
                 .reshape([b * t, d]);
             let x1 = layer.ln_attn.forward(layer.attn_out.forward(ctx) + x);
-            let ff = layer.ff_out.forward(gelu(layer.ff_in.forward(x1.clone())));
+            let ff = layer.ff_out.forward(exact_gelu(layer.ff_in.forward(x1.clone())));
             x = layer.ln_ff.forward(ff + x1);
         }
         x.reshape([b, t, d])
@@ -373,6 +373,14 @@ impl<B: Backend> BertEncoder<B> {
     }
 }
 
+/// GELU with the exact (erf) form, built from primitive ops so that autodiff differentiates the
+/// function actually computed. (burn 0.21's `gelu` computes the erf form forward but its backward
+/// is the derivative of the tanh approximation.) The forward is the same op sequence as burn's.
+fn exact_gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    let cdf = x.clone().div_scalar(std::f64::consts::SQRT_2).erf().add_scalar(1.0);
+    (x * cdf).div_scalar(2.0)
+}
+
 fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut out = vec![0.0; w.len()];
     for r in 0..rows {
@@ -381,4 +389,37 @@ fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, NdArray};
+
+    #[test]
+    fn gelu_gradient_is_the_exact_derivative() {
+        type B = Autodiff<NdArray>;
+        let xs: Vec<f32> = vec![-3.0, -1.5, -0.7, 0.0, 0.4, 1.0, 2.5];
+        let x = Tensor::<B, 1>::from_data(TensorData::new(xs.clone(), [xs.len()]), &Default::default())
+            .require_grad();
+        let grads = exact_gelu(x.clone()).sum().backward();
+        let g: Vec<f32> = x.grad(&grads).unwrap().into_data().convert::<f32>().into_vec().unwrap();
+        for (xi, gi) in xs.iter().zip(&g) {
+            let xi = *xi as f64;
+            let pdf = (-xi * xi / 2.0).exp() / (2.0 * std::f64::consts::PI).sqrt();
+            let cdf = 0.5 * (1.0 + erf(xi / std::f64::consts::SQRT_2));
+            let exact = cdf + xi * pdf;
+            assert!((*gi as f64 - exact).abs() < 1e-5, "x={xi}: {gi} vs {exact}");
+        }
+    }
+
+    /// erf by its Maclaurin series (converges fast for |x| ≤ 3), independent of burn's.
+    fn erf(x: f64) -> f64 {
+        let (mut term, mut sum) = (x, x);
+        for n in 1..200 {
+            term *= -x * x / n as f64;
+            sum += term / (2 * n + 1) as f64;
+        }
+        2.0 / std::f64::consts::PI.sqrt() * sum
+    }
 }
