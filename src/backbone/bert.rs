@@ -337,7 +337,9 @@ impl<B: Backend> BertEncoder<B> {
                 .swap_dims(1, 2)
                 .reshape([b * t, d]);
             let x1 = layer.ln_attn.forward(layer.attn_out.forward(ctx) + x);
-            let ff = layer.ff_out.forward(exact_gelu(layer.ff_in.forward(x1.clone())));
+            let ff = layer
+                .ff_out
+                .forward(exact_gelu(layer.ff_in.forward(x1.clone())));
             x = layer.ln_ff.forward(ff + x1);
         }
         x.reshape([b, t, d])
@@ -377,7 +379,11 @@ impl<B: Backend> BertEncoder<B> {
 /// function actually computed. (burn 0.21's `gelu` computes the erf form forward but its backward
 /// is the derivative of the tanh approximation.) The forward is the same op sequence as burn's.
 fn exact_gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    let cdf = x.clone().div_scalar(std::f64::consts::SQRT_2).erf().add_scalar(1.0);
+    let cdf = x
+        .clone()
+        .div_scalar(std::f64::consts::SQRT_2)
+        .erf()
+        .add_scalar(1.0);
     (x * cdf).div_scalar(2.0)
 }
 
@@ -400,10 +406,17 @@ mod tests {
     fn gelu_gradient_is_the_exact_derivative() {
         type B = Autodiff<NdArray>;
         let xs: Vec<f32> = vec![-3.0, -1.5, -0.7, 0.0, 0.4, 1.0, 2.5];
-        let x = Tensor::<B, 1>::from_data(TensorData::new(xs.clone(), [xs.len()]), &Default::default())
-            .require_grad();
+        let x =
+            Tensor::<B, 1>::from_data(TensorData::new(xs.clone(), [xs.len()]), &Default::default())
+                .require_grad();
         let grads = exact_gelu(x.clone()).sum().backward();
-        let g: Vec<f32> = x.grad(&grads).unwrap().into_data().convert::<f32>().into_vec().unwrap();
+        let g: Vec<f32> = x
+            .grad(&grads)
+            .unwrap()
+            .into_data()
+            .convert::<f32>()
+            .into_vec()
+            .unwrap();
         for (xi, gi) in xs.iter().zip(&g) {
             let xi = *xi as f64;
             let pdf = (-xi * xi / 2.0).exp() / (2.0 * std::f64::consts::PI).sqrt();
