@@ -20,6 +20,7 @@ pub mod backend;
 pub mod data;
 pub mod error;
 pub mod gradient;
+pub mod mentor;
 pub mod prompt;
 pub mod readout;
 pub mod run;

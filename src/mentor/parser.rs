@@ -1,0 +1,345 @@
+//! The total parser of a mentor's reply: any UTF-8 text in, at most K candidate prompts out, plus
+//! every line it dropped and why. It never panics and never slices inside a character.
+
+use serde::{Deserialize, Serialize};
+
+/// Limits applied while parsing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ParserConfig {
+    /// At most this many candidates are returned (K).
+    pub max_candidates: usize,
+    /// Candidates shorter than this many characters are dropped.
+    pub min_chars: usize,
+    /// Candidates with more words than this are dropped (`None`: no limit).
+    pub max_words: Option<usize>,
+}
+
+impl Default for ParserConfig {
+    fn default() -> Self {
+        Self {
+            max_candidates: 3,
+            min_chars: 3,
+            max_words: Some(30),
+        }
+    }
+}
+
+/// Why a line of the reply is not a candidate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DropReason {
+    /// Nothing left after stripping markers and quotes.
+    Empty,
+    /// A code-fence line (```` ``` ```` or `~~~`); the fenced lines themselves are parsed.
+    CodeFence,
+    /// An introduction or closing remark ("Here are three templates:").
+    Preamble,
+    /// Shorter than the minimum length.
+    TooShort,
+    /// More words than the limit.
+    TooLong {
+        /// Its word count.
+        words: usize,
+    },
+    /// The same text (ignoring case) as an earlier candidate.
+    Duplicate,
+    /// A valid candidate beyond the first K.
+    OverLimit,
+}
+
+/// A dropped line and the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dropped {
+    /// 1-based line number in the reply.
+    pub line_no: usize,
+    /// The line as it appeared (trimmed).
+    pub text: String,
+    /// Why it was dropped.
+    pub reason: DropReason,
+}
+
+/// The parse of one reply.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ParsedReply {
+    /// Candidate prompts, in reply order, at most K.
+    pub candidates: Vec<String>,
+    /// Every non-blank line that did not become a candidate.
+    pub dropped: Vec<Dropped>,
+}
+
+/// Parses a reply. Total: any input gives a result.
+pub fn parse_reply(reply: &str, config: &ParserConfig) -> ParsedReply {
+    let mut out = ParsedReply::default();
+    let mut seen: Vec<String> = Vec::new();
+    for (i, raw) in reply.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let drop = |reason| Dropped {
+            line_no: i + 1,
+            text: line.to_string(),
+            reason,
+        };
+        if line.starts_with("```") || line.starts_with("~~~") {
+            out.dropped.push(drop(DropReason::CodeFence));
+            continue;
+        }
+        let text = clean(line);
+        if opens_like_preamble(line) || is_heading(&text) {
+            out.dropped.push(drop(DropReason::Preamble));
+            continue;
+        }
+        let chars = text.chars().count();
+        let words = text.split_whitespace().count();
+        let reason = if text.is_empty() {
+            Some(DropReason::Empty)
+        } else if chars < config.min_chars {
+            Some(DropReason::TooShort)
+        } else if config.max_words.is_some_and(|m| words > m) {
+            Some(DropReason::TooLong { words })
+        } else if seen.iter().any(|s| s == &text.to_lowercase()) {
+            Some(DropReason::Duplicate)
+        } else if out.candidates.len() >= config.max_candidates {
+            Some(DropReason::OverLimit)
+        } else {
+            None
+        };
+        match reason {
+            Some(r) => out.dropped.push(drop(r)),
+            None => {
+                seen.push(text.to_lowercase());
+                out.candidates.push(text);
+            }
+        }
+    }
+    out
+}
+
+/// Words that open an introduction or a closing remark rather than a prompt.
+const PREAMBLE_OPENERS: &[&str] = &[
+    "here are",
+    "here is",
+    "here's",
+    "sure",
+    "certainly",
+    "of course",
+    "okay",
+    "ok,",
+    "i hope",
+    "these templates",
+    "these prompts",
+    "the following",
+    "below are",
+    "new templates",
+    "new prompts",
+];
+
+/// "Sure! Here are three templates", "I hope these help." — judged on the raw line.
+fn opens_like_preamble(line: &str) -> bool {
+    let lower = line.to_lowercase();
+    let stripped = lower.trim_start_matches(|c: char| !c.is_alphanumeric());
+    let opens = |p: &&str| {
+        stripped.starts_with(*p) && !stripped[p.len()..].starts_with(|c: char| c.is_alphanumeric())
+    };
+    PREAMBLE_OPENERS.iter().any(opens)
+}
+
+/// "New prompts (lower loss):" — a heading that ends in a colon; judged on the cleaned text, so
+/// that a label such as "Template 2:" before a real prompt does not make it a heading.
+fn is_heading(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    let trimmed = lower.trim_end_matches(['*', ' ']);
+    trimmed.ends_with(':')
+        && [
+            "template",
+            "prompt",
+            "candidate",
+            "suggestion",
+            "answer",
+            "output",
+        ]
+        .iter()
+        .any(|w| trimmed.contains(w))
+}
+
+/// Strips list markers, labels, emphasis and quotes, repeatedly, and folds white space.
+fn clean(line: &str) -> String {
+    let mut s = line.trim().to_string();
+    // Each pass removes at least one character or stops, so this ends.
+    loop {
+        let before = s.len();
+        s = strip_marker(&s).trim().to_string();
+        s = strip_emphasis(&s).trim().to_string();
+        s = strip_quotes(&s).trim().to_string();
+        if s.len() == before {
+            break;
+        }
+    }
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Removes one leading bullet, number ("1.", "10)", "(3)", "#2", "2:") or label ("Template 1:").
+fn strip_marker(s: &str) -> &str {
+    for bullet in ["- ", "* ", "• ", "+ ", "– ", "— ", "> "] {
+        if let Some(rest) = s.strip_prefix(bullet) {
+            return rest;
+        }
+    }
+    if s == "-" || s == "*" || s == "•" {
+        return "";
+    }
+    // "(3)" or "[3]"
+    for (open, close) in [('(', ')'), ('[', ']')] {
+        if let Some(rest) = s.strip_prefix(open) {
+            let digits = rest.chars().take_while(char::is_ascii_digit).count();
+            if digits > 0 {
+                if let Some(after) = rest[digits..].strip_prefix(close) {
+                    return after;
+                }
+            }
+        }
+    }
+    let body = s.strip_prefix('#').unwrap_or(s);
+    let digits = body.chars().take_while(char::is_ascii_digit).count();
+    if digits > 0 {
+        let rest = &body[digits..];
+        for sep in [".", ")", ":", " -", "-"] {
+            if let Some(after) = rest.strip_prefix(sep) {
+                return after;
+            }
+        }
+        if rest.is_empty() {
+            return "";
+        }
+    }
+    // "Template 1:", "Prompt 2 -", "Candidate:"
+    let lower = s.to_lowercase();
+    for label in [
+        "template",
+        "prompt",
+        "candidate",
+        "new template",
+        "new prompt",
+    ] {
+        if lower.starts_with(label) {
+            if let Some(colon) = s.find(':') {
+                let head = &s[..colon];
+                if head.split_whitespace().count() <= 3 {
+                    return &s[colon + 1..];
+                }
+            }
+        }
+    }
+    s
+}
+
+/// Removes markdown emphasis wrapping the whole text (`**x**`, `*x*`, `_x_`, `` `x` ``).
+fn strip_emphasis(s: &str) -> &str {
+    for m in ["**", "__", "*", "_", "`"] {
+        if s.len() >= 2 * m.len() {
+            if let Some(inner) = s.strip_prefix(m).and_then(|r| r.strip_suffix(m)) {
+                return inner;
+            }
+        }
+    }
+    s
+}
+
+/// Removes one pair of matching quotes around the whole text.
+fn strip_quotes(s: &str) -> &str {
+    const PAIRS: &[(char, char)] = &[
+        ('"', '"'),
+        ('\'', '\''),
+        ('“', '”'),
+        ('‘', '’'),
+        ('«', '»'),
+        ('„', '“'),
+        ('「', '」'),
+    ];
+    for &(open, close) in PAIRS {
+        if let Some(inner) = s.strip_prefix(open).and_then(|r| r.strip_suffix(close)) {
+            return inner;
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> ParsedReply {
+        parse_reply(s, &ParserConfig::default())
+    }
+
+    #[test]
+    fn strips_numbering_bullets_quotes_and_preambles() {
+        let reply = "Sure! Here are three new templates:\n\n1. \"A review that feels\"\n10) 'The critic thinks it is'\n- **This film was**\n";
+        let p = parse(reply);
+        assert_eq!(
+            p.candidates,
+            [
+                "A review that feels",
+                "The critic thinks it is",
+                "This film was"
+            ]
+        );
+        assert_eq!(p.dropped.len(), 1);
+        assert_eq!(p.dropped[0].reason, DropReason::Preamble);
+    }
+
+    #[test]
+    fn code_fences_are_dropped_and_their_content_parsed() {
+        let p = parse("```\nTemplate 1: the movie is\nTemplate 2: my verdict:\n```");
+        assert_eq!(p.candidates, ["the movie is", "my verdict:"]);
+        assert_eq!(
+            p.dropped.iter().map(|d| &d.reason).collect::<Vec<_>>(),
+            [&DropReason::CodeFence, &DropReason::CodeFence]
+        );
+    }
+
+    #[test]
+    fn short_long_duplicate_and_over_limit_lines_are_reported() {
+        let cfg = ParserConfig {
+            max_candidates: 2,
+            min_chars: 3,
+            max_words: Some(4),
+        };
+        let p = parse_reply(
+            "a\n1.\none two three four five\nGood film\ngood FILM\nbad film\nfine film",
+            &cfg,
+        );
+        assert_eq!(p.candidates, ["Good film", "bad film"]);
+        let reasons: Vec<_> = p.dropped.iter().map(|d| d.reason.clone()).collect();
+        assert_eq!(
+            reasons,
+            [
+                DropReason::TooShort,
+                DropReason::Empty,
+                DropReason::TooLong { words: 5 },
+                DropReason::Duplicate,
+                DropReason::OverLimit
+            ]
+        );
+        assert_eq!(p.dropped[3].line_no, 5);
+    }
+
+    #[test]
+    fn no_valid_line_gives_no_candidate_not_a_crash() {
+        assert!(parse("").candidates.is_empty());
+        assert!(parse("1.\n2.\n3)\n-\n\"\"\n''").candidates.is_empty());
+        assert!(parse("é").candidates.is_empty());
+        assert!(parse("«»\n“”\n**").candidates.is_empty());
+    }
+
+    #[test]
+    fn a_prompt_that_merely_starts_like_a_preamble_word_is_kept() {
+        let p = parse("Surely a great film\nOkayish movie overall");
+        assert_eq!(
+            p.candidates,
+            ["Surely a great film", "Okayish movie overall"]
+        );
+    }
+}

@@ -1,0 +1,74 @@
+//! Property tests of the mentor-reply parser: total over arbitrary UTF-8 and adversarial replies.
+
+use proptest::prelude::*;
+use tandem::mentor::{parse_reply, DropReason, ParserConfig};
+
+fn check(reply: &str, k: usize) {
+    let cfg = ParserConfig {
+        max_candidates: k,
+        ..Default::default()
+    };
+    let p = parse_reply(reply, &cfg);
+    assert!(
+        p.candidates.len() <= k,
+        "{} candidates > K = {k}",
+        p.candidates.len()
+    );
+    for c in &p.candidates {
+        assert!(!c.is_empty() && c.trim() == c, "untrimmed candidate {c:?}");
+        assert!(c.chars().count() >= cfg.min_chars, "short candidate {c:?}");
+        assert!(!c.contains('\n'));
+    }
+    let lower: Vec<String> = p.candidates.iter().map(|c| c.to_lowercase()).collect();
+    for (i, c) in lower.iter().enumerate() {
+        assert!(!lower[..i].contains(c), "duplicate candidate {c:?}");
+    }
+    let nonblank = reply.lines().filter(|l| !l.trim().is_empty()).count();
+    assert_eq!(
+        p.candidates.len() + p.dropped.len(),
+        nonblank,
+        "every non-blank line is accounted for"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn total_over_arbitrary_utf8(s in "\\PC*", k in 0usize..6) {
+        check(&s, k);
+    }
+
+    #[test]
+    fn total_over_reply_shaped_text(
+        lines in prop::collection::vec(
+            prop_oneof![
+                "[0-9]{1,3}[.):] ?[\"'“«*]{0,3}[a-zA-Z ,éü]{0,40}[\"'”»*]{0,3}",
+                "[-*•] [a-z ]{0,30}",
+                "```[a-z]{0,8}",
+                "(Here are|Sure|Templates?)[a-z ]{0,20}:?",
+                "[\"'“”‘’«»`*_]{0,8}",
+                "\\PC{0,20}",
+            ],
+            0..40,
+        ),
+        k in 0usize..6,
+    ) {
+        check(&lines.join("\n"), k);
+    }
+}
+
+#[test]
+fn adversarial_replies() {
+    let huge = "1. a very long prompt line ".repeat(50_000);
+    check(&huge, 3);
+    check(&"1.\n".repeat(10_000), 3);
+    check(&"\"".repeat(10_001), 3);
+    check("\"'“«**“nested quotes”**»'\"", 3);
+    check("```\n```\n```", 3);
+    check("\r\n\r\n1)\r\n", 3);
+    let p = parse_reply("\"'«**“nested quotes here”**»'\"", &ParserConfig::default());
+    assert_eq!(p.candidates, ["nested quotes here"]);
+    let p = parse_reply("```\n```", &ParserConfig::default());
+    assert!(p.dropped.iter().all(|d| d.reason == DropReason::CodeFence));
+}
