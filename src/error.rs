@@ -59,6 +59,14 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// A record/replay cassette could not serve or store a request.
+    #[error("cassette {path}: {reason}")]
+    Replay {
+        /// The cassette file.
+        path: PathBuf,
+        /// What went wrong (a miss in read mode names the request).
+        reason: String,
+    },
     /// Training diverged (non-finite loss or gradient).
     #[error("training diverged at step {step}: {reason}")]
     Diverged {

@@ -1,8 +1,12 @@
-//! The mentor: the LLM half of the method. So far: meta-prompt templates and the total parser
-//! of its replies.
+//! The mentor: the LLM half of the method. So far: chat requests, record/replay cassettes,
+//! meta-prompt templates and the total parser of replies.
 
+mod cassette;
 mod parser;
+mod request;
 mod template;
 
+pub use cassette::{Cassette, Recording, ReplayMode, Source};
 pub use parser::{parse_reply, DropReason, Dropped, ParsedReply, ParserConfig};
+pub use request::{ChatRequest, ChatResponse, Message, Role, Sampling};
 pub use template::{MetaPromptContext, MetaPromptTemplate, ScoredPrompt, BUILTIN_TEMPLATES};

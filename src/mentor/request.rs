@@ -1,0 +1,110 @@
+//! A chat request and its response, in the OpenAI chat-completions shape, with every sampling
+//! setting explicit so that it is sent, recorded and part of the replay key.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Instructions to the model.
+    System,
+    /// The user's turn (the rendered meta-prompt).
+    User,
+    /// The model's turn.
+    Assistant,
+}
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Message {
+    /// Author.
+    pub role: Role,
+    /// Text.
+    pub content: String,
+}
+
+impl Message {
+    /// A user message.
+    pub fn user(content: impl Into<String>) -> Self {
+        Self {
+            role: Role::User,
+            content: content.into(),
+        }
+    }
+
+    /// A system message.
+    pub fn system(content: impl Into<String>) -> Self {
+        Self {
+            role: Role::System,
+            content: content.into(),
+        }
+    }
+}
+
+/// Sampling settings; all of them are sent with every request (none left to server defaults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Sampling {
+    /// Temperature; 0 means greedy.
+    pub temperature: f32,
+    /// Nucleus sampling mass.
+    pub top_p: f32,
+    /// Maximum new tokens.
+    pub max_tokens: u32,
+    /// Stop sequences.
+    pub stop: Vec<String>,
+    /// Sampling seed.
+    pub seed: u64,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Self {
+            temperature: 0.7,
+            top_p: 0.95,
+            max_tokens: 256,
+            stop: Vec::new(),
+            seed: 0,
+        }
+    }
+}
+
+/// A complete request: where it goes, which model, what it says, how to sample.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatRequest {
+    /// Endpoint identity: a base URL for HTTP, `embedded:<model file sha256>` for the local model.
+    pub endpoint: String,
+    /// Model name as requested.
+    pub model: String,
+    /// The conversation.
+    pub messages: Vec<Message>,
+    /// Sampling settings.
+    pub sampling: Sampling,
+}
+
+impl ChatRequest {
+    /// A stable key over the whole request (endpoint, model, messages, every sampling setting,
+    /// seed): lowercase hex sha256 of its canonical JSON.
+    pub fn key(&self) -> String {
+        // Struct fields serialize in declaration order, so the JSON is canonical.
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        hex::encode(Sha256::digest(&json))
+    }
+}
+
+/// What came back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatResponse {
+    /// The exact model id the server reported.
+    pub model_id: String,
+    /// The assistant's text.
+    pub text: String,
+    /// Prompt tokens counted by the server.
+    pub prompt_tokens: u32,
+    /// Completion tokens counted by the server.
+    pub completion_tokens: u32,
+    /// Why generation stopped (`stop`, `length`, …).
+    pub finish_reason: String,
+}
