@@ -67,6 +67,22 @@ pub enum Error {
         /// What went wrong (a miss in read mode names the request).
         reason: String,
     },
+    /// An LLM endpoint failed or answered something unusable.
+    #[error("mentor endpoint {endpoint}: {reason}")]
+    Mentor {
+        /// The endpoint (base URL or `embedded`).
+        endpoint: String,
+        /// What went wrong, including what was tried.
+        reason: String,
+    },
+    /// A budget (LLM calls, tokens, steps) is spent; the run stops cleanly.
+    #[error("budget exhausted: {what} reached its limit of {limit}")]
+    Budget {
+        /// Which budget.
+        what: String,
+        /// Its limit.
+        limit: u64,
+    },
     /// Training diverged (non-finite loss or gradient).
     #[error("training diverged at step {step}: {reason}")]
     Diverged {
