@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::gradient::{GradientConfig, GradientStage, TrajectoryPoint};
 use crate::prompt::{Projector, PromptInit, SoftPrompt};
 use crate::readout::{
-    evaluate_valid, ClassPromptReadout, EncodedData, Head, InputHeadReadout, Metrics, PromptModel,
+    evaluate_valid, ClassPromptReadout, EncodedData, InputHeadReadout, Metrics, PromptModel,
     Readout, ReadoutConfig, SplitName,
 };
 use crate::run::RunDir;
@@ -196,7 +196,6 @@ pub fn tune<B: AutodiffBackend>(
         &backbone.tokenizer,
         &mut rng,
     )?;
-    let d = backbone.encoder.hidden_size();
     let (readout, head) = match config.readout {
         ReadoutConfig::ClassPrompt { scale } => (
             AnyReadout::Class(ClassPromptReadout::new(
@@ -209,15 +208,9 @@ pub fn tune<B: AutodiffBackend>(
             None,
         ),
         ReadoutConfig::InputHead => {
-            let head = Head::init(d, data.num_classes(), &mut rng, device);
-            (
-                AnyReadout::Input(InputHeadReadout::new(
-                    backbone.clone(),
-                    data,
-                    config.max_len,
-                )),
-                Some(head),
-            )
+            let readout = InputHeadReadout::new(backbone.clone(), data, config.max_len);
+            let head = readout.init_head(&mut rng);
+            (AnyReadout::Input(readout), Some(head))
         }
     };
     let prepare_seconds = start.elapsed().as_secs_f64();

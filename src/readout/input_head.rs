@@ -5,10 +5,11 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-use super::{EncodedData, PromptModel, Readout, SplitName};
+use super::{EncodedData, Head, PromptModel, Readout, SplitName};
 use crate::backbone::Backbone;
 
-/// The input-prompt + head readout.
+/// The input-prompt + head readout. Its models must carry a head ([`InputHeadReadout::init_head`]);
+/// `logits` panics on a model without one (a programming error, not a user input).
 #[derive(Module, Debug)]
 pub struct InputHeadReadout<B: Backend> {
     backbone: Backbone<B>,
@@ -27,6 +28,16 @@ impl<B: Backend> InputHeadReadout<B> {
         }
     }
 
+    /// A freshly initialised head for this readout's classes.
+    pub fn init_head(&self, rng: &mut impl rand::Rng) -> Head<B> {
+        Head::init(
+            self.backbone.encoder.hidden_size(),
+            self.data.num_classes(),
+            rng,
+            &self.backbone.device(),
+        )
+    }
+
     /// The backbone.
     pub fn backbone(&self) -> &Backbone<B> {
         &self.backbone
@@ -39,12 +50,13 @@ impl<B: Backend> Readout<B> for InputHeadReadout<B> {
         let pooled = self
             .backbone
             .embed_with_prompt(model.prompt.rows(), &seqs, self.max_len);
-        match &model.head {
-            Some(head) => head.forward(pooled),
-            // Without a head the readout is undefined; callers build the model with one. Fall
-            // back to zero logits so evaluation of a mis-built model reports chance, not a panic.
-            None => Tensor::zeros([idx.len(), self.data.num_classes()], &pooled.device()),
-        }
+        model
+            .head
+            .as_ref()
+            .expect(
+                "the input-head readout needs a model with a head (InputHeadReadout::init_head)",
+            )
+            .forward(pooled)
     }
 
     fn data(&self) -> &EncodedData {
