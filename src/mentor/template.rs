@@ -3,10 +3,7 @@
 
 use std::path::Path;
 
-use handlebars::{
-    no_escape, Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderError,
-    RenderErrorReason,
-};
+use handlebars::{handlebars_helper, no_escape, Handlebars};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -133,42 +130,15 @@ impl MetaPromptTemplate {
     }
 }
 
-fn number_param(
-    h: &Helper<'_>,
-    i: usize,
-    name: &'static str,
-) -> std::result::Result<f64, RenderError> {
-    h.param(i).and_then(|p| p.value().as_f64()).ok_or_else(|| {
-        RenderErrorReason::ParamTypeMismatchForName(name, i.to_string(), "number".into()).into()
-    })
-}
+handlebars_helper!(fixed_helper: |x: f64, digits: u64| {
+    // `{{fixed x 3}}`: a number with a fixed number of decimals.
+    format!("{x:.*}", digits.min(12) as usize)
+});
 
-/// `{{fixed x 3}}`: a number with a fixed number of decimals.
-fn fixed_helper(
-    h: &Helper<'_>,
-    _: &Handlebars<'_>,
-    _: &Context,
-    _: &mut RenderContext<'_, '_>,
-    out: &mut dyn Output,
-) -> HelperResult {
-    let x = number_param(h, 0, "fixed")?;
-    let digits = number_param(h, 1, "fixed")?.clamp(0.0, 12.0) as usize;
-    out.write(&format!("{x:.digits$}"))?;
-    Ok(())
-}
-
-/// `{{percent x}}`: a fraction as a percentage with one decimal.
-fn percent_helper(
-    h: &Helper<'_>,
-    _: &Handlebars<'_>,
-    _: &Context,
-    _: &mut RenderContext<'_, '_>,
-    out: &mut dyn Output,
-) -> HelperResult {
-    let x = number_param(h, 0, "percent")?;
-    out.write(&format!("{:.1}", x * 100.0))?;
-    Ok(())
-}
+handlebars_helper!(percent_helper: |x: f64| {
+    // `{{percent x}}`: a fraction as a percentage with one decimal.
+    format!("{:.1}", x * 100.0)
+});
 
 #[cfg(test)]
 mod tests {
