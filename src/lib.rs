@@ -18,6 +18,7 @@ pub mod assets;
 pub mod backbone;
 pub mod backend;
 pub mod data;
+pub mod decoder;
 pub mod error;
 pub mod gradient;
 pub mod mentor;

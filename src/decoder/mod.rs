@@ -1,0 +1,269 @@
+//! The embedded LLM: a llama-architecture decoder (SmolLM2-135M-Instruct by default) loaded from
+//! GGUF into burn, its byte-level BPE tokenizer, its chat template and a seeded sampler.
+//!
+//! [`ChatLlm`] generates replies to chat messages; [`Llama`] is the bare decoder, which the
+//! verbalizer readout also uses as a frozen backbone.
+
+mod chat;
+mod config;
+mod gguf;
+mod kv_cache;
+mod model;
+mod sampler;
+mod tokenizer;
+
+pub use chat::ChatTemplate;
+pub use config::LlamaConfig;
+pub use gguf::{GgufFile, GgufVocab};
+pub use kv_cache::KvCache;
+pub use model::Llama;
+pub use sampler::{argmax, Sampler};
+pub use tokenizer::DecoderTokenizer;
+
+use std::path::Path;
+use std::time::Instant;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::mentor::{Message, Sampling};
+
+/// What one generation produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Generation {
+    /// The reply, cut before any stop sequence, control tokens left out.
+    pub text: String,
+    /// Generated token ids (including a final end-of-turn token when one was produced).
+    pub tokens: Vec<u32>,
+    /// Length of the prompt in tokens.
+    pub prompt_tokens: usize,
+    /// `stop` (end-of-turn token or stop sequence) or `length` (max tokens reached).
+    pub finish_reason: String,
+    /// Seconds spent on the prompt (one batched forward pass).
+    pub prefill_s: f64,
+    /// Seconds spent generating tokens after the first.
+    pub decode_s: f64,
+}
+
+/// One greedy step: the chosen token and how far it led the runner-up.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GreedyStep {
+    /// Chosen id.
+    pub token: u32,
+    /// Logit of the chosen id.
+    pub logit: f32,
+    /// Runner-up id.
+    pub runner_up: u32,
+    /// Logit gap between the chosen id and the runner-up.
+    pub margin: f32,
+}
+
+/// A chat model: decoder, tokenizer and chat template loaded from one GGUF file.
+#[derive(Debug)]
+pub struct ChatLlm<B: Backend> {
+    model: Llama<B>,
+    tokenizer: DecoderTokenizer,
+    template: ChatTemplate,
+    name: String,
+    sha256: String,
+}
+
+impl<B: Backend> ChatLlm<B> {
+    /// Loads a GGUF chat model onto `device` (weights dequantized to f32).
+    pub fn load(path: &Path, device: &B::Device) -> Result<Self> {
+        let file = GgufFile::open(path)?;
+        let vocab = file.vocab()?;
+        let tokenizer = DecoderTokenizer::from_vocab(&vocab, path)?;
+        let tok = |id: u32| vocab.tokens.get(id as usize).cloned().unwrap_or_default();
+        let template = ChatTemplate::new(&file.chat_template()?, &tok(vocab.bos), &tok(vocab.eos))
+            .map_err(|e| Error::model(path, e.to_string()))?;
+        let model = Llama::from_gguf(&file, device)?;
+        if model.config().vocab_size != tokenizer.vocab_size() {
+            return Err(Error::model(path, "tokenizer and embedding sizes differ"));
+        }
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(Self {
+            model,
+            tokenizer,
+            template,
+            name,
+            sha256: crate::assets::sha256_file(path)?,
+        })
+    }
+
+    /// The decoder.
+    pub fn model(&self) -> &Llama<B> {
+        &self.model
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &DecoderTokenizer {
+        &self.tokenizer
+    }
+
+    /// The model's name (the GGUF file stem).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// sha256 of the GGUF file the weights came from.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// The prompt text of a conversation, per the model's chat template.
+    pub fn render(&self, messages: &[Message]) -> Result<String> {
+        self.template.render(messages)
+    }
+
+    /// Token ids of a conversation's prompt.
+    pub fn prompt_ids(&self, messages: &[Message]) -> Result<Vec<u32>> {
+        self.tokenizer.encode(&self.render(messages)?)
+    }
+
+    fn check_len(&self, len: usize) -> Result<()> {
+        let max = self.model.config().max_position;
+        if len > max {
+            return Err(Error::config(
+                "prompt",
+                format!("{len} tokens exceed the model's context of {max}"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn step(&self, ids: &[u32], cache: &mut KvCache<B>) -> Result<Vec<f32>> {
+        let device = self.model.word_embeddings().device();
+        let t = ids.len();
+        let ids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
+        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, t]), &device);
+        let hidden = self.model.forward(self.model.embed_tokens(ids), cache);
+        let d = self.model.config().hidden_size;
+        let last = hidden.narrow(1, t - 1, 1).reshape([1, d]);
+        self.model
+            .logits(last)
+            .into_data()
+            .to_vec::<f32>()
+            .map_err(|e| Error::config("decoder output", format!("{e:?}")))
+    }
+
+    /// Replies to a conversation.
+    pub fn generate(&self, messages: &[Message], sampling: &Sampling) -> Result<Generation> {
+        let prompt = self.prompt_ids(messages)?;
+        self.generate_from_ids(&prompt, sampling)
+    }
+
+    /// Continues `prompt` until an end-of-turn token, a stop sequence or `max_tokens`.
+    pub fn generate_from_ids(&self, prompt: &[u32], sampling: &Sampling) -> Result<Generation> {
+        if prompt.is_empty() {
+            return Err(Error::config("prompt", "is empty"));
+        }
+        let max_new = sampling.max_tokens as usize;
+        self.check_len(prompt.len() + max_new)?;
+        let mut sampler = Sampler::new(sampling.temperature, sampling.top_p, sampling.seed);
+        let mut cache = self.model.cache();
+        let t0 = Instant::now();
+        let mut logits = self.step(prompt, &mut cache)?;
+        let prefill_s = t0.elapsed().as_secs_f64();
+        let t1 = Instant::now();
+        let mut tokens = Vec::new();
+        let mut finish = "length";
+        let mut cut_text: Option<String> = None;
+        while tokens.len() < max_new {
+            let next = sampler.sample(&logits);
+            tokens.push(next);
+            if next == self.tokenizer.eos() || self.tokenizer.is_special(next) {
+                finish = "stop";
+                break;
+            }
+            if !sampling.stop.is_empty() {
+                let so_far = self.tokenizer.decode(&tokens);
+                if let Some(cut) = sampling
+                    .stop
+                    .iter()
+                    .filter(|s| !s.is_empty())
+                    .filter_map(|s| so_far.find(s.as_str()))
+                    .min()
+                {
+                    cut_text = Some(so_far[..cut].to_string());
+                    finish = "stop";
+                    break;
+                }
+            }
+            if tokens.len() == max_new {
+                break;
+            }
+            logits = self.step(&[next], &mut cache)?;
+        }
+        let text = cut_text.unwrap_or_else(|| self.tokenizer.decode(&tokens));
+        Ok(Generation {
+            text,
+            prompt_tokens: prompt.len(),
+            finish_reason: finish.to_string(),
+            prefill_s,
+            decode_s: t1.elapsed().as_secs_f64(),
+            tokens,
+        })
+    }
+
+    /// Next-token logits after each of the last `n` positions of `ids`, from one batched pass
+    /// (teacher forcing): row `i` predicts `ids[len - n + i + 1]`.
+    pub fn sequence_logits(&self, ids: &[u32], n: usize) -> Result<Vec<Vec<f32>>> {
+        if ids.is_empty() || n == 0 || n > ids.len() {
+            return Err(Error::config(
+                "sequence",
+                format!("{n} positions asked of {} tokens", ids.len()),
+            ));
+        }
+        self.check_len(ids.len())?;
+        let device = self.model.word_embeddings().device();
+        let t = ids.len();
+        let data: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
+        let x = Tensor::<B, 2, Int>::from_data(TensorData::new(data, [1, t]), &device);
+        let mut cache = self.model.cache();
+        let hidden = self.model.forward(self.model.embed_tokens(x), &mut cache);
+        let d = self.model.config().hidden_size;
+        let v = self.model.config().vocab_size;
+        let flat = self
+            .model
+            .logits(hidden.narrow(1, t - n, n).reshape([n, d]))
+            .into_data()
+            .to_vec::<f32>()
+            .map_err(|e| Error::config("decoder output", format!("{e:?}")))?;
+        Ok(flat.chunks_exact(v).map(<[f32]>::to_vec).collect())
+    }
+
+    /// `n` greedy steps after `prompt`, with each step's logit margin over the runner-up
+    /// (end-of-turn tokens do not stop it). Used to compare against llama.cpp.
+    pub fn greedy_trace(&self, prompt: &[u32], n: usize) -> Result<Vec<GreedyStep>> {
+        if prompt.is_empty() {
+            return Err(Error::config("prompt", "is empty"));
+        }
+        self.check_len(prompt.len() + n)?;
+        let mut cache = self.model.cache();
+        let mut logits = self.step(prompt, &mut cache)?;
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let token = argmax(&logits);
+            let logit = logits[token as usize];
+            let mut rest = logits.clone();
+            rest[token as usize] = f32::NEG_INFINITY;
+            let runner_up = argmax(&rest);
+            out.push(GreedyStep {
+                token,
+                logit,
+                runner_up,
+                margin: logit - rest[runner_up as usize],
+            });
+            if i + 1 < n {
+                logits = self.step(&[token], &mut cache)?;
+            }
+        }
+        Ok(out)
+    }
+}
