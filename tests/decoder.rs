@@ -222,3 +222,20 @@ fn same_seed_same_text_and_stop_sequences_cut() {
     );
     assert!(full.text.starts_with(&cut.text));
 }
+
+/// The plain burn path (f32 weights, burn key/value cache) decodes the same tokens as the
+/// quantized host path and as exact arithmetic.
+#[test]
+fn burn_f32_decoding_matches_the_exact_reference() {
+    let a = assets(&[SMOLLM2]);
+    let f32_llm =
+        ChatLlm::<Cpu>::load_with(&a.path(&SMOLLM2.files[0]), &Default::default(), false).unwrap();
+    let (fx, rf) = (fixture(), reference());
+    let ours: Vec<u32> = f32_llm
+        .greedy_trace(&fx.chats[2].prompt_ids, 16)
+        .unwrap()
+        .iter()
+        .map(|s| s.token)
+        .collect();
+    assert_eq!(ours, rf.chats[2].greedy_ids[..16]);
+}

@@ -2,6 +2,7 @@
 //! tokenizer's vocabulary and merges, the chat template, and tensors dequantized to f32 by
 //! `ggml-quants`.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use ggus::ggml_quants::{QuantExt, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0};
@@ -10,10 +11,12 @@ use ggus::{GGmlType, GGuf, GGufMetaMapExt};
 use super::config::LlamaConfig;
 use crate::error::{Error, Result};
 
-/// A GGUF file held in memory.
+/// A GGUF file held in memory, its tensor directory read once.
 pub struct GgufFile {
     path: PathBuf,
     bytes: Vec<u8>,
+    /// Name → (type, logical shape outermost first, byte range within `bytes`).
+    tensors: HashMap<String, (GGmlType, Vec<usize>, std::ops::Range<usize>)>,
 }
 
 /// The tokenizer section of a GGUF file.
@@ -39,11 +42,25 @@ impl GgufFile {
     /// Reads a GGUF file.
     pub fn open(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
-        let file = Self {
+        let mut file = Self {
             path: path.to_path_buf(),
             bytes,
+            tensors: HashMap::new(),
         };
-        file.parse()?;
+        let g = file.parse()?;
+        // The tensor data section is the tail of the file.
+        let base = file.bytes.len() - g.data.len();
+        let mut tensors = HashMap::new();
+        for (name, meta) in &g.tensors {
+            let info = meta.to_info();
+            let shape = info.shape().iter().rev().map(|&d| d as usize).collect();
+            let start = base + info.offset();
+            tensors.insert(
+                name.to_string(),
+                (info.ty(), shape, start..start + info.nbytes()),
+            );
+        }
+        file.tensors = tensors;
         Ok(file)
     }
 
@@ -96,7 +113,7 @@ impl GgufFile {
             max_position: self.usize_key(&g, "llama.context_length")?,
             rope_theta: self.f32_key(&g, "llama.rope.freq_base").unwrap_or(10_000.0),
             rms_eps: self.f32_key(&g, "llama.attention.layer_norm_rms_epsilon")?,
-            tied_embeddings: !g.tensors.contains_key("output.weight"),
+            tied_embeddings: !self.tensors.contains_key("output.weight"),
         };
         config.validate().map_err(|r| self.err(r))?;
         Ok(config)
@@ -163,30 +180,32 @@ impl GgufFile {
             .map_err(|e| self.err(format!("metadata `tokenizer.chat_template`: {e:?}")))
     }
 
-    /// A tensor dequantized to f32, in row-major order of its logical shape (outermost first:
-    /// the reverse of GGUF's `ne` order), checked against `shape`.
-    pub fn tensor(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        let g = self.parse()?;
-        let meta = g
+    /// The stored bytes and type of tensor `name`, checked against the logical `shape`.
+    pub fn raw_tensor(&self, name: &str, shape: &[usize]) -> Result<(GGmlType, &[u8])> {
+        let (ty, logical, range) = self
             .tensors
             .get(name)
             .ok_or_else(|| self.err(format!("tensor `{name}` is missing")))?;
-        let info = meta.to_info();
-        let logical: Vec<usize> = info.shape().iter().rev().map(|&d| d as usize).collect();
         if logical != shape {
             return Err(self.err(format!(
                 "tensor `{name}` has shape {logical:?}, expected {shape:?}"
             )));
         }
-        let n: usize = shape.iter().product();
-        let start = info.offset();
-        let bytes = g
-            .data
-            .get(start..start + info.nbytes())
+        let bytes = self
+            .bytes
+            .get(range.clone())
             .ok_or_else(|| self.err(format!("tensor `{name}` runs past the end of the file")))?;
+        Ok((*ty, bytes))
+    }
+
+    /// A tensor dequantized to f32, in row-major order of its logical shape (outermost first:
+    /// the reverse of GGUF's `ne` order), checked against `shape`.
+    pub fn tensor(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let (ty, bytes) = self.raw_tensor(name, shape)?;
+        let n: usize = shape.iter().product();
         let mut out = vec![0f32; n];
         let bad = |e| self.err(format!("tensor `{name}`: {e:?}"));
-        match info.ty() {
+        match ty {
             GGmlType::F32 => {
                 for (o, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
                     *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
@@ -224,7 +243,7 @@ impl GgufFile {
 
 /// Copies raw block bytes into properly aligned blocks (the file gives no alignment guarantee
 /// for a `Vec<u8>`).
-fn blocks<T: ggus::ggml_quants::DataBlock>(bytes: &[u8]) -> Vec<T> {
+pub(crate) fn blocks<T: ggus::ggml_quants::DataBlock>(bytes: &[u8]) -> Vec<T> {
     let size = std::mem::size_of::<T>();
     let n = bytes.len() / size;
     let mut out: Vec<T> = (0..n).map(|_| T::ZEROS).collect();

@@ -46,6 +46,27 @@ impl<B: Backend> KvCache<B> {
         (k, v)
     }
 
+    /// Keys and values of every layer on the host, position-major: `[len, kv_heads·head_dim]`
+    /// (the layout of [`super::HostCache`]). Only for a batch of one.
+    pub(crate) fn to_host(&self) -> Vec<(Vec<f32>, Vec<f32>)> {
+        let flat = |t: &Tensor<B, 4>| -> Vec<f32> {
+            let [_, h, s, hd] = t.dims();
+            t.clone()
+                .swap_dims(1, 2)
+                .reshape([s, h * hd])
+                .into_data()
+                .iter::<f32>()
+                .collect()
+        };
+        self.layers
+            .iter()
+            .map(|l| match l {
+                Some((k, v)) => (flat(k), flat(v)),
+                None => (Vec::new(), Vec::new()),
+            })
+            .collect()
+    }
+
     /// Records that `t` more positions were appended to every layer.
     pub(crate) fn advance(&mut self, t: usize) {
         self.len += t;

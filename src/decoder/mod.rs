@@ -7,16 +7,20 @@
 mod chat;
 mod config;
 mod gguf;
+mod host;
 mod kv_cache;
 mod model;
+mod qmatrix;
 mod sampler;
 mod tokenizer;
 
 pub use chat::ChatTemplate;
 pub use config::LlamaConfig;
 pub use gguf::{GgufFile, GgufVocab};
+pub use host::{HostCache, HostWeights};
 pub use kv_cache::KvCache;
 pub use model::Llama;
+pub use qmatrix::QMatrix;
 pub use sampler::{argmax, Sampler};
 pub use tokenizer::DecoderTokenizer;
 
@@ -60,10 +64,17 @@ pub struct GreedyStep {
     pub margin: f32,
 }
 
+/// Where incremental decoding keeps its keys and values.
+enum Decoding<B: Backend> {
+    Burn(KvCache<B>),
+    Host(HostCache),
+}
+
 /// A chat model: decoder, tokenizer and chat template loaded from one GGUF file.
 #[derive(Debug)]
 pub struct ChatLlm<B: Backend> {
     model: Llama<B>,
+    host: Option<HostWeights>,
     tokenizer: DecoderTokenizer,
     template: ChatTemplate,
     name: String,
@@ -71,8 +82,9 @@ pub struct ChatLlm<B: Backend> {
 }
 
 impl<B: Backend> ChatLlm<B> {
-    /// Loads a GGUF chat model onto `device` (weights dequantized to f32).
-    pub fn load(path: &Path, device: &B::Device) -> Result<Self> {
+    /// Loads a GGUF chat model onto `device`: weights dequantized to f32, plus quantized host
+    /// copies for fast single-token decoding when `quantized_decode` (CPU backends).
+    pub fn load_with(path: &Path, device: &B::Device, quantized_decode: bool) -> Result<Self> {
         let file = GgufFile::open(path)?;
         let vocab = file.vocab()?;
         let tokenizer = DecoderTokenizer::from_vocab(&vocab, path)?;
@@ -80,6 +92,11 @@ impl<B: Backend> ChatLlm<B> {
         let template = ChatTemplate::new(&file.chat_template()?, &tok(vocab.bos), &tok(vocab.eos))
             .map_err(|e| Error::model(path, e.to_string()))?;
         let model = Llama::from_gguf(&file, device)?;
+        let host = if quantized_decode {
+            Some(HostWeights::from_gguf(&file)?)
+        } else {
+            None
+        };
         if model.config().vocab_size != tokenizer.vocab_size() {
             return Err(Error::model(path, "tokenizer and embedding sizes differ"));
         }
@@ -89,11 +106,17 @@ impl<B: Backend> ChatLlm<B> {
             .unwrap_or_default();
         Ok(Self {
             model,
+            host,
             tokenizer,
             template,
             name,
             sha256: crate::assets::sha256_file(path)?,
         })
+    }
+
+    /// Loads a GGUF chat model onto `device`, decoding through quantized host weights.
+    pub fn load(path: &Path, device: &B::Device) -> Result<Self> {
+        Self::load_with(path, device, true)
     }
 
     /// The decoder.
@@ -152,6 +175,29 @@ impl<B: Backend> ChatLlm<B> {
             .map_err(|e| Error::config("decoder output", format!("{e:?}")))
     }
 
+    /// Runs the prompt (one batched burn pass) and returns the next-token logits and the
+    /// decoding state: the burn cache, or the host cache when quantized host weights are loaded.
+    fn start(&self, prompt: &[u32]) -> Result<(Vec<f32>, Decoding<B>)> {
+        let mut cache = self.model.cache();
+        let logits = self.step(prompt, &mut cache)?;
+        let state = match &self.host {
+            Some(_) => Decoding::Host(HostCache::from_layers(cache.to_host(), cache.len())),
+            None => Decoding::Burn(cache),
+        };
+        Ok((logits, state))
+    }
+
+    /// Decodes one token; returns the next-token logits.
+    fn next(&self, token: u32, state: &mut Decoding<B>) -> Result<Vec<f32>> {
+        match (state, &self.host) {
+            (Decoding::Host(cache), Some(host)) => host.step(token, cache),
+            (Decoding::Burn(cache), _) => self.step(&[token], cache),
+            (Decoding::Host(_), None) => {
+                Err(Error::config("decoding", "host cache without host weights"))
+            }
+        }
+    }
+
     /// Replies to a conversation.
     pub fn generate(&self, messages: &[Message], sampling: &Sampling) -> Result<Generation> {
         let prompt = self.prompt_ids(messages)?;
@@ -166,9 +212,8 @@ impl<B: Backend> ChatLlm<B> {
         let max_new = sampling.max_tokens as usize;
         self.check_len(prompt.len() + max_new)?;
         let mut sampler = Sampler::new(sampling.temperature, sampling.top_p, sampling.seed);
-        let mut cache = self.model.cache();
         let t0 = Instant::now();
-        let mut logits = self.step(prompt, &mut cache)?;
+        let (mut logits, mut state) = self.start(prompt)?;
         let prefill_s = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
         let mut tokens = Vec::new();
@@ -198,7 +243,7 @@ impl<B: Backend> ChatLlm<B> {
             if tokens.len() == max_new {
                 break;
             }
-            logits = self.step(&[next], &mut cache)?;
+            logits = self.next(next, &mut state)?;
         }
         let text = cut_text.unwrap_or_else(|| self.tokenizer.decode(&tokens));
         Ok(Generation {
@@ -245,8 +290,7 @@ impl<B: Backend> ChatLlm<B> {
             return Err(Error::config("prompt", "is empty"));
         }
         self.check_len(prompt.len() + n)?;
-        let mut cache = self.model.cache();
-        let mut logits = self.step(prompt, &mut cache)?;
+        let (mut logits, mut state) = self.start(prompt)?;
         let mut out = Vec::with_capacity(n);
         for i in 0..n {
             let token = argmax(&logits);
@@ -261,7 +305,7 @@ impl<B: Backend> ChatLlm<B> {
                 margin: logit - rest[runner_up as usize],
             });
             if i + 1 < n {
-                logits = self.step(&[token], &mut cache)?;
+                logits = self.next(token, &mut state)?;
             }
         }
         Ok(out)

@@ -63,10 +63,15 @@ pub struct Llama<B: Backend> {
 
 /// Row-major `[rows, cols]` to `[cols, rows]`.
 fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    const TILE: usize = 32;
     let mut out = vec![0f32; w.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            out[c * rows + r] = w[r * cols + c];
+    for r0 in (0..rows).step_by(TILE) {
+        for c0 in (0..cols).step_by(TILE) {
+            for r in r0..(r0 + TILE).min(rows) {
+                for c in c0..(c0 + TILE).min(cols) {
+                    out[c * rows + r] = w[r * cols + c];
+                }
+            }
         }
     }
     out
@@ -74,6 +79,20 @@ fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 
 /// Undoes llama.cpp's interleaving of query/key rows: within each head, GGUF row `2i + j` is
 /// row `j·half + i` of the rotate-half layout.
+pub(crate) fn deinterleave_order(heads: usize, head_dim: usize) -> Vec<usize> {
+    let half = head_dim / 2;
+    let mut order = vec![0; heads * head_dim];
+    for h in 0..heads {
+        for i in 0..half {
+            for j in 0..2 {
+                order[h * head_dim + j * half + i] = h * head_dim + 2 * i + j;
+            }
+        }
+    }
+    order
+}
+
+/// Applies [`deinterleave_order`] to the rows of a row-major `[heads·head_dim, cols]` matrix.
 fn deinterleave_rows(w: &[f32], heads: usize, head_dim: usize, cols: usize) -> Vec<f32> {
     let half = head_dim / 2;
     let mut out = vec![0f32; w.len()];
@@ -89,7 +108,7 @@ fn deinterleave_rows(w: &[f32], heads: usize, head_dim: usize, cols: usize) -> V
     out
 }
 
-fn rope_tables(config: &LlamaConfig) -> (Vec<f32>, Vec<f32>) {
+pub(crate) fn rope_tables(config: &LlamaConfig) -> (Vec<f32>, Vec<f32>) {
     let hd = config.head_dim();
     let half = hd / 2;
     let n = config.max_position;
@@ -339,5 +358,64 @@ impl<B: Backend> Llama<B> {
     /// Next-token logits `[n, vocab]` of hidden states `[n, d]`.
     pub fn logits(&self, hidden: Tensor<B, 2>) -> Tensor<B, 2> {
         hidden.matmul(self.output_t.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+
+    /// Decoding token by token through the cache gives the logits of one full causal pass.
+    #[test]
+    fn incremental_decoding_equals_the_full_pass() {
+        let device = Default::default();
+        let model = Llama::<NdArray>::random(LlamaConfig::tiny(50), &device);
+        let ids = [3i64, 17, 42, 8, 0, 25];
+        let t = ids.len();
+        let tokens =
+            Tensor::<NdArray, 2, Int>::from_data(TensorData::new(ids.to_vec(), [1, t]), &device);
+        let full = model.forward(model.embed_tokens(tokens.clone()), &mut model.cache());
+        let full: Vec<f32> = full.into_data().iter::<f32>().collect();
+        let mut cache = model.cache();
+        // A 2-token prefix, then one token at a time.
+        let mut got: Vec<f32> = model
+            .forward(
+                model.embed_tokens(tokens.clone().narrow(1, 0, 2)),
+                &mut cache,
+            )
+            .into_data()
+            .iter::<f32>()
+            .collect();
+        for i in 2..t {
+            let h = model.forward(
+                model.embed_tokens(tokens.clone().narrow(1, i, 1)),
+                &mut cache,
+            );
+            got.extend(h.into_data().iter::<f32>());
+        }
+        assert_eq!(cache.len(), t);
+        let worst = full
+            .iter()
+            .zip(&got)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            worst < 1e-4,
+            "incremental and full passes differ by {worst}"
+        );
+        // Causality: changing the last token leaves earlier positions unchanged.
+        let mut ids2 = ids;
+        ids2[t - 1] = 1;
+        let tokens2 =
+            Tensor::<NdArray, 2, Int>::from_data(TensorData::new(ids2.to_vec(), [1, t]), &device);
+        let other: Vec<f32> = model
+            .forward(model.embed_tokens(tokens2), &mut model.cache())
+            .into_data()
+            .iter::<f32>()
+            .collect();
+        let d = model.config().hidden_size;
+        assert_eq!(&other[..(t - 1) * d], &full[..(t - 1) * d]);
+        assert_ne!(&other[(t - 1) * d..], &full[(t - 1) * d..]);
     }
 }
