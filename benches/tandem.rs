@@ -10,6 +10,14 @@
 //!
 //! The PyTorch peer of the same steps is `benches/peers/grad_step_peer.py`;
 //! `benches/peers/compare.py` runs both side by side and prints the ratio.
+//!
+//! `mentor_decode`: greedy decoding of 32 tokens by the embedded SmolLM2-135M-Instruct after a
+//! fixed 38-token chat prompt (the prompt pass is set up outside the timed region):
+//! - `quantized_host`: Q4_1/Q8_0 blocks kept in memory, host matrix-vector products;
+//! - `f32_burn`: the burn decoder with dequantized f32 weights and its key/value cache.
+//!
+//! The llama.cpp peer is `benches/peers/decode_peer.py`; `benches/peers/decode_compare.py` runs
+//! both with the same thread count and prints the ratio.
 
 use std::time::{Duration, Instant};
 
@@ -18,9 +26,11 @@ use burn::tensor::backend::AutodiffBackend;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use tandem::assets::{Assets, MINILM};
+use tandem::assets::{Assets, MINILM, SMOLLM2};
 use tandem::backbone::Backbone;
+use tandem::decoder::{argmax, ChatLlm};
 use tandem::gradient::{GradientConfig, GradientStage, LrSchedule};
+use tandem::mentor::Message;
 use tandem::prompt::{Projector, PromptInit, SoftPrompt};
 use tandem::readout::{
     ClassPromptReadout, EncodedData, EncodedSplit, Head, InputHeadReadout, PromptModel, Readout,
@@ -146,5 +156,46 @@ fn grad_step(c: &mut Criterion) {
     bench_steps(c, "ndarray", "input_head", &input, &backbone, true);
 }
 
-criterion_group!(benches, grad_step);
+/// Tokens decoded per timed iteration.
+const DECODE_TOKENS: usize = 32;
+
+fn mentor_decode(c: &mut Criterion) {
+    let assets = Assets::from_env();
+    assets
+        .ensure(&SMOLLM2)
+        .expect("fetch SmolLM2 (tandem fetch)");
+    let path = assets.path(&SMOLLM2.files[0]);
+    let device = Default::default();
+    let mut group = c.benchmark_group("mentor_decode");
+    group.throughput(Throughput::Elements(DECODE_TOKENS as u64));
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(2));
+    group.measurement_time(Duration::from_secs(10));
+    for (name, quantized) in [("quantized_host", true), ("f32_burn", false)] {
+        let llm = ChatLlm::<NdArray>::load_with(&path, &device, quantized).expect("load SmolLM2");
+        let prompt = llm
+            .prompt_ids(&[Message::user("Write a short poem about the sea.")])
+            .expect("prompt");
+        group.bench_function(
+            BenchmarkId::new(format!("ndarray/{name}"), DECODE_TOKENS),
+            |b| {
+                b.iter_batched(
+                    || llm.start(&prompt).expect("prompt pass"),
+                    |(logits, mut state)| {
+                        let mut token = argmax(&logits);
+                        // Logits come back to the host every step, so the device is synchronised.
+                        for _ in 0..DECODE_TOKENS {
+                            token = argmax(&llm.next(token, &mut state).expect("decode"));
+                        }
+                        token
+                    },
+                    criterion::BatchSize::PerIteration,
+                )
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, grad_step, mentor_decode);
 criterion_main!(benches);

@@ -64,9 +64,12 @@ pub struct GreedyStep {
     pub margin: f32,
 }
 
-/// Where incremental decoding keeps its keys and values.
-enum Decoding<B: Backend> {
+/// The state of one incremental decoding: where its keys and values are kept.
+#[derive(Debug)]
+pub enum Decoding<B: Backend> {
+    /// The burn key/value cache (f32 weights; any backend).
     Burn(KvCache<B>),
+    /// The host cache of quantized decoding.
     Host(HostCache),
 }
 
@@ -177,7 +180,7 @@ impl<B: Backend> ChatLlm<B> {
 
     /// Runs the prompt (one batched burn pass) and returns the next-token logits and the
     /// decoding state: the burn cache, or the host cache when quantized host weights are loaded.
-    fn start(&self, prompt: &[u32]) -> Result<(Vec<f32>, Decoding<B>)> {
+    pub fn start(&self, prompt: &[u32]) -> Result<(Vec<f32>, Decoding<B>)> {
         let mut cache = self.model.cache();
         let logits = self.step(prompt, &mut cache)?;
         let state = match &self.host {
@@ -188,7 +191,7 @@ impl<B: Backend> ChatLlm<B> {
     }
 
     /// Decodes one token; returns the next-token logits.
-    fn next(&self, token: u32, state: &mut Decoding<B>) -> Result<Vec<f32>> {
+    pub fn next(&self, token: u32, state: &mut Decoding<B>) -> Result<Vec<f32>> {
         match (state, &self.host) {
             (Decoding::Host(cache), Some(host)) => host.step(token, cache),
             (Decoding::Burn(cache), _) => self.step(&[token], cache),
