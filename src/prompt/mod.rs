@@ -4,4 +4,4 @@ mod projection;
 mod soft_prompt;
 
 pub use projection::{Metric, Projection, Projector};
-pub use soft_prompt::{PromptInit, SoftPrompt};
+pub use soft_prompt::{fit_to_len, PromptInit, SoftPrompt};

@@ -62,12 +62,21 @@ pub struct EncodedData {
 }
 
 impl EncodedData {
-    /// Tokenizes the examples of each split.
+    /// Tokenizes the examples of each split with the encoder's tokenizer.
     pub fn new(dataset: &Dataset, splits: &Splits, tokenizer: &BertTokenizer) -> Self {
+        Self::with_tokenizer(dataset, splits, |text| tokenizer.encode(text))
+    }
+
+    /// Tokenizes the examples of each split with `encode`.
+    pub fn with_tokenizer(
+        dataset: &Dataset,
+        splits: &Splits,
+        encode: impl Fn(&str) -> Vec<u32>,
+    ) -> Self {
         let enc = |idx: &[usize]| EncodedSplit {
             tokens: idx
                 .iter()
-                .map(|&i| tokenizer.encode(&dataset.examples[i].text))
+                .map(|&i| encode(&dataset.examples[i].text))
                 .collect(),
             labels: idx.iter().map(|&i| dataset.examples[i].label).collect(),
         };

@@ -4,16 +4,20 @@
 //!   embedding = frozen encoder(text), computed once and cached; logits = scale · cosine.
 //! - [`InputHeadReadout`] (Lester-style): prompt spliced before the input tokens, mean pooled,
 //!   trainable linear head.
+//! - [`VerbalizerReadout`] (Lester-style on a decoder): prompt ⊕ input ⊕ cue, scored by the
+//!   frozen decoder's next-token logits of the class words.
 
 mod class_prompt;
 mod data;
 mod input_head;
 mod model;
+mod verbalizer;
 
 pub use class_prompt::ClassPromptReadout;
 pub use data::{EncodedData, EncodedSplit, SplitName};
 pub use input_head::InputHeadReadout;
 pub use model::{Head, PromptModel};
+pub use verbalizer::VerbalizerReadout;
 
 use burn::module::AutodiffModule;
 use burn::tensor::activation::log_softmax;

@@ -1,0 +1,148 @@
+//! The verbalizer readout on the frozen SmolLM2 decoder: its class scores are the decoder's
+//! next-token logits, and gradient steps move the soft prompt only. Tiny on purpose: a 30-layer
+//! decoder forward and backward is heavy on two CPU cores.
+
+mod common;
+
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::tensor::ElementConversion;
+use common::{assets, Cpu, CpuAd};
+use tandem::assets::SMOLLM2;
+use tandem::decoder::{ChatLlm, DecoderTokenizer, GgufFile, Llama};
+use tandem::prompt::SoftPrompt;
+use tandem::readout::{
+    EncodedData, EncodedSplit, PromptModel, Readout, SplitName, VerbalizerReadout,
+};
+
+const TEXTS: [(&str, usize); 6] = [
+    ("A warm, funny and beautifully acted film.", 1),
+    ("Dull, slow and far too long.", 0),
+    (
+        "One of the best movies of the year, a delight from start to finish.",
+        1,
+    ),
+    ("The plot makes no sense and the jokes fall flat.", 0),
+    ("Charming.", 1),
+    ("I wanted my two hours back after this mess of a sequel.", 0),
+];
+const CUE: &str = "\nSentiment:";
+
+fn data(tok: &DecoderTokenizer) -> EncodedData {
+    let split = EncodedSplit {
+        tokens: TEXTS
+            .iter()
+            .map(|(t, _)| tok.encode_plain(t).unwrap())
+            .collect(),
+        labels: TEXTS.iter().map(|(_, l)| *l).collect(),
+    };
+    EncodedData {
+        class_names: vec!["negative".into(), "positive".into()],
+        train: split.clone(),
+        selection: split.clone(),
+        test: split,
+    }
+}
+
+fn readout<B: burn::tensor::backend::Backend>() -> (VerbalizerReadout<B>, DecoderTokenizer) {
+    let a = assets(&[SMOLLM2]);
+    let path = a.path(&SMOLLM2.files[0]);
+    let file = GgufFile::open(&path).unwrap();
+    let tok = DecoderTokenizer::from_vocab(&file.vocab().unwrap(), &path).unwrap();
+    let decoder = Llama::<B>::from_gguf(&file, &Default::default()).unwrap();
+    let words = vec!["negative".to_string(), "positive".to_string()];
+    let r = VerbalizerReadout::new(decoder, &tok, data(&tok), CUE, &words, 64).unwrap();
+    (r, tok)
+}
+
+/// With a prompt made of real token embeddings, the readout's scores are exactly the decoder's
+/// next-token logits of " negative" / " positive" after prompt ⊕ text ⊕ cue, for a batch of
+/// inputs of different lengths (padding and the gather of the last position are right).
+#[test]
+fn scores_are_the_decoders_next_token_logits() {
+    let (r, tok) = readout::<Cpu>();
+    let init = "Review of a movie:";
+    let len = tok.encode_plain(init).unwrap().len();
+    let model = PromptModel {
+        prompt: SoftPrompt::from_tensor(r.prompt_rows(&tok, init, len).unwrap()),
+        head: None,
+    };
+    let idx: Vec<usize> = (0..TEXTS.len()).collect();
+    let logits: Vec<f32> = r
+        .logits(&model, SplitName::Test, &idx)
+        .into_data()
+        .iter::<f32>()
+        .collect();
+    let a = assets(&[SMOLLM2]);
+    let llm =
+        ChatLlm::<Cpu>::load_with(&a.path(&SMOLLM2.files[0]), &Default::default(), false).unwrap();
+    let words = r.verbalizers().to_vec();
+    for (i, (text, _)) in TEXTS.iter().enumerate() {
+        // Token boundaries: prompt, text and cue are tokenized separately by the readout.
+        let ids: Vec<u32> = tok
+            .encode_plain(init)
+            .unwrap()
+            .into_iter()
+            .chain(tok.encode_plain(text).unwrap())
+            .chain(tok.encode_plain(CUE).unwrap())
+            .collect();
+        let row = &llm.sequence_logits(&ids, 1).unwrap()[0];
+        for (c, &w) in words.iter().enumerate() {
+            let got = logits[i * 2 + c];
+            assert!(
+                (got - row[w as usize]).abs() < 1e-3,
+                "text {i} class {c}: {got} vs {}",
+                row[w as usize]
+            );
+        }
+    }
+}
+
+/// Gradient steps through the frozen decoder lower the loss by moving the prompt only.
+#[test]
+fn prompt_tuning_lowers_the_loss_and_moves_only_the_prompt() {
+    let (r, tok) = readout::<CpuAd>();
+    let head_before: Vec<f32> = r
+        .decoder()
+        .output_head_t()
+        .into_data()
+        .iter::<f32>()
+        .collect();
+    let rows = r.prompt_rows(&tok, "Text:", 4).unwrap();
+    let mut model = PromptModel {
+        prompt: SoftPrompt::from_tensor(rows.clone()),
+        head: None,
+    };
+    let mut optim = AdamWConfig::new().with_weight_decay(0.0).init();
+    let idx: Vec<usize> = (0..TEXTS.len()).collect();
+    let mut losses = Vec::new();
+    for _ in 0..4 {
+        let loss = r.loss(&model, SplitName::Train, &idx);
+        losses.push(loss.clone().into_scalar().elem::<f64>());
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(5e-3, model, grads);
+    }
+    let last = r
+        .loss(&model, SplitName::Train, &idx)
+        .into_scalar()
+        .elem::<f64>();
+    assert!(last < losses[0], "loss went {losses:?} -> {last}");
+    let moved: f32 = (model.prompt.rows() - rows)
+        .abs()
+        .max()
+        .into_scalar()
+        .elem();
+    assert!(moved > 0.0);
+    let head_after: Vec<f32> = r
+        .decoder()
+        .output_head_t()
+        .into_data()
+        .iter::<f32>()
+        .collect();
+    assert_eq!(head_before, head_after);
+    assert_eq!(
+        r.decoder().num_params(),
+        0,
+        "the decoder has no trainable parameters"
+    );
+}
