@@ -29,6 +29,21 @@ pub enum Command {
     Tasks,
     /// Gradient-only prompt tuning of a task; writes a run folder.
     Tune(Box<TuneArgs>),
+    /// Show one mentor stage: a real trajectory rendered into a meta-prompt, the mentor's reply
+    /// and its parsed candidates.
+    Mentor(Box<MentorArgs>),
+    /// Serve the embedded chat model at an OpenAI-compatible endpoint (`/v1/chat/completions`).
+    Serve {
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+        /// Backend.
+        #[arg(long, default_value = "ndarray")]
+        backend: String,
+        /// Stop after this many requests (default: serve until killed).
+        #[arg(long)]
+        requests: Option<usize>,
+    },
     /// Evaluate a hand-written class prompt without training (zero-shot).
     Eval {
         /// Task name.
@@ -95,4 +110,62 @@ pub struct TuneArgs {
     /// Folder under which the run folder is created.
     #[arg(long, default_value = "runs")]
     pub out: PathBuf,
+}
+
+/// Options of `tandem mentor`.
+#[derive(Debug, Args)]
+pub struct MentorArgs {
+    /// Task name (see `tandem tasks`).
+    pub task: String,
+    /// A run folder of `tandem tune` whose trajectory to show the mentor (default: run a short
+    /// gradient stage now).
+    #[arg(long, value_name = "DIR")]
+    pub run: Option<PathBuf>,
+    /// Gradient steps of that short stage, when no run folder is given.
+    #[arg(long, default_value_t = 40)]
+    pub steps: usize,
+    /// Meta-prompt template: a built-in name (`catalyst`, `opro`, `no-trajectory`) or a `.hbs`
+    /// file.
+    #[arg(long, default_value = "catalyst")]
+    pub template: String,
+    /// Candidates to ask for.
+    #[arg(long, default_value_t = 3)]
+    pub candidates: usize,
+    /// Word limit per candidate.
+    #[arg(long, default_value_t = 12)]
+    pub word_limit: usize,
+    /// Most scored prompts shown (spread over the trajectory, duplicates removed).
+    #[arg(long, default_value_t = 8)]
+    pub history: usize,
+    /// Sampling seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Sampling temperature (0 = greedy).
+    #[arg(long, default_value_t = 0.7)]
+    pub temperature: f32,
+    /// Nucleus mass.
+    #[arg(long, default_value_t = 0.95)]
+    pub top_p: f32,
+    /// Most tokens in the reply.
+    #[arg(long, default_value_t = 160)]
+    pub max_tokens: u32,
+    /// Use an OpenAI-compatible endpoint (e.g. `http://127.0.0.1:8080/v1`) instead of the
+    /// embedded model.
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Model name sent to the endpoint.
+    #[arg(long, default_value = "SmolLM2-135M-Instruct.Q4_1")]
+    pub model: String,
+    /// Environment variable holding the endpoint's API key.
+    #[arg(long, default_value = "OPENAI_API_KEY")]
+    pub api_key_env: String,
+    /// Record/replay cassette file.
+    #[arg(long, value_name = "FILE")]
+    pub cassette: Option<PathBuf>,
+    /// Replay mode with `--cassette`: `off`, `read`, `write` or `read-write`.
+    #[arg(long, default_value = "read-write")]
+    pub replay: String,
+    /// Backend of the embedded model and of the short gradient stage.
+    #[arg(long, default_value = "ndarray")]
+    pub backend: String,
 }

@@ -28,6 +28,12 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Tune(args) => tune_cmd(&assets, *args),
+        Command::Mentor(args) => super::mentor_cmd::mentor(assets, *args),
+        Command::Serve {
+            addr,
+            backend,
+            requests,
+        } => super::mentor_cmd::serve(assets, addr, &backend, requests),
         Command::Eval {
             task,
             prompt,

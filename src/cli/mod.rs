@@ -2,6 +2,7 @@
 
 mod args;
 mod commands;
+mod mentor_cmd;
 
 use clap::Parser;
 

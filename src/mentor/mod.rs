@@ -1,14 +1,43 @@
-//! The mentor: the LLM half of the method. So far: chat requests, the OpenAI-compatible HTTP
-//! client, record/replay cassettes, meta-prompt templates and the total parser of replies.
+//! The mentor: the LLM half of the method. Chat requests, the two mentors (the embedded chat
+//! model and the OpenAI-compatible HTTP client) behind one [`Mentor`] interface, record/replay
+//! cassettes, meta-prompt templates and the total parser of replies.
 
 mod cassette;
 mod http;
+mod local;
 mod parser;
 mod request;
 mod template;
 
 pub use cassette::{Cassette, Recording, ReplayMode, Source};
 pub use http::{HttpMentor, HttpMentorConfig, Usage};
+pub use local::LocalMentor;
 pub use parser::{parse_reply, DropReason, Dropped, ParsedReply, ParserConfig};
 pub use request::{ChatRequest, ChatResponse, Message, Role, Sampling};
 pub use template::{MetaPromptContext, MetaPromptTemplate, ScoredPrompt, BUILTIN_TEMPLATES};
+
+/// An LLM that answers chat requests: the embedded model or an HTTP endpoint.
+pub trait Mentor {
+    /// The full request for `messages` sampled with `sampling` (also the record/replay key).
+    fn request(&self, messages: Vec<Message>, sampling: Sampling) -> ChatRequest;
+
+    /// Answers a request; budgets stop it with [`crate::error::Error::Budget`].
+    fn send(&mut self, request: &ChatRequest) -> crate::error::Result<ChatResponse>;
+
+    /// Calls and tokens spent so far.
+    fn usage(&self) -> Usage;
+}
+
+impl Mentor for HttpMentor {
+    fn request(&self, messages: Vec<Message>, sampling: Sampling) -> ChatRequest {
+        HttpMentor::request(self, messages, sampling)
+    }
+
+    fn send(&mut self, request: &ChatRequest) -> crate::error::Result<ChatResponse> {
+        HttpMentor::send(self, request)
+    }
+
+    fn usage(&self) -> Usage {
+        HttpMentor::usage(self)
+    }
+}

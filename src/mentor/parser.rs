@@ -44,6 +44,8 @@ pub enum DropReason {
     },
     /// The same text (ignoring case) as an earlier candidate.
     Duplicate,
+    /// A link, image or URL rather than prompt text.
+    NotText,
     /// A valid candidate beyond the first K.
     OverLimit,
 }
@@ -95,6 +97,8 @@ pub fn parse_reply(reply: &str, config: &ParserConfig) -> ParsedReply {
         let words = text.split_whitespace().count();
         let reason = if text.is_empty() {
             Some(DropReason::Empty)
+        } else if text.starts_with("![") || text.contains("://") {
+            Some(DropReason::NotText)
         } else if chars < config.min_chars {
             Some(DropReason::TooShort)
         } else if config.max_words.is_some_and(|m| words > m) {
@@ -272,6 +276,17 @@ mod tests {
 
     fn parse(s: &str) -> ParsedReply {
         parse_reply(s, &ParserConfig::default())
+    }
+
+    #[test]
+    fn drops_links_and_images() {
+        let p = parse_reply(
+            "![](https://i.example/x.png)\nSee https://example.com\nA calm review of the film",
+            &ParserConfig::default(),
+        );
+        assert_eq!(p.candidates, vec!["A calm review of the film"]);
+        assert!(p.dropped.iter().all(|d| d.reason == DropReason::NotText));
+        assert_eq!(p.dropped.len(), 2);
     }
 
     #[test]

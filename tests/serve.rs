@@ -1,0 +1,148 @@
+//! `tandem serve` + the HTTP mentor: the OpenAI-compatible client against a real LLM (the
+//! embedded SmolLM2 behind tandem's own endpoint) on loopback. The same request and seed give
+//! the same reply, hence the same parsed candidates, as the in-process mentor.
+
+mod common;
+
+use std::sync::OnceLock;
+
+use common::{assets, Cpu};
+use tandem::assets::SMOLLM2;
+use tandem::decoder::ChatLlm;
+use tandem::mentor::{
+    parse_reply, HttpMentor, HttpMentorConfig, LocalMentor, Mentor, Message, MetaPromptContext,
+    MetaPromptTemplate, ParserConfig, Sampling, ScoredPrompt,
+};
+use tandem::serve::ChatServer;
+use tandem::Error;
+
+fn llm() -> &'static ChatLlm<Cpu> {
+    static LLM: OnceLock<ChatLlm<Cpu>> = OnceLock::new();
+    LLM.get_or_init(|| {
+        let a = assets(&[SMOLLM2]);
+        ChatLlm::load(&a.path(&SMOLLM2.files[0]), &Default::default()).expect("loading SmolLM2")
+    })
+}
+
+fn meta_prompt() -> String {
+    let history = vec![
+        ScoredPrompt {
+            text: "this movie review is".into(),
+            loss: 0.61,
+            accuracy: 0.66,
+        },
+        ScoredPrompt {
+            text: "the critic thought the film was".into(),
+            loss: 0.55,
+            accuracy: 0.70,
+        },
+    ];
+    let ctx = MetaPromptContext::new(
+        "sentiment of movie reviews: negative or positive",
+        history,
+        3,
+        12,
+    );
+    MetaPromptTemplate::builtin("catalyst")
+        .unwrap()
+        .render(&ctx)
+        .unwrap()
+}
+
+fn http(url: &str, model: &str) -> HttpMentor {
+    HttpMentor::new(HttpMentorConfig {
+        base_url: url.into(),
+        model: model.into(),
+        api_key_env: "TANDEM_TEST_NO_KEY".into(),
+        max_retries: 0,
+        timeout_s: 120.0,
+        ..HttpMentorConfig::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn http_mentor_through_tandem_serve_equals_the_embedded_mentor() {
+    let llm = llm();
+    let server = ChatServer::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", server.addr().unwrap());
+    let sampling = Sampling {
+        temperature: 0.8,
+        top_p: 0.95,
+        max_tokens: 40,
+        stop: vec![],
+        seed: 11,
+    };
+    let messages = vec![Message::user(meta_prompt())];
+    // In process first: the embedded mentor's reply.
+    let local = llm.generate(&messages, &sampling).unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| server.serve(llm, None).unwrap());
+        // The server stops whether the checks pass or fail.
+        let checks = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut client = http(&url, llm.name());
+            let req = client.request(messages.clone(), sampling.clone());
+            let resp = client.send(&req).unwrap();
+            assert_eq!(resp.model_id, llm.name());
+            assert_eq!(resp.text, local.text);
+            assert_eq!(resp.completion_tokens as usize, local.tokens.len());
+            assert_eq!(resp.prompt_tokens as usize, local.prompt_tokens);
+            assert_eq!(resp.finish_reason, local.finish_reason);
+            let cfg = ParserConfig::default();
+            assert_eq!(
+                parse_reply(&resp.text, &cfg).candidates,
+                parse_reply(&local.text, &cfg).candidates
+            );
+            assert_eq!(Mentor::usage(&client).calls, 1);
+            // Another seed, another reply (sampling really is seeded).
+            let other = client
+                .send(&client.request(
+                    messages.clone(),
+                    Sampling {
+                        seed: 12,
+                        ..sampling.clone()
+                    },
+                ))
+                .unwrap();
+            assert_ne!(other.text, resp.text);
+            // A model the server does not have: a clear 404, not a retry loop.
+            let mut wrong = http(&url, "gpt-9");
+            let wrong_req = wrong.request(messages.clone(), sampling.clone());
+            let err = wrong.send(&wrong_req).unwrap_err().to_string();
+            assert!(err.contains("404") && err.contains("gpt-9"), "{err}");
+            // Streaming is refused with a 400 naming the field.
+            let raw = ureq::post(&format!("{url}/chat/completions"))
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .send_json(serde_json::json!({"messages": [{"role": "user", "content": "hi"}], "stream": true}))
+            .unwrap();
+            assert_eq!(raw.status().as_u16(), 400);
+        }));
+        server.stop();
+        if let Err(p) = checks {
+            std::panic::resume_unwind(p);
+        }
+    });
+}
+
+#[test]
+fn embedded_mentor_records_the_weights_and_spends_budgets() {
+    let a = assets(&[SMOLLM2]);
+    let llm = ChatLlm::<Cpu>::load(&a.path(&SMOLLM2.files[0]), &Default::default()).unwrap();
+    let mut m = LocalMentor::new(llm).with_budgets(Some(1), None);
+    let s = Sampling {
+        temperature: 0.0,
+        max_tokens: 4,
+        ..Sampling::default()
+    };
+    let req = m.request(vec![Message::user("Say hi.")], s);
+    assert_eq!(
+        req.endpoint,
+        format!("embedded:{}", SMOLLM2.files[0].sha256)
+    );
+    let r = m.send(&req).unwrap();
+    assert!(r.completion_tokens >= 1 && r.completion_tokens <= 4);
+    assert_eq!(m.usage().calls, 1);
+    assert!(matches!(m.send(&req), Err(Error::Budget { limit: 1, .. })));
+}
