@@ -19,6 +19,7 @@ pub mod backbone;
 pub mod backend;
 pub mod data;
 pub mod decoder;
+pub mod engine;
 pub mod error;
 pub mod gradient;
 pub mod mentor;

@@ -136,7 +136,7 @@ pub struct TuneResult {
 
 /// A readout of either kind, behind one type.
 #[derive(Module, Debug)]
-enum AnyReadout<B: Backend> {
+pub(crate) enum AnyReadout<B: Backend> {
     Class(ClassPromptReadout<B>),
     Input(InputHeadReadout<B>),
 }

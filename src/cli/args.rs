@@ -29,6 +29,23 @@ pub enum Command {
     Tasks,
     /// Gradient-only prompt tuning of a task; writes a run folder.
     Tune(Box<TuneArgs>),
+    /// Run a schedule (alternating gradient and mentor stages) on a task; writes a run folder.
+    Run {
+        /// Task name.
+        task: String,
+        /// Schedules to run, compared in one table (built-in names).
+        #[arg(long = "schedule", default_values_t = vec!["catalyst".to_string(), "gradient-only".to_string()])]
+        schedules: Vec<String>,
+        /// Run seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Backend.
+        #[arg(long, default_value = "ndarray")]
+        backend: String,
+        /// Folder under which run folders are created.
+        #[arg(long, default_value = "runs")]
+        out: PathBuf,
+    },
     /// Show one mentor stage: a real trajectory rendered into a meta-prompt, the mentor's reply
     /// and its parsed candidates.
     Mentor(Box<MentorArgs>),

@@ -28,6 +28,13 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Tune(args) => tune_cmd(&assets, *args),
+        Command::Run {
+            task,
+            schedules,
+            seed,
+            backend,
+            out,
+        } => super::mentor_cmd::run(assets, task, schedules, seed, &backend, out),
         Command::Mentor(args) => super::mentor_cmd::mentor(assets, *args),
         Command::Serve {
             addr,

@@ -262,3 +262,106 @@ pub fn serve(assets: Assets, addr: String, backend: &str, requests: Option<usize
     )?;
     Ok(())
 }
+
+struct RunJob {
+    task: String,
+    schedules: Vec<String>,
+    seed: u64,
+    out: std::path::PathBuf,
+    assets: Assets,
+}
+
+impl BackendJob for RunJob {
+    type Output = Vec<tandem::engine::RunResult>;
+
+    fn run<B: AutodiffBackend>(
+        self,
+        kind: BackendKind,
+        device: B::Device,
+    ) -> tandem::Result<Self::Output> {
+        use tandem::engine::{run_schedule, RunConfig, Schedule};
+        let spec = builtin_task(&self.task)?;
+        let schedules = self
+            .schedules
+            .iter()
+            .map(|s| Schedule::builtin(s))
+            .collect::<tandem::Result<Vec<_>>>()?;
+        let needs_mentor = schedules.iter().any(|s| s.mentor.is_some());
+        let mut mentor = if needs_mentor {
+            let llm = load_llm::<B::InnerBackend>(&self.assets, kind, &device).map_err(|e| {
+                tandem::Error::Mentor {
+                    endpoint: "embedded".into(),
+                    reason: format!("{e:#}"),
+                }
+            })?;
+            Some(LocalMentor::new(llm))
+        } else {
+            None
+        };
+        let mut results = Vec::new();
+        for schedule in schedules {
+            let config = RunConfig {
+                task: TuneConfig {
+                    task: self.task.clone(),
+                    init: PromptInit::Text(spec.zero_shot_prompt.into()),
+                    seed: self.seed,
+                    backend: kind,
+                    ..TuneConfig::default()
+                },
+                schedule,
+            };
+            let dir = tandem::run::RunDir::fresh(
+                &self.out,
+                &format!("{}-{}-s{}", self.task, config.schedule.name, self.seed),
+            )?;
+            eprintln!("{}: {}", config.schedule.name, dir.path().display());
+            let bar = indicatif::ProgressBar::new(config.schedule.gradient_steps() as u64);
+            let m: Option<&mut dyn Mentor> = if config.schedule.mentor.is_some() {
+                mentor.as_mut().map(|m| m as &mut dyn Mentor)
+            } else {
+                None
+            };
+            let (r, _) =
+                run_schedule::<B>(&config, &self.assets, &device, m, None, Some(&dir), &bar)?;
+            results.push(r);
+        }
+        Ok(results)
+    }
+}
+
+/// `tandem run`.
+pub fn run(
+    assets: Assets,
+    task: String,
+    schedules: Vec<String>,
+    seed: u64,
+    backend: &str,
+    out: std::path::PathBuf,
+) -> Result<()> {
+    let kind: BackendKind = backend.parse()?;
+    let results = dispatch(
+        kind,
+        RunJob {
+            task,
+            schedules,
+            seed,
+            out,
+            assets,
+        },
+    )?;
+    println!("| schedule | gradient steps | LLM calls | LLM tokens | selection acc | test acc | wall s |");
+    println!("|---|---|---|---|---|---|---|");
+    for r in &results {
+        println!(
+            "| {} | {} | {} | {} | {:.4} | {:.4} | {:.1} |",
+            r.schedule,
+            r.gradient_steps,
+            r.llm_calls,
+            r.llm_tokens,
+            r.selection.accuracy,
+            r.test.accuracy,
+            r.wall_seconds
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,401 @@
+//! The alternating engine: gradient stage → sample of the trajectory → projected texts scored on
+//! the selection split → mentor → every candidate and the continuous prompt evaluated on the
+//! selection split → restart from the best → … → final stage → test accuracy.
+
+use std::path::Path;
+use std::time::Instant;
+
+use burn::tensor::backend::AutodiffBackend;
+use indicatif::ProgressBar;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::schedule::{Restart, Schedule};
+use crate::assets::Assets;
+use crate::backbone::Backbone;
+use crate::data::Splits;
+use crate::error::Result;
+use crate::gradient::{GradientConfig, GradientStage, TrajectoryPoint};
+use crate::mentor::{
+    parse_reply, Cassette, Mentor, Message, MetaPromptContext, MetaPromptTemplate, ParserConfig,
+    ScoredPrompt,
+};
+use crate::prompt::{fit_to_len, Projector, PromptInit, SoftPrompt};
+use crate::readout::{
+    evaluate_valid, ClassPromptReadout, EncodedData, InputHeadReadout, Metrics, PromptModel,
+    ReadoutConfig, SplitName,
+};
+use crate::run::RunDir;
+use crate::task::builtin_task;
+use crate::tune::{AnyReadout, TuneConfig};
+
+/// A whole run: the task settings (as `tandem tune`) and the schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Task, readout, prompt, split and gradient settings (`gradient.steps` is set per stage).
+    pub task: TuneConfig,
+    /// How stages alternate.
+    pub schedule: Schedule,
+}
+
+/// One scored prompt the engine considered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scored {
+    /// `projected`, `candidate` or `continuous`.
+    pub kind: String,
+    /// The text (empty for the continuous prompt).
+    pub text: String,
+    /// Metrics on the selection split.
+    pub selection: Metrics,
+}
+
+/// What one round did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoundRecord {
+    /// Round index (the final stage is round `rounds`).
+    pub round: usize,
+    /// Global step count after the round's gradient stage.
+    pub step: usize,
+    /// Every prompt scored in the round.
+    pub scored: Vec<Scored>,
+    /// The rendered meta-prompt, when the round had a mentor stage.
+    pub meta_prompt: Option<String>,
+    /// The mentor's raw reply.
+    pub reply: Option<String>,
+    /// What the next round starts from.
+    pub restart_from: String,
+}
+
+/// The outcome of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    /// Task.
+    pub task: String,
+    /// Schedule name.
+    pub schedule: String,
+    /// Run seed.
+    pub seed: u64,
+    /// Gradient steps taken.
+    pub gradient_steps: usize,
+    /// LLM calls and tokens.
+    pub llm_calls: u64,
+    /// Prompt plus completion tokens of the mentor.
+    pub llm_tokens: u64,
+    /// Final prompt on the selection split.
+    pub selection: Metrics,
+    /// Final prompt on the test split.
+    pub test: Metrics,
+    /// The final prompt projected to tokens.
+    pub final_text: String,
+    /// Wall time, seconds.
+    pub wall_seconds: f64,
+}
+
+fn text_model<B: AutodiffBackend>(
+    backbone: &Backbone<B>,
+    text: &str,
+    len: usize,
+    head: Option<crate::readout::Head<B>>,
+) -> Option<PromptModel<B>> {
+    let ids = backbone.tokenizer.encode(text);
+    if ids.is_empty() {
+        return None;
+    }
+    let rows = SoftPrompt::token_rows(&backbone.encoder, &fit_to_len(&ids, len));
+    Some(PromptModel {
+        prompt: SoftPrompt::from_tensor(rows),
+        head,
+    })
+}
+
+/// Runs `config`, asking `mentor` (through `cassette` when given) in mentor stages.
+pub fn run_schedule<B: AutodiffBackend>(
+    config: &RunConfig,
+    assets: &Assets,
+    device: &B::Device,
+    mentor: Option<&mut dyn Mentor>,
+    mut cassette: Option<&mut Cassette>,
+    out: Option<&RunDir>,
+    progress: &ProgressBar,
+) -> Result<(RunResult, Vec<RoundRecord>)> {
+    let start = Instant::now();
+    let tc = &config.task;
+    let sched = &config.schedule;
+    tc.validate()?;
+    sched.validate(tc.gradient.record_every)?;
+    if sched.mentor.is_some() && mentor.is_none() {
+        return Err(crate::Error::config(
+            format!("schedule `{}`", sched.name),
+            "has mentor stages but no mentor was given",
+        ));
+    }
+    let mut mentor = mentor;
+    // Calls and tokens are counted per run, whatever the mentor spent before.
+    let usage_before = mentor.as_deref().map(|m| m.usage()).unwrap_or_default();
+    B::seed(device, tc.seed);
+    let spec = builtin_task(&tc.task)?;
+    let dataset = spec.load(assets)?;
+    let (splits, manifest) = Splits::with_manifest(&dataset, &tc.split, tc.seed)?;
+    if let Some(out) = out {
+        out.write_yaml("config.yaml", config)?;
+        out.write_json("split.json", &manifest)?;
+    }
+    let backbone = Backbone::<B>::minilm(assets, device)?;
+    let data = EncodedData::new(&dataset, &splits, &backbone.tokenizer);
+    let mut rng = ChaCha8Rng::seed_from_u64(tc.seed);
+    let prompt = SoftPrompt::init(
+        &tc.init,
+        tc.prompt_len,
+        &backbone.encoder,
+        &backbone.tokenizer,
+        &mut rng,
+    )?;
+    let (readout, head) = match tc.readout {
+        ReadoutConfig::ClassPrompt { scale } => (
+            AnyReadout::Class(ClassPromptReadout::new(
+                backbone.clone(),
+                data,
+                scale,
+                tc.max_len,
+                Some(&assets.embedding_cache()),
+            )),
+            None,
+        ),
+        ReadoutConfig::InputHead => {
+            let r = InputHeadReadout::new(backbone.clone(), data, tc.max_len);
+            let head = r.init_head(&mut rng);
+            (AnyReadout::Input(r), Some(head))
+        }
+    };
+    let projector = Projector::new(&backbone.encoder, &backbone.tokenizer, tc.gradient.metric);
+    let stage_config = |steps| GradientConfig {
+        steps,
+        ..tc.gradient.clone()
+    };
+    let mut model = PromptModel { prompt, head };
+    let optim_config = stage_config(sched.steps_per_round.max(1));
+    let mut step = 0;
+    let mut trajectory: Vec<TrajectoryPoint> = Vec::new();
+    let mut rounds = Vec::new();
+    let mut pool: Vec<ScoredPrompt> = Vec::new();
+    let mut best_seen: Option<(f64, PromptModel<B>)> = None;
+    progress.set_length(sched.gradient_steps() as u64);
+    let template = match &sched.mentor {
+        Some(m) if m.template.ends_with(".hbs") => {
+            Some(MetaPromptTemplate::from_file(Path::new(&m.template))?)
+        }
+        Some(m) => Some(MetaPromptTemplate::builtin(&m.template)?),
+        None => None,
+    };
+    let stage_cfg_round = stage_config(sched.steps_per_round);
+    let stage_cfg_final = stage_config(sched.final_steps);
+    let mut optim =
+        GradientStage::new(&readout, &projector, &backbone.tokenizer, &optim_config).optimizer();
+    for round in 0..=sched.rounds {
+        let last = round == sched.rounds;
+        let cfg = if last {
+            &stage_cfg_final
+        } else {
+            &stage_cfg_round
+        };
+        let mut round_points = Vec::new();
+        if cfg.steps > 0 {
+            let stage = GradientStage::new(&readout, &projector, &backbone.tokenizer, cfg);
+            let outcome = stage.run(model, &mut optim, &mut rng, step, progress)?;
+            model = outcome.model;
+            step += outcome.step_losses.len();
+            round_points = outcome.trajectory;
+            trajectory.extend(round_points.iter().cloned());
+        }
+        if last {
+            break;
+        }
+        let mut record = RoundRecord {
+            round,
+            step,
+            scored: Vec::new(),
+            meta_prompt: None,
+            reply: None,
+            restart_from: "continuous".into(),
+        };
+        let continuous = evaluate_valid(&readout, &model, SplitName::Selection);
+        record.scored.push(Scored {
+            kind: "continuous".into(),
+            text: String::new(),
+            selection: continuous,
+        });
+        let mut best: (f64, f64, Option<PromptModel<B>>, String) = (
+            continuous.accuracy,
+            -continuous.loss,
+            None,
+            "continuous".into(),
+        );
+        if let (Some(ms), Some(template)) = (&sched.mentor, &template) {
+            // Sample the round's projected texts (spread, deduplicated) and score them as prompts.
+            let mut texts: Vec<String> = Vec::new();
+            let points: Vec<&TrajectoryPoint> = round_points.iter().collect();
+            for i in 0..ms.sample.min(points.len().max(1)) {
+                let t = if points.is_empty() {
+                    match &tc.init {
+                        PromptInit::Text(t) => t.clone(),
+                        _ => continue,
+                    }
+                } else {
+                    points[i * (points.len() - 1) / (ms.sample - 1).max(1)]
+                        .text
+                        .clone()
+                };
+                if !texts.contains(&t) {
+                    texts.push(t);
+                }
+            }
+            if points.is_empty() && texts.is_empty() {
+                if let PromptInit::Text(t) = &tc.init {
+                    texts.push(t.clone());
+                }
+            }
+            for t in texts {
+                if pool.iter().any(|p| p.text == t) {
+                    continue;
+                }
+                if let Some(m) = text_model(&backbone, &t, tc.prompt_len, model.head.clone()) {
+                    let s = evaluate_valid(&readout, &m, SplitName::Selection);
+                    record.scored.push(Scored {
+                        kind: "projected".into(),
+                        text: t.clone(),
+                        selection: s,
+                    });
+                    pool.push(ScoredPrompt {
+                        text: t,
+                        loss: s.loss,
+                        accuracy: s.accuracy,
+                    });
+                }
+            }
+            // The best `history` prompts, shown worst → best.
+            let mut shown = pool.clone();
+            shown.sort_by(|a, b| a.loss.total_cmp(&b.loss));
+            shown.truncate(ms.history);
+            let ctx = MetaPromptContext::new(spec.description, shown, ms.candidates, ms.word_limit);
+            let meta = template.render(&ctx)?;
+            let mut sampling = ms.sampling.clone();
+            sampling.seed = ms.sampling.seed.wrapping_add(tc.seed * 1000 + round as u64);
+            let m = mentor.as_deref_mut().expect("checked above");
+            let request = m.request(vec![Message::user(meta.clone())], sampling);
+            let response = match cassette.as_deref_mut() {
+                Some(c) => c.call(&request, |r| m.send(r))?.0,
+                None => m.send(&request)?,
+            };
+            let parsed = parse_reply(
+                &response.text,
+                &ParserConfig {
+                    max_candidates: ms.candidates,
+                    ..ParserConfig::default()
+                },
+            );
+            for c in parsed.candidates {
+                if let Some(cm) = text_model(&backbone, &c, tc.prompt_len, model.head.clone()) {
+                    let s = evaluate_valid(&readout, &cm, SplitName::Selection);
+                    record.scored.push(Scored {
+                        kind: "candidate".into(),
+                        text: c.clone(),
+                        selection: s,
+                    });
+                    pool.push(ScoredPrompt {
+                        text: c.clone(),
+                        loss: s.loss,
+                        accuracy: s.accuracy,
+                    });
+                    if (s.accuracy, -s.loss) > (best.0, best.1) {
+                        best = (s.accuracy, -s.loss, Some(cm), c);
+                    }
+                }
+            }
+            record.meta_prompt = Some(meta);
+            record.reply = Some(response.text);
+        }
+        match sched.restart {
+            Restart::Best => {
+                if let (Some(cm), text) = (best.2.take(), best.3.clone()) {
+                    model = cm;
+                    record.restart_from = format!("candidate: {text}");
+                    optim = GradientStage::new(
+                        &readout,
+                        &projector,
+                        &backbone.tokenizer,
+                        &optim_config,
+                    )
+                    .optimizer();
+                }
+            }
+            Restart::Continue => {}
+            Restart::Random => {
+                if best_seen
+                    .as_ref()
+                    .is_none_or(|(a, _)| continuous.accuracy > *a)
+                {
+                    best_seen = Some((continuous.accuracy, model.detached()));
+                }
+                let rows = SoftPrompt::init(
+                    &PromptInit::RandomVocab,
+                    tc.prompt_len,
+                    &backbone.encoder,
+                    &backbone.tokenizer,
+                    &mut rng,
+                )?;
+                model = PromptModel {
+                    prompt: rows,
+                    head: model.head,
+                };
+                optim =
+                    GradientStage::new(&readout, &projector, &backbone.tokenizer, &optim_config)
+                        .optimizer();
+                record.restart_from = "random vocabulary".into();
+                if round + 1 == sched.rounds {
+                    // The final stage continues from the best prompt of all rounds.
+                    if let Some((_, kept)) = best_seen.take() {
+                        model = PromptModel {
+                            prompt: SoftPrompt::from_tensor(kept.prompt.rows()),
+                            head: kept.head,
+                        };
+                        record.restart_from = "best round".into();
+                    }
+                }
+            }
+        }
+        rounds.push(record);
+    }
+    progress.finish_and_clear();
+    let selection = evaluate_valid(&readout, &model, SplitName::Selection);
+    let test = evaluate_valid(&readout, &model, SplitName::Test);
+    let final_text = projector
+        .project_many(&[model.prompt.rows()], 1)
+        .first()
+        .map(|p| backbone.tokenizer.decode(&p.nearest()))
+        .unwrap_or_default();
+    let usage_after = mentor.map(|m| m.usage()).unwrap_or_default();
+    let usage = crate::mentor::Usage {
+        calls: usage_after.calls - usage_before.calls,
+        tokens: usage_after.tokens - usage_before.tokens,
+    };
+    let result = RunResult {
+        task: tc.task.clone(),
+        schedule: sched.name.clone(),
+        seed: tc.seed,
+        gradient_steps: step,
+        llm_calls: usage.calls,
+        llm_tokens: usage.tokens,
+        selection,
+        test,
+        final_text,
+        wall_seconds: start.elapsed().as_secs_f64(),
+    };
+    if let Some(out) = out {
+        out.write_jsonl("trajectory.jsonl", &trajectory)?;
+        out.write_jsonl("rounds.jsonl", &rounds)?;
+        out.write_json("results.json", &result)?;
+    }
+    Ok((result, rounds))
+}
