@@ -46,6 +46,29 @@ pub enum Command {
         #[arg(long, default_value = "runs")]
         out: PathBuf,
     },
+    /// Run schedules × seeds × tasks into one folder (runs already finished are skipped).
+    Sweep {
+        /// Tasks.
+        #[arg(long = "task", required = true)]
+        tasks: Vec<String>,
+        /// Schedules (default: all built-in).
+        #[arg(long = "schedule")]
+        schedules: Vec<String>,
+        /// Seeds 0..N.
+        #[arg(long, default_value_t = 5)]
+        seeds: u64,
+        /// Backend.
+        #[arg(long, default_value = "ndarray")]
+        backend: String,
+        /// Sweep folder.
+        #[arg(long, default_value = "runs/sweep")]
+        out: PathBuf,
+    },
+    /// Print the comparison table of a sweep folder (Markdown; also writes report.csv there).
+    Report {
+        /// Sweep folder.
+        dir: PathBuf,
+    },
     /// Show one mentor stage: a real trajectory rendered into a meta-prompt, the mentor's reply
     /// and its parsed candidates.
     Mentor(Box<MentorArgs>),

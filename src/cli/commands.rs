@@ -35,6 +35,14 @@ pub fn run(cli: Cli) -> Result<()> {
             backend,
             out,
         } => super::mentor_cmd::run(assets, task, schedules, seed, &backend, out),
+        Command::Sweep {
+            tasks,
+            schedules,
+            seeds,
+            backend,
+            out,
+        } => super::mentor_cmd::sweep(assets, tasks, schedules, seeds, &backend, out),
+        Command::Report { dir } => super::mentor_cmd::report(&dir),
         Command::Mentor(args) => super::mentor_cmd::mentor(assets, *args),
         Command::Serve {
             addr,

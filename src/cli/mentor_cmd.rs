@@ -264,10 +264,11 @@ pub fn serve(assets: Assets, addr: String, backend: &str, requests: Option<usize
 }
 
 struct RunJob {
-    task: String,
-    schedules: Vec<String>,
-    seed: u64,
+    /// (task, schedule, seed) of every run.
+    runs: Vec<(String, String, u64)>,
     out: std::path::PathBuf,
+    /// Sweep mode: fixed folder names, finished runs skipped.
+    sweep: bool,
     assets: Assets,
 }
 
@@ -279,14 +280,13 @@ impl BackendJob for RunJob {
         kind: BackendKind,
         device: B::Device,
     ) -> tandem::Result<Self::Output> {
-        use tandem::engine::{run_schedule, RunConfig, Schedule};
-        let spec = builtin_task(&self.task)?;
-        let schedules = self
-            .schedules
-            .iter()
-            .map(|s| Schedule::builtin(s))
-            .collect::<tandem::Result<Vec<_>>>()?;
-        let needs_mentor = schedules.iter().any(|s| s.mentor.is_some());
+        use tandem::engine::{run_schedule, RunConfig, RunResult, Schedule};
+        let mut planned = Vec::new();
+        for (task, schedule, seed) in &self.runs {
+            let spec = builtin_task(task)?;
+            planned.push((spec, Schedule::builtin(schedule)?, *seed));
+        }
+        let needs_mentor = planned.iter().any(|(_, s, _)| s.mentor.is_some());
         let mut mentor = if needs_mentor {
             let llm = load_llm::<B::InnerBackend>(&self.assets, kind, &device).map_err(|e| {
                 tandem::Error::Mentor {
@@ -299,22 +299,37 @@ impl BackendJob for RunJob {
             None
         };
         let mut results = Vec::new();
-        for schedule in schedules {
+        for (i, (spec, schedule, seed)) in planned.into_iter().enumerate() {
+            let name = format!("{}-{}-s{}", spec.name, schedule.name, seed);
+            let dir = if self.sweep {
+                let path = self.out.join(&name);
+                if let Ok(text) = std::fs::read_to_string(path.join("results.json")) {
+                    if let Ok(r) = serde_json::from_str::<RunResult>(&text) {
+                        eprintln!("[{}/{}] {name}: done before", i + 1, self.runs.len());
+                        results.push(r);
+                        continue;
+                    }
+                }
+                tandem::run::RunDir::create(path)?
+            } else {
+                tandem::run::RunDir::fresh(&self.out, &name)?
+            };
+            eprintln!(
+                "[{}/{}] {name}: {}",
+                i + 1,
+                self.runs.len(),
+                dir.path().display()
+            );
             let config = RunConfig {
                 task: TuneConfig {
-                    task: self.task.clone(),
+                    task: spec.name.to_string(),
                     init: PromptInit::Text(spec.zero_shot_prompt.into()),
-                    seed: self.seed,
+                    seed,
                     backend: kind,
                     ..TuneConfig::default()
                 },
                 schedule,
             };
-            let dir = tandem::run::RunDir::fresh(
-                &self.out,
-                &format!("{}-{}-s{}", self.task, config.schedule.name, self.seed),
-            )?;
-            eprintln!("{}: {}", config.schedule.name, dir.path().display());
             let bar = indicatif::ProgressBar::new(config.schedule.gradient_steps() as u64);
             let m: Option<&mut dyn Mentor> = if config.schedule.mentor.is_some() {
                 mentor.as_mut().map(|m| m as &mut dyn Mentor)
@@ -339,13 +354,16 @@ pub fn run(
     out: std::path::PathBuf,
 ) -> Result<()> {
     let kind: BackendKind = backend.parse()?;
+    let runs = schedules
+        .into_iter()
+        .map(|s| (task.clone(), s, seed))
+        .collect();
     let results = dispatch(
         kind,
         RunJob {
-            task,
-            schedules,
-            seed,
+            runs,
             out,
+            sweep: false,
             assets,
         },
     )?;
@@ -363,5 +381,108 @@ pub fn run(
             r.wall_seconds
         );
     }
+    Ok(())
+}
+
+/// `tandem sweep`.
+pub fn sweep(
+    assets: Assets,
+    tasks: Vec<String>,
+    schedules: Vec<String>,
+    seeds: u64,
+    backend: &str,
+    out: std::path::PathBuf,
+) -> Result<()> {
+    let kind: BackendKind = backend.parse()?;
+    let schedules = if schedules.is_empty() {
+        tandem::engine::BUILTIN_SCHEDULES
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    } else {
+        schedules
+    };
+    let mut runs = Vec::new();
+    for t in &tasks {
+        for seed in 0..seeds {
+            for s in &schedules {
+                runs.push((t.clone(), s.clone(), seed));
+            }
+        }
+    }
+    dispatch(
+        kind,
+        RunJob {
+            runs,
+            out: out.clone(),
+            sweep: true,
+            assets,
+        },
+    )?;
+    report(&out)
+}
+
+/// `tandem report`: mean ± std over seeds per task and schedule, Markdown on stdout and
+/// `report.csv` in the folder.
+pub fn report(dir: &Path) -> Result<()> {
+    use std::collections::BTreeMap;
+    use tandem::engine::RunResult;
+    let mut groups: BTreeMap<(String, String), Vec<RunResult>> = BTreeMap::new();
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("reading the sweep folder {}", dir.display()))?;
+    for e in entries.flatten() {
+        let path = e.path().join("results.json");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let r: RunResult = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a run result", path.display()))?;
+        groups
+            .entry((r.task.clone(), r.schedule.clone()))
+            .or_default()
+            .push(r);
+    }
+    if groups.is_empty() {
+        anyhow::bail!(
+            "{} holds no finished run (no */results.json)",
+            dir.display()
+        );
+    }
+    let stats = |v: &[f64]| {
+        let n = v.len() as f64;
+        let mean = v.iter().sum::<f64>() / n;
+        let var = if v.len() > 1 {
+            v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+        } else {
+            0.0
+        };
+        (mean, var.sqrt())
+    };
+    let mut csv = String::from(
+        "task,schedule,seeds,test_acc_mean,test_acc_std,selection_acc_mean,gradient_steps,llm_calls_mean,llm_tokens_mean,wall_s_mean\n",
+    );
+    println!("| task | schedule | seeds | test accuracy, % | selection accuracy, % | gradient steps | LLM calls | LLM tokens | wall s |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for ((task, schedule), rs) in &groups {
+        let test: Vec<f64> = rs.iter().map(|r| 100.0 * r.test.accuracy).collect();
+        let sel: Vec<f64> = rs.iter().map(|r| 100.0 * r.selection.accuracy).collect();
+        let (tm, ts) = stats(&test);
+        let (sm, _) = stats(&sel);
+        let mean = |f: &dyn Fn(&RunResult) -> f64| rs.iter().map(f).sum::<f64>() / rs.len() as f64;
+        let calls = mean(&|r| r.llm_calls as f64);
+        let tokens = mean(&|r| r.llm_tokens as f64);
+        let wall = mean(&|r| r.wall_seconds);
+        let steps = rs[0].gradient_steps;
+        println!(
+            "| {task} | {schedule} | {} | {tm:.2} ± {ts:.2} | {sm:.2} | {steps} | {calls:.1} | {tokens:.0} | {wall:.1} |",
+            rs.len()
+        );
+        csv.push_str(&format!(
+            "{task},{schedule},{},{tm:.4},{ts:.4},{sm:.4},{steps},{calls:.2},{tokens:.1},{wall:.2}\n",
+            rs.len()
+        ));
+    }
+    let path = dir.join("report.csv");
+    std::fs::write(&path, csv).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }

@@ -180,7 +180,18 @@ pub fn run_schedule<B: AutodiffBackend>(
     let mut trajectory: Vec<TrajectoryPoint> = Vec::new();
     let mut rounds = Vec::new();
     let mut pool: Vec<ScoredPrompt> = Vec::new();
-    let mut best_seen: Option<(f64, PromptModel<B>)> = None;
+    // The best prompt seen on the selection split over the whole run (accuracy, then lower
+    // loss): the run ends with it, as a gradient stage keeps its best checkpoint.
+    let mut overall: Option<(f64, f64, PromptModel<B>)> = None;
+    let consider =
+        |overall: &mut Option<(f64, f64, PromptModel<B>)>, m: &Metrics, model: &PromptModel<B>| {
+            if overall
+                .as_ref()
+                .is_none_or(|(a, l, _)| (m.accuracy, -m.loss) > (*a, -*l))
+            {
+                *overall = Some((m.accuracy, m.loss, model.detached()));
+            }
+        };
     progress.set_length(sched.gradient_steps() as u64);
     let template = match &sched.mentor {
         Some(m) if m.template.ends_with(".hbs") => {
@@ -221,6 +232,7 @@ pub fn run_schedule<B: AutodiffBackend>(
             restart_from: "continuous".into(),
         };
         let continuous = evaluate_valid(&readout, &model, SplitName::Selection);
+        consider(&mut overall, &continuous, &model);
         record.scored.push(Scored {
             kind: "continuous".into(),
             text: String::new(),
@@ -308,6 +320,7 @@ pub fn run_schedule<B: AutodiffBackend>(
                         loss: s.loss,
                         accuracy: s.accuracy,
                     });
+                    consider(&mut overall, &s, &cm);
                     if (s.accuracy, -s.loss) > (best.0, best.1) {
                         best = (s.accuracy, -s.loss, Some(cm), c);
                     }
@@ -332,12 +345,6 @@ pub fn run_schedule<B: AutodiffBackend>(
             }
             Restart::Continue => {}
             Restart::Random => {
-                if best_seen
-                    .as_ref()
-                    .is_none_or(|(a, _)| continuous.accuracy > *a)
-                {
-                    best_seen = Some((continuous.accuracy, model.detached()));
-                }
                 let rows = SoftPrompt::init(
                     &PromptInit::RandomVocab,
                     tc.prompt_len,
@@ -349,25 +356,30 @@ pub fn run_schedule<B: AutodiffBackend>(
                     prompt: rows,
                     head: model.head,
                 };
-                optim =
-                    GradientStage::new(&readout, &projector, &backbone.tokenizer, &optim_config)
-                        .optimizer();
                 record.restart_from = "random vocabulary".into();
                 if round + 1 == sched.rounds {
                     // The final stage continues from the best prompt of all rounds.
-                    if let Some((_, kept)) = best_seen.take() {
+                    if let Some((_, _, kept)) = &overall {
                         model = PromptModel {
                             prompt: SoftPrompt::from_tensor(kept.prompt.rows()),
-                            head: kept.head,
+                            head: kept.head.clone(),
                         };
-                        record.restart_from = "best round".into();
+                        record.restart_from = "best so far".into();
                     }
                 }
+                optim =
+                    GradientStage::new(&readout, &projector, &backbone.tokenizer, &optim_config)
+                        .optimizer();
             }
         }
         rounds.push(record);
     }
     progress.finish_and_clear();
+    let last = evaluate_valid(&readout, &model, SplitName::Selection);
+    consider(&mut overall, &last, &model);
+    if let Some((_, _, kept)) = overall {
+        model = kept;
+    }
     let selection = evaluate_valid(&readout, &model, SplitName::Selection);
     let test = evaluate_valid(&readout, &model, SplitName::Test);
     let final_text = projector
