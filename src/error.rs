@@ -91,6 +91,12 @@ pub enum Error {
         /// What was non-finite.
         reason: String,
     },
+    /// A run stopped on purpose after writing a checkpoint (fault-injection hook); resume it.
+    #[error("run halted after checkpoint {checkpoints}; resume it with --resume")]
+    Halted {
+        /// Checkpoints written before the halt.
+        checkpoints: usize,
+    },
     /// A filesystem operation failed.
     #[error("{action} {path}: {source}")]
     Io {

@@ -9,7 +9,7 @@ use indicatif::ProgressBar;
 use tandem::assets::{MINILM, SMOLLM2, UCI_SENTIMENT};
 use tandem::data::SplitConfig;
 use tandem::decoder::ChatLlm;
-use tandem::engine::{run_schedule, RoundRecord, RunConfig, RunResult, Schedule};
+use tandem::engine::{run_schedule, RoundRecord, RunConfig, RunControl, RunResult, Schedule};
 use tandem::gradient::GradientConfig;
 use tandem::mentor::{LocalMentor, Mentor};
 use tandem::prompt::PromptInit;
@@ -81,6 +81,7 @@ fn catalyst_alternates_with_the_embedded_mentor_and_reproduces() {
             None,
             out,
             &ProgressBar::hidden(),
+            RunControl::default(),
         )
         .unwrap()
     };
@@ -131,4 +132,58 @@ fn catalyst_alternates_with_the_embedded_mentor_and_reproduces() {
         rounds2.iter().map(|r| r.reply.clone()).collect::<Vec<_>>(),
         rounds.iter().map(|r| r.reply.clone()).collect::<Vec<_>>()
     );
+}
+
+/// A run stopped after any checkpoint (the last one before a kill during a gradient stage, or
+/// during a mentor stage) and resumed ends with exactly the uninterrupted run's record.
+#[test]
+fn a_halted_run_resumes_to_the_identical_result() {
+    let assets = common::assets(&[MINILM, UCI_SENTIMENT, SMOLLM2]);
+    let llm =
+        ChatLlm::<common::Cpu>::load(&assets.path(&SMOLLM2.files[0]), &Default::default()).unwrap();
+    let mut mentor = LocalMentor::new(llm);
+    let cfg = config("catalyst");
+    let mut go = |out: &RunDir, control: RunControl| {
+        run_schedule::<common::CpuAd>(
+            &cfg,
+            &assets,
+            &Default::default(),
+            Some(&mut mentor as &mut dyn Mentor),
+            None,
+            Some(out),
+            &ProgressBar::hidden(),
+            control,
+        )
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let full_dir = RunDir::create(tmp.path().join("full")).unwrap();
+    let (full, full_rounds) = go(&full_dir, RunControl::default()).unwrap();
+    // Checkpoints: 1 = round 0 gradient, 2 = round 0 done, 3 = round 1 gradient, ...
+    for halt in [2, 3] {
+        let dir = RunDir::create(tmp.path().join(format!("halt{halt}"))).unwrap();
+        let err = go(
+            &dir,
+            RunControl {
+                resume: false,
+                halt_after: Some(halt),
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, tandem::Error::Halted { checkpoints } if checkpoints == halt));
+        assert!(!dir.path().join("results.json").exists());
+        let (resumed, rounds) = go(
+            &dir,
+            RunControl {
+                resume: true,
+                halt_after: None,
+            },
+        )
+        .unwrap();
+        let mut a = resumed.clone();
+        a.wall_seconds = full.wall_seconds;
+        assert_eq!(a, full, "halted after checkpoint {halt}");
+        assert_eq!(rounds, full_rounds);
+        let traj = |d: &RunDir| std::fs::read_to_string(d.path().join("trajectory.jsonl")).unwrap();
+        assert_eq!(traj(&dir), traj(&full_dir));
+    }
 }

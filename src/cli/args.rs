@@ -32,7 +32,11 @@ pub enum Command {
     /// Run a schedule (alternating gradient and mentor stages) on a task; writes a run folder.
     Run {
         /// Task name.
-        task: String,
+        #[arg(required_unless_present = "resume")]
+        task: Option<String>,
+        /// Continue an interrupted run from its newest checkpoint (a run folder).
+        #[arg(long, value_name = "DIR", conflicts_with = "task")]
+        resume: Option<PathBuf>,
         /// Schedules to run, compared in one table (built-in names).
         #[arg(long = "schedule", default_values_t = vec!["catalyst".to_string(), "gradient-only".to_string()])]
         schedules: Vec<String>,

@@ -30,11 +30,18 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Tune(args) => tune_cmd(&assets, *args),
         Command::Run {
             task,
+            resume,
             schedules,
             seed,
             backend,
             out,
-        } => super::mentor_cmd::run(assets, task, schedules, seed, &backend, out),
+        } => match (resume, task) {
+            (Some(dir), _) => super::mentor_cmd::resume(assets, dir, &backend),
+            (None, Some(task)) => {
+                super::mentor_cmd::run(assets, task, schedules, seed, &backend, out)
+            }
+            (None, None) => anyhow::bail!("`tandem run` needs a TASK or --resume DIR"),
+        },
         Command::Sweep {
             tasks,
             schedules,

@@ -336,8 +336,21 @@ impl BackendJob for RunJob {
             } else {
                 None
             };
-            let (r, _) =
-                run_schedule::<B>(&config, &self.assets, &device, m, None, Some(&dir), &bar)?;
+            // Sweeps continue a run a crash interrupted; `run` starts fresh.
+            let control = tandem::engine::RunControl {
+                resume: self.sweep,
+                halt_after: None,
+            };
+            let (r, _) = run_schedule::<B>(
+                &config,
+                &self.assets,
+                &device,
+                m,
+                None,
+                Some(&dir),
+                &bar,
+                control,
+            )?;
             results.push(r);
         }
         Ok(results)
@@ -484,5 +497,73 @@ pub fn report(dir: &Path) -> Result<()> {
     }
     let path = dir.join("report.csv");
     std::fs::write(&path, csv).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+struct ResumeJob {
+    dir: std::path::PathBuf,
+    assets: Assets,
+}
+
+impl BackendJob for ResumeJob {
+    type Output = tandem::engine::RunResult;
+
+    fn run<B: AutodiffBackend>(
+        self,
+        kind: BackendKind,
+        device: B::Device,
+    ) -> tandem::Result<Self::Output> {
+        use tandem::engine::{run_schedule, RunConfig, RunControl};
+        let path = self.dir.join("config.yaml");
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| tandem::Error::io("reading", &path, e))?;
+        let config: RunConfig = serde_yaml::from_str(&text)
+            .map_err(|e| tandem::Error::config(path.display().to_string(), e.to_string()))?;
+        let mut mentor = match config.schedule.mentor {
+            Some(_) => Some(LocalMentor::new(
+                load_llm::<B::InnerBackend>(&self.assets, kind, &device).map_err(|e| {
+                    tandem::Error::Mentor {
+                        endpoint: "embedded".into(),
+                        reason: format!("{e:#}"),
+                    }
+                })?,
+            )),
+            None => None,
+        };
+        let dir = tandem::run::RunDir::create(&self.dir)?;
+        let bar = indicatif::ProgressBar::new(config.schedule.gradient_steps() as u64);
+        let control = RunControl {
+            resume: true,
+            halt_after: None,
+        };
+        let m = mentor.as_mut().map(|m| m as &mut dyn Mentor);
+        let (r, _) = run_schedule::<B>(
+            &config,
+            &self.assets,
+            &device,
+            m,
+            None,
+            Some(&dir),
+            &bar,
+            control,
+        )?;
+        Ok(r)
+    }
+}
+
+/// `tandem run --resume DIR`.
+pub fn resume(assets: Assets, dir: std::path::PathBuf, backend: &str) -> Result<()> {
+    let kind: BackendKind = backend.parse()?;
+    let r = dispatch(kind, ResumeJob { dir, assets })?;
+    println!(
+        "{} {} seed {}: {} gradient steps, {} LLM calls, selection acc {:.4}, test acc {:.4}",
+        r.task,
+        r.schedule,
+        r.seed,
+        r.gradient_steps,
+        r.llm_calls,
+        r.selection.accuracy,
+        r.test.accuracy
+    );
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! Schedules and the alternating engine that executes them.
 
+mod checkpoint;
 mod run;
 mod schedule;
 
-pub use run::{run_schedule, RoundRecord, RunConfig, RunResult, Scored};
+pub use checkpoint::{CheckpointState, Phase};
+pub use run::{run_schedule, RoundRecord, RunConfig, RunControl, RunResult, Scored};
 pub use schedule::{MentorStage, Restart, Schedule, BUILTIN_SCHEDULES};

@@ -11,12 +11,13 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::checkpoint::{self, CheckpointState, Phase, RngState};
 use super::schedule::{Restart, Schedule};
 use crate::assets::Assets;
 use crate::backbone::Backbone;
 use crate::data::Splits;
 use crate::error::Result;
-use crate::gradient::{GradientConfig, GradientStage, TrajectoryPoint};
+use crate::gradient::{GradientConfig, GradientStage, PromptOptimizer, TrajectoryPoint};
 use crate::mentor::{
     parse_reply, Cassette, Mentor, Message, MetaPromptContext, MetaPromptTemplate, ParserConfig,
     ScoredPrompt,
@@ -110,7 +111,18 @@ fn text_model<B: AutodiffBackend>(
     })
 }
 
-/// Runs `config`, asking `mentor` (through `cassette` when given) in mentor stages.
+/// Checkpointing and resumption of a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunControl {
+    /// Continue from the newest checkpoint in the run folder (a fresh start when none).
+    pub resume: bool,
+    /// Fault injection: stop with [`crate::Error::Halted`] right after this many checkpoints.
+    pub halt_after: Option<usize>,
+}
+
+/// Runs `config`, asking `mentor` (through `cassette` when given) in mentor stages. With a run
+/// folder, a checkpoint is written after every stage; `control.resume` continues from it.
+#[allow(clippy::too_many_arguments)]
 pub fn run_schedule<B: AutodiffBackend>(
     config: &RunConfig,
     assets: &Assets,
@@ -119,6 +131,7 @@ pub fn run_schedule<B: AutodiffBackend>(
     mut cassette: Option<&mut Cassette>,
     out: Option<&RunDir>,
     progress: &ProgressBar,
+    control: RunControl,
 ) -> Result<(RunResult, Vec<RoundRecord>)> {
     let start = Instant::now();
     let tc = &config.task;
@@ -204,7 +217,85 @@ pub fn run_schedule<B: AutodiffBackend>(
     let stage_cfg_final = stage_config(sched.final_steps);
     let mut optim =
         GradientStage::new(&readout, &projector, &backbone.tokenizer, &optim_config).optimizer();
-    for round in 0..=sched.rounds {
+    // Resumption: where the newest checkpoint left off.
+    let mut prior_usage = crate::mentor::Usage::default();
+    let mut checkpoints = 0;
+    let mut start_round = 0;
+    let mut resumed_points: Option<Vec<TrajectoryPoint>> = None;
+    if let (true, Some(dir)) = (control.resume, out) {
+        if let Some(cp) = checkpoint::latest(dir.path()) {
+            let (state, m, o, best) = checkpoint::load(&cp, model, optim, device)?;
+            model = m;
+            optim = o;
+            overall = match (state.overall, best) {
+                (Some((a, l)), Some(b)) => Some((a, l, b)),
+                _ => None,
+            };
+            step = state.step;
+            trajectory = state.trajectory;
+            rounds = state.rounds;
+            pool = state.pool;
+            rng = state.rng.restore();
+            prior_usage = state.usage;
+            checkpoints = state.count;
+            match state.phase {
+                Phase::GradientDone => {
+                    start_round = state.round;
+                    resumed_points = Some(state.round_points);
+                }
+                Phase::RoundDone => start_round = state.round + 1,
+            }
+            progress.set_position(step as u64);
+        }
+    }
+    let mut save = |phase: Phase,
+                    round: usize,
+                    step: usize,
+                    model: &PromptModel<B>,
+                    optim: &PromptOptimizer<B>,
+                    overall: &Option<(f64, f64, PromptModel<B>)>,
+                    trajectory: &[TrajectoryPoint],
+                    round_points: &[TrajectoryPoint],
+                    rounds: &[RoundRecord],
+                    pool: &[ScoredPrompt],
+                    rng: &ChaCha8Rng,
+                    usage: crate::mentor::Usage|
+     -> Result<()> {
+        let Some(dir) = out else { return Ok(()) };
+        checkpoints += 1;
+        let state = CheckpointState {
+            round,
+            phase,
+            step,
+            trajectory: trajectory.to_vec(),
+            round_points: round_points.to_vec(),
+            rounds: rounds.to_vec(),
+            pool: pool.to_vec(),
+            overall: overall.as_ref().map(|(a, l, _)| (*a, *l)),
+            rng: RngState::of(rng),
+            usage,
+            count: checkpoints,
+        };
+        checkpoint::save(
+            dir.path(),
+            &state,
+            model,
+            optim,
+            overall.as_ref().map(|o| &o.2),
+        )?;
+        if control.halt_after.is_some_and(|h| checkpoints >= h) {
+            return Err(crate::Error::Halted { checkpoints });
+        }
+        Ok(())
+    };
+    let usage_now = |mentor: &Option<&mut dyn Mentor>| {
+        let u = mentor.as_deref().map(|m| m.usage()).unwrap_or_default();
+        crate::mentor::Usage {
+            calls: prior_usage.calls + u.calls - usage_before.calls,
+            tokens: prior_usage.tokens + u.tokens - usage_before.tokens,
+        }
+    };
+    for round in start_round..=sched.rounds {
         let last = round == sched.rounds;
         let cfg = if last {
             &stage_cfg_final
@@ -212,13 +303,29 @@ pub fn run_schedule<B: AutodiffBackend>(
             &stage_cfg_round
         };
         let mut round_points = Vec::new();
-        if cfg.steps > 0 {
+        if let Some(points) = resumed_points.take() {
+            round_points = points;
+        } else if cfg.steps > 0 {
             let stage = GradientStage::new(&readout, &projector, &backbone.tokenizer, cfg);
             let outcome = stage.run(model, &mut optim, &mut rng, step, progress)?;
             model = outcome.model;
             step += outcome.step_losses.len();
             round_points = outcome.trajectory;
             trajectory.extend(round_points.iter().cloned());
+            save(
+                Phase::GradientDone,
+                round,
+                step,
+                &model,
+                &optim,
+                &overall,
+                &trajectory,
+                &round_points,
+                &rounds,
+                &pool,
+                &rng,
+                usage_now(&mentor),
+            )?;
         }
         if last {
             break;
@@ -373,6 +480,20 @@ pub fn run_schedule<B: AutodiffBackend>(
             }
         }
         rounds.push(record);
+        save(
+            Phase::RoundDone,
+            round,
+            step,
+            &model,
+            &optim,
+            &overall,
+            &trajectory,
+            &[],
+            &rounds,
+            &pool,
+            &rng,
+            usage_now(&mentor),
+        )?;
     }
     progress.finish_and_clear();
     let last = evaluate_valid(&readout, &model, SplitName::Selection);
@@ -387,11 +508,7 @@ pub fn run_schedule<B: AutodiffBackend>(
         .first()
         .map(|p| backbone.tokenizer.decode(&p.nearest()))
         .unwrap_or_default();
-    let usage_after = mentor.map(|m| m.usage()).unwrap_or_default();
-    let usage = crate::mentor::Usage {
-        calls: usage_after.calls - usage_before.calls,
-        tokens: usage_after.tokens - usage_before.tokens,
-    };
+    let usage = usage_now(&mentor);
     let result = RunResult {
         task: tc.task.clone(),
         schedule: sched.name.clone(),

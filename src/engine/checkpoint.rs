@@ -1,0 +1,174 @@
+//! Checkpoints of a run after every stage: the prompt model, the optimizer state, the best
+//! prompt so far (burn records), the RNG position and everything recorded (JSON). Written to a
+//! fresh folder and swapped in by renames, so a crash leaves the previous checkpoint intact.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::optim::Optimizer;
+use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
+use burn::tensor::backend::AutodiffBackend;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::run::RoundRecord;
+use crate::error::{Error, Result};
+use crate::gradient::{PromptOptimizer, TrajectoryPoint};
+use crate::mentor::{ScoredPrompt, Usage};
+use crate::readout::PromptModel;
+
+/// Which part of a round a checkpoint follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// The round's gradient stage finished; its mentor stage had not.
+    GradientDone,
+    /// The whole round (mentor stage, selection, restart) finished.
+    RoundDone,
+}
+
+/// The position of the run's random generator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RngState {
+    seed: [u8; 32],
+    stream: u64,
+    word_pos: u128,
+}
+
+impl RngState {
+    /// Captures `rng`.
+    pub fn of(rng: &ChaCha8Rng) -> Self {
+        Self {
+            seed: rng.get_seed(),
+            stream: rng.get_stream(),
+            word_pos: rng.get_word_pos(),
+        }
+    }
+
+    /// The generator at the captured position.
+    pub fn restore(&self) -> ChaCha8Rng {
+        let mut rng = ChaCha8Rng::from_seed(self.seed);
+        rng.set_stream(self.stream);
+        rng.set_word_pos(self.word_pos);
+        rng
+    }
+}
+
+/// Everything but the tensors.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckpointState {
+    /// The round the checkpoint is in (`rounds` for the final stage).
+    pub round: usize,
+    /// Where in the round.
+    pub phase: Phase,
+    /// Gradient steps taken.
+    pub step: usize,
+    /// The whole trajectory so far.
+    pub trajectory: Vec<TrajectoryPoint>,
+    /// The trajectory of the current round (the mentor stage samples it).
+    pub round_points: Vec<TrajectoryPoint>,
+    /// Finished rounds.
+    pub rounds: Vec<RoundRecord>,
+    /// Every prompt scored so far.
+    pub pool: Vec<ScoredPrompt>,
+    /// Selection accuracy and loss of the best prompt so far.
+    pub overall: Option<(f64, f64)>,
+    /// The run's generator.
+    pub rng: RngState,
+    /// Mentor calls and tokens spent by the run so far.
+    pub usage: Usage,
+    /// Checkpoints written so far (this one included).
+    pub count: usize,
+}
+
+fn recorder() -> BinFileRecorder<FullPrecisionSettings> {
+    BinFileRecorder::new()
+}
+
+fn rec_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::data(path, format!("checkpoint: {e}"))
+}
+
+/// Writes a checkpoint into `dir/checkpoint`.
+pub fn save<B: AutodiffBackend>(
+    dir: &Path,
+    state: &CheckpointState,
+    model: &PromptModel<B>,
+    optim: &PromptOptimizer<B>,
+    best: Option<&PromptModel<B>>,
+) -> Result<()> {
+    let next = dir.join("checkpoint.next");
+    let _ = std::fs::remove_dir_all(&next);
+    std::fs::create_dir_all(&next).map_err(|e| Error::io("creating", &next, e))?;
+    model
+        .clone()
+        .save_file(next.join("model"), &recorder())
+        .map_err(|e| rec_err(&next, e))?;
+    recorder()
+        .record(optim.to_record(), next.join("optim"))
+        .map_err(|e| rec_err(&next, e))?;
+    if let Some(b) = best {
+        b.clone()
+            .save_file(next.join("best"), &recorder())
+            .map_err(|e| rec_err(&next, e))?;
+    }
+    let json = serde_json::to_vec_pretty(state).map_err(|e| rec_err(&next, e))?;
+    let state_path = next.join("state.json");
+    std::fs::write(&state_path, json).map_err(|e| Error::io("writing", &state_path, e))?;
+    let current = dir.join("checkpoint");
+    let old = dir.join("checkpoint.old");
+    let _ = std::fs::remove_dir_all(&old);
+    if current.exists() {
+        std::fs::rename(&current, &old).map_err(|e| Error::io("renaming", &current, e))?;
+    }
+    std::fs::rename(&next, &current).map_err(|e| Error::io("renaming", &next, e))?;
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(())
+}
+
+/// The newest complete checkpoint folder under `dir`, if any.
+pub fn latest(dir: &Path) -> Option<PathBuf> {
+    ["checkpoint", "checkpoint.old"]
+        .iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.join("state.json").exists())
+}
+
+/// Reads a checkpoint: the state, and the tensors loaded into `model`'s and `optim`'s shapes.
+#[allow(clippy::type_complexity)]
+pub fn load<B: AutodiffBackend>(
+    cp: &Path,
+    model: PromptModel<B>,
+    optim: PromptOptimizer<B>,
+    device: &B::Device,
+) -> Result<(
+    CheckpointState,
+    PromptModel<B>,
+    PromptOptimizer<B>,
+    Option<PromptModel<B>>,
+)> {
+    let state_path = cp.join("state.json");
+    let text =
+        std::fs::read_to_string(&state_path).map_err(|e| Error::io("reading", &state_path, e))?;
+    let state: CheckpointState =
+        serde_json::from_str(&text).map_err(|e| rec_err(&state_path, e))?;
+    let template = model.clone();
+    let model = model
+        .load_file(cp.join("model"), &recorder(), device)
+        .map_err(|e| rec_err(cp, e))?;
+    let record = recorder()
+        .load(cp.join("optim"), device)
+        .map_err(|e| rec_err(cp, e))?;
+    let optim = optim.load_record(record);
+    let best = if cp.join("best.bin").exists() {
+        Some(
+            template
+                .load_file(cp.join("best"), &recorder(), device)
+                .map_err(|e| rec_err(cp, e))?,
+        )
+    } else {
+        None
+    };
+    Ok((state, model, optim, best))
+}
