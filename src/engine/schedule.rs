@@ -87,31 +87,57 @@ pub const BUILTIN_SCHEDULES: &[&str] = &[
 ];
 
 impl Schedule {
-    /// A built-in schedule. All spend 100 gradient steps, so comparisons are fair.
+    /// A built-in schedule, declared with the [`crate::schedule!`] DSL. All spend 100 gradient
+    /// steps, so comparisons are fair.
     pub fn builtin(name: &str) -> Result<Self> {
-        let mentor = |template: &str| {
-            Some(MentorStage {
-                template: template.into(),
-                ..MentorStage::default()
-            })
-        };
-        let s = |rounds, steps_per_round, final_steps, mentor, restart| Schedule {
-            name: name.into(),
-            rounds,
-            steps_per_round,
-            final_steps,
-            mentor,
-            restart,
-        };
         Ok(match name {
-            "gradient-only" => s(1, 100, 0, None, Restart::Continue),
-            "random-restarts" => s(4, 20, 20, None, Restart::Random),
+            "gradient-only" => crate::schedule! {
+                name: "gradient-only",
+                rounds: 1,
+                steps_per_round: 100,
+                restart: continue,
+            },
+            "random-restarts" => crate::schedule! {
+                name: "random-restarts",
+                rounds: 4,
+                steps_per_round: 20,
+                final_steps: 20,
+                restart: random,
+            },
             // The mentor proposes from the initial prompt alone; gradient descent runs at the end.
-            "mentor-only" => s(4, 0, 100, mentor("catalyst"), Restart::Best),
-            "catalyst" => s(4, 20, 20, mentor("catalyst"), Restart::Best),
-            "catalyst-no-trajectory" => s(4, 20, 20, mentor("no-trajectory"), Restart::Best),
+            "mentor-only" => crate::schedule! {
+                name: "mentor-only",
+                rounds: 4,
+                steps_per_round: 0,
+                final_steps: 100,
+                restart: best,
+                mentor: { template: "catalyst" },
+            },
+            "catalyst" => crate::schedule! {
+                name: "catalyst",
+                rounds: 4,
+                steps_per_round: 20,
+                final_steps: 20,
+                restart: best,
+                mentor: { template: "catalyst", candidates: 3, history: 8, sample: 4, word_limit: 12 },
+            },
+            "catalyst-no-trajectory" => crate::schedule! {
+                name: "catalyst-no-trajectory",
+                rounds: 4,
+                steps_per_round: 20,
+                final_steps: 20,
+                restart: best,
+                mentor: { template: "no-trajectory" },
+            },
             // The reference code: one long stage, one mentor call, restart from the best.
-            "reference-compat" => s(1, 80, 20, mentor("catalyst"), Restart::Best),
+            "reference-compat" => crate::schedule! {
+                name: "reference-compat",
+                rounds: 1,
+                steps_per_round: 80,
+                final_steps: 20,
+                restart: best,
+                mentor: { template: "catalyst" },
+            },
             other => {
                 return Err(Error::config(
                     format!("schedule `{other}`"),

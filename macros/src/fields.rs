@@ -1,0 +1,229 @@
+//! `name: value` fields inside braces, with the span of every name and value kept for errors.
+
+use proc_macro2::{Span, TokenStream};
+use syn::ext::IdentExt;
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::{braced, Ident, Lit, Token};
+
+/// A field value: a literal, a bare word, or a nested block of fields.
+pub enum Value {
+    Lit(Lit),
+    Word(Ident),
+    Block(Fields),
+}
+
+impl Value {
+    pub fn span(&self) -> Span {
+        match self {
+            Value::Lit(l) => l.span(),
+            Value::Word(w) => w.span(),
+            Value::Block(b) => b.span,
+        }
+    }
+}
+
+pub struct Field {
+    pub name: Ident,
+    pub value: Value,
+}
+
+impl Parse for Field {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let name: Ident = input.parse()?;
+        input.parse::<Token![:]>()?;
+        let value = if input.peek(syn::token::Brace) {
+            let content;
+            let brace = braced!(content in input);
+            let mut inner = Fields::parse_body(&content)?;
+            inner.span = brace.span.join();
+            Value::Block(inner)
+        } else if input.peek(Lit) {
+            Value::Lit(input.parse()?)
+        } else if input.peek(Ident::peek_any) {
+            // Keywords such as `continue` are words here.
+            Value::Word(Ident::parse_any(input)?)
+        } else {
+            return Err(input.error("expected a value: a number, a string, a word or `{ … }`"));
+        };
+        Ok(Field { name, value })
+    }
+}
+
+pub struct Fields {
+    pub fields: Vec<Field>,
+    pub span: Span,
+}
+
+impl Fields {
+    pub fn parse_body(input: ParseStream) -> syn::Result<Self> {
+        let list: Punctuated<Field, Token![,]> = Punctuated::parse_terminated(input)?;
+        Ok(Fields {
+            fields: list.into_iter().collect(),
+            span: Span::call_site(),
+        })
+    }
+
+    pub fn parse_tokens(tokens: TokenStream) -> syn::Result<Self> {
+        syn::parse::Parser::parse2(Self::parse_body, tokens)
+    }
+}
+
+/// Reads typed fields out of a block, collecting every error.
+pub struct Reader<'a> {
+    block: &'a Fields,
+    errors: Option<syn::Error>,
+    what: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(block: &'a Fields, what: &'static str, known: &'static [&'static str]) -> Self {
+        let mut r = Reader {
+            block,
+            errors: None,
+            what,
+        };
+        let mut seen: Vec<String> = Vec::new();
+        for f in &block.fields {
+            let n = f.name.to_string();
+            if !known.contains(&n.as_str()) {
+                r.error(
+                    f.name.span(),
+                    format!(
+                        "unknown field `{n}` of {what}; expected one of: {}",
+                        known.join(", ")
+                    ),
+                );
+            } else if seen.contains(&n) {
+                r.error(f.name.span(), format!("field `{n}` is given twice"));
+            }
+            seen.push(n);
+        }
+        r
+    }
+
+    pub fn error(&mut self, span: Span, msg: impl std::fmt::Display) {
+        let e = syn::Error::new(span, msg);
+        match &mut self.errors {
+            Some(all) => all.combine(e),
+            None => self.errors = Some(e),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&'a Field> {
+        self.block.fields.iter().find(|f| f.name == name)
+    }
+
+    fn missing(&mut self, name: &str) {
+        let span = self.block.span;
+        let what = self.what;
+        self.error(span, format!("missing field `{name}` of {what}"));
+    }
+
+    pub fn usize(&mut self, name: &str, default: Option<usize>) -> Option<(usize, Span)> {
+        match self.get(name) {
+            None => {
+                if default.is_none() {
+                    self.missing(name);
+                }
+                default.map(|d| (d, self.block.span))
+            }
+            Some(f) => match &f.value {
+                Value::Lit(Lit::Int(i)) => match i.base10_parse::<usize>() {
+                    Ok(v) => Some((v, i.span())),
+                    Err(e) => {
+                        self.error(i.span(), e);
+                        None
+                    }
+                },
+                v => {
+                    self.error(v.span(), format!("`{name}` must be a whole number"));
+                    None
+                }
+            },
+        }
+    }
+
+    pub fn float(&mut self, name: &str, default: f64) -> f64 {
+        match self.get(name) {
+            None => default,
+            Some(f) => match &f.value {
+                Value::Lit(Lit::Float(x)) => x.base10_parse().unwrap_or(default),
+                Value::Lit(Lit::Int(x)) => x.base10_parse().unwrap_or(default),
+                v => {
+                    self.error(v.span(), format!("`{name}` must be a number"));
+                    default
+                }
+            },
+        }
+    }
+
+    pub fn string(&mut self, name: &str, default: Option<&str>) -> Option<(String, Span)> {
+        match self.get(name) {
+            None => {
+                if default.is_none() {
+                    self.missing(name);
+                }
+                default.map(|d| (d.to_string(), self.block.span))
+            }
+            Some(f) => match &f.value {
+                Value::Lit(Lit::Str(s)) => Some((s.value(), s.span())),
+                v => {
+                    self.error(v.span(), format!("`{name}` must be a string literal"));
+                    None
+                }
+            },
+        }
+    }
+
+    pub fn word(
+        &mut self,
+        name: &str,
+        allowed: &[&str],
+        default: Option<&str>,
+    ) -> Option<(String, Span)> {
+        match self.get(name) {
+            None => {
+                if default.is_none() {
+                    self.missing(name);
+                }
+                default.map(|d| (d.to_string(), self.block.span))
+            }
+            Some(f) => match &f.value {
+                Value::Word(w) if allowed.contains(&w.to_string().as_str()) => {
+                    Some((w.to_string(), w.span()))
+                }
+                v => {
+                    self.error(
+                        v.span(),
+                        format!("`{name}` must be one of: {}", allowed.join(", ")),
+                    );
+                    None
+                }
+            },
+        }
+    }
+
+    pub fn block(&mut self, name: &str) -> Option<&'a Fields> {
+        match self.get(name) {
+            None => None,
+            Some(f) => match &f.value {
+                Value::Block(b) => Some(b),
+                v => {
+                    self.error(v.span(), format!("`{name}` must be a block `{{ … }}`"));
+                    None
+                }
+            },
+        }
+    }
+
+    /// Merges this reader's errors into `into`.
+    pub fn finish(self, into: &mut Option<syn::Error>) {
+        if let Some(e) = self.errors {
+            match into {
+                Some(all) => all.combine(e),
+                None => *into = Some(e),
+            }
+        }
+    }
+}

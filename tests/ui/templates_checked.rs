@@ -1,0 +1,24 @@
+fn builtin_name_misspelled() {
+    let _ = tandem::schedule! {
+        name: "x",
+        rounds: 2,
+        steps_per_round: 20,
+        restart: best,
+        mentor: { template: "catalist" },
+    };
+}
+
+fn template_file_missing() {
+    let _ = tandem::schedule! {
+        name: "y",
+        rounds: 2,
+        steps_per_round: 20,
+        restart: best,
+        mentor: { template: "templates/missing.hbs" },
+    };
+}
+
+fn main() {
+    builtin_name_misspelled();
+    template_file_missing();
+}
