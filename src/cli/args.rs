@@ -37,7 +37,7 @@ pub enum Command {
         /// Continue an interrupted run from its newest checkpoint (a run folder).
         #[arg(long, value_name = "DIR", conflicts_with = "task")]
         resume: Option<PathBuf>,
-        /// Schedules to run, compared in one table (built-in names).
+        /// Schedules to run, compared in one table: built-in names or YAML files of a schedule.
         #[arg(long = "schedule", default_values_t = vec!["catalyst".to_string(), "gradient-only".to_string()])]
         schedules: Vec<String>,
         /// Run seed.

@@ -284,7 +284,9 @@ impl BackendJob for RunJob {
         let mut planned = Vec::new();
         for (task, schedule, seed) in &self.runs {
             let spec = builtin_task(task)?;
-            planned.push((spec, Schedule::builtin(schedule)?, *seed));
+            let schedule = Schedule::resolve(schedule)?;
+            schedule.validate(TuneConfig::default().gradient.record_every)?;
+            planned.push((spec, schedule, *seed));
         }
         let needs_mentor = planned.iter().any(|(_, s, _)| s.mentor.is_some());
         let mut mentor = if needs_mentor {

@@ -150,6 +150,19 @@ impl Schedule {
         })
     }
 
+    /// A built-in name, or a YAML file holding a schedule (every field, as in a run's
+    /// `config.yaml`); errors name the file and the offending key.
+    pub fn resolve(name_or_file: &str) -> Result<Self> {
+        if name_or_file.ends_with(".yaml") || name_or_file.ends_with(".yml") {
+            let path = std::path::Path::new(name_or_file);
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io("reading", path, e))?;
+            return serde_yaml::from_str(&text).map_err(|e| {
+                Error::config(format!("schedule file {name_or_file}"), e.to_string())
+            });
+        }
+        Self::builtin(name_or_file)
+    }
+
     /// Gradient steps the schedule spends in all.
     pub fn gradient_steps(&self) -> usize {
         self.rounds * self.steps_per_round + self.final_steps
@@ -215,6 +228,26 @@ mod tests {
         }
         let e = Schedule::builtin("catalist").unwrap_err().to_string();
         assert!(e.contains("catalist") && e.contains("catalyst"), "{e}");
+    }
+
+    #[test]
+    fn schedules_load_from_yaml_files_with_named_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Schedule::builtin("catalyst").unwrap();
+        s.rounds = 2;
+        let good = dir.path().join("two.yaml");
+        std::fs::write(&good, serde_yaml::to_string(&s).unwrap()).unwrap();
+        assert_eq!(Schedule::resolve(good.to_str().unwrap()).unwrap(), s);
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(&bad, "name: x\nrounds: two\n").unwrap();
+        let e = Schedule::resolve(bad.to_str().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bad.yaml") && e.contains("rounds"), "{e}");
+        assert!(Schedule::resolve("/nonexistent/s.yaml")
+            .unwrap_err()
+            .to_string()
+            .contains("s.yaml"));
     }
 
     #[test]
