@@ -105,6 +105,12 @@ fn catalyst_alternates_with_the_embedded_mentor_and_reproduces() {
             .unwrap()
             .contains("this movie review is"));
         assert!(r.reply.is_some());
+        // The transcript records the exact model and every sampling setting sent.
+        let ex = r.mentor.as_ref().unwrap();
+        assert_eq!(ex.response.model_id, "SmolLM2-135M-Instruct.Q4_1");
+        assert_eq!(ex.request.sampling.max_tokens, 40);
+        assert_eq!(Some(&ex.response.text), r.reply.as_ref());
+        assert!(ex.candidates.len() <= 3);
         assert_eq!(r.scored[0].kind, "continuous");
         assert!(r.scored.iter().all(|s| s.selection.count == 60));
     }

@@ -19,8 +19,8 @@ use crate::data::Splits;
 use crate::error::Result;
 use crate::gradient::{GradientConfig, GradientStage, PromptOptimizer, TrajectoryPoint};
 use crate::mentor::{
-    parse_reply, Cassette, Mentor, Message, MetaPromptContext, MetaPromptTemplate, ParserConfig,
-    ScoredPrompt,
+    parse_reply, Cassette, ChatRequest, ChatResponse, Dropped, Mentor, Message, MetaPromptContext,
+    MetaPromptTemplate, ParserConfig, ScoredPrompt, Source,
 };
 use crate::prompt::{fit_to_len, Projector, PromptInit, SoftPrompt};
 use crate::readout::{
@@ -52,6 +52,21 @@ pub struct Scored {
     pub selection: Metrics,
 }
 
+/// One mentor call, as sent and received.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MentorExchange {
+    /// The request.
+    pub request: ChatRequest,
+    /// The response.
+    pub response: ChatResponse,
+    /// Live or replayed from a cassette.
+    pub source: Source,
+    /// Candidates the parser kept.
+    pub candidates: Vec<String>,
+    /// Lines the parser dropped, with the reason.
+    pub dropped: Vec<Dropped>,
+}
+
 /// What one round did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoundRecord {
@@ -63,6 +78,10 @@ pub struct RoundRecord {
     pub scored: Vec<Scored>,
     /// The rendered meta-prompt, when the round had a mentor stage.
     pub meta_prompt: Option<String>,
+    /// The mentor transcript of the round: the exact request (endpoint, model, messages, every
+    /// sampling setting), the response (model id, tokens, finish reason), where it came from,
+    /// and what the parser kept and dropped.
+    pub mentor: Option<MentorExchange>,
     /// The mentor's raw reply.
     pub reply: Option<String>,
     /// What the next round starts from.
@@ -335,6 +354,7 @@ pub fn run_schedule<B: AutodiffBackend>(
             step,
             scored: Vec::new(),
             meta_prompt: None,
+            mentor: None,
             reply: None,
             restart_from: "continuous".into(),
         };
@@ -403,9 +423,9 @@ pub fn run_schedule<B: AutodiffBackend>(
             sampling.seed = ms.sampling.seed.wrapping_add(tc.seed * 1000 + round as u64);
             let m = mentor.as_deref_mut().expect("checked above");
             let request = m.request(vec![Message::user(meta.clone())], sampling);
-            let response = match cassette.as_deref_mut() {
-                Some(c) => c.call(&request, |r| m.send(r))?.0,
-                None => m.send(&request)?,
+            let (response, source) = match cassette.as_deref_mut() {
+                Some(c) => c.call(&request, |r| m.send(r))?,
+                None => (m.send(&request)?, Source::Live),
             };
             let parsed = parse_reply(
                 &response.text,
@@ -414,7 +434,7 @@ pub fn run_schedule<B: AutodiffBackend>(
                     ..ParserConfig::default()
                 },
             );
-            for c in parsed.candidates {
+            for c in parsed.candidates.clone() {
                 if let Some(cm) = text_model(&backbone, &c, tc.prompt_len, model.head.clone()) {
                     let s = evaluate_valid(&readout, &cm, SplitName::Selection);
                     record.scored.push(Scored {
@@ -434,7 +454,14 @@ pub fn run_schedule<B: AutodiffBackend>(
                 }
             }
             record.meta_prompt = Some(meta);
-            record.reply = Some(response.text);
+            record.reply = Some(response.text.clone());
+            record.mentor = Some(MentorExchange {
+                request,
+                response,
+                source,
+                candidates: parsed.candidates,
+                dropped: parsed.dropped,
+            });
         }
         match sched.restart {
             Restart::Best => {
