@@ -26,15 +26,11 @@ fn load_llm<B: Backend>(
     assets: &Assets,
     kind: BackendKind,
     device: &B::Device,
-) -> Result<ChatLlm<B>> {
+) -> tandem::Result<ChatLlm<B>> {
     assets.ensure(&SMOLLM2)?;
     let path = assets.path(&SMOLLM2.files[0]);
     eprintln!("loading {} ...", path.display());
-    Ok(ChatLlm::load_with(
-        &path,
-        device,
-        kind == BackendKind::Ndarray,
-    )?)
+    ChatLlm::load_with(&path, device, kind == BackendKind::Ndarray)
 }
 
 /// At most `n` scored prompts from a trajectory: duplicate texts keep their lowest loss, the
@@ -234,12 +230,7 @@ impl BackendJob for ServeJob {
 
     fn run<B: AutodiffBackend>(self, kind: BackendKind, device: B::Device) -> tandem::Result<()> {
         let server = ChatServer::bind(&self.addr)?;
-        let llm = load_llm::<B::InnerBackend>(&self.assets, kind, &device).map_err(|e| {
-            tandem::Error::Mentor {
-                endpoint: self.addr.clone(),
-                reason: format!("{e:#}"),
-            }
-        })?;
+        let llm = load_llm::<B::InnerBackend>(&self.assets, kind, &device)?;
         let addr = server.addr().map_or(self.addr.clone(), |a| a.to_string());
         eprintln!(
             "serving {} at http://{addr}/v1 (POST /v1/chat/completions, GET /v1/models)",
@@ -290,13 +281,11 @@ impl BackendJob for RunJob {
         }
         let needs_mentor = planned.iter().any(|(_, s, _)| s.mentor.is_some());
         let mut mentor = if needs_mentor {
-            let llm = load_llm::<B::InnerBackend>(&self.assets, kind, &device).map_err(|e| {
-                tandem::Error::Mentor {
-                    endpoint: "embedded".into(),
-                    reason: format!("{e:#}"),
-                }
-            })?;
-            Some(LocalMentor::new(llm))
+            Some(LocalMentor::new(load_llm::<B::InnerBackend>(
+                &self.assets,
+                kind,
+                &device,
+            )?))
         } else {
             None
         };
@@ -522,14 +511,11 @@ impl BackendJob for ResumeJob {
         let config: RunConfig = serde_yaml::from_str(&text)
             .map_err(|e| tandem::Error::config(path.display().to_string(), e.to_string()))?;
         let mut mentor = match config.schedule.mentor {
-            Some(_) => Some(LocalMentor::new(
-                load_llm::<B::InnerBackend>(&self.assets, kind, &device).map_err(|e| {
-                    tandem::Error::Mentor {
-                        endpoint: "embedded".into(),
-                        reason: format!("{e:#}"),
-                    }
-                })?,
-            )),
+            Some(_) => Some(LocalMentor::new(load_llm::<B::InnerBackend>(
+                &self.assets,
+                kind,
+                &device,
+            )?)),
             None => None,
         };
         let dir = tandem::run::RunDir::create(&self.dir)?;

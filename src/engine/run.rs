@@ -139,6 +139,26 @@ pub struct RunControl {
     pub halt_after: Option<usize>,
 }
 
+/// Records a text prompt's selection score in the round and in the pool the mentor sees.
+fn record_score(
+    record: &mut RoundRecord,
+    pool: &mut Vec<ScoredPrompt>,
+    kind: &str,
+    text: &str,
+    s: Metrics,
+) {
+    record.scored.push(Scored {
+        kind: kind.into(),
+        text: text.into(),
+        selection: s,
+    });
+    pool.push(ScoredPrompt {
+        text: text.into(),
+        loss: s.loss,
+        accuracy: s.accuracy,
+    });
+}
+
 /// Runs `config`, asking `mentor` (through `cassette` when given) in mentor stages. With a run
 /// folder, a checkpoint is written after every stage; `control.resume` continues from it.
 #[allow(clippy::too_many_arguments)]
@@ -401,16 +421,7 @@ pub fn run_schedule<B: AutodiffBackend>(
                 }
                 if let Some(m) = text_model(&backbone, &t, tc.prompt_len, model.head.clone()) {
                     let s = evaluate_valid(&readout, &m, SplitName::Selection);
-                    record.scored.push(Scored {
-                        kind: "projected".into(),
-                        text: t.clone(),
-                        selection: s,
-                    });
-                    pool.push(ScoredPrompt {
-                        text: t,
-                        loss: s.loss,
-                        accuracy: s.accuracy,
-                    });
+                    record_score(&mut record, &mut pool, "projected", &t, s);
                 }
             }
             // The best `history` prompts, shown worst → best.
@@ -437,16 +448,7 @@ pub fn run_schedule<B: AutodiffBackend>(
             for c in parsed.candidates.clone() {
                 if let Some(cm) = text_model(&backbone, &c, tc.prompt_len, model.head.clone()) {
                     let s = evaluate_valid(&readout, &cm, SplitName::Selection);
-                    record.scored.push(Scored {
-                        kind: "candidate".into(),
-                        text: c.clone(),
-                        selection: s,
-                    });
-                    pool.push(ScoredPrompt {
-                        text: c.clone(),
-                        loss: s.loss,
-                        accuracy: s.accuracy,
-                    });
+                    record_score(&mut record, &mut pool, "candidate", &c, s);
                     consider(&mut overall, &s, &cm);
                     if (s.accuracy, -s.loss) > (best.0, best.1) {
                         best = (s.accuracy, -s.loss, Some(cm), c);
