@@ -271,7 +271,7 @@ impl BackendJob for RunJob {
         kind: BackendKind,
         device: B::Device,
     ) -> tandem::Result<Self::Output> {
-        use tandem::engine::{run_schedule, RunConfig, RunResult, Schedule};
+        use tandem::engine::{RunConfig, RunResult, Schedule};
         let mut planned = Vec::new();
         for (task, schedule, seed) in &self.runs {
             let spec = builtin_task(task)?;
@@ -321,28 +321,15 @@ impl BackendJob for RunJob {
                 },
                 schedule,
             };
-            let bar = indicatif::ProgressBar::new(config.schedule.gradient_steps() as u64);
-            let m: Option<&mut dyn Mentor> = if config.schedule.mentor.is_some() {
-                mentor.as_mut().map(|m| m as &mut dyn Mentor)
-            } else {
-                None
-            };
             // Sweeps continue a run a crash interrupted; `run` starts fresh.
-            let control = tandem::engine::RunControl {
-                resume: self.sweep,
-                halt_after: None,
-            };
-            let (r, _) = run_schedule::<B>(
+            results.push(run_in::<B>(
                 &config,
                 &self.assets,
                 &device,
-                m,
-                None,
-                Some(&dir),
-                &bar,
-                control,
-            )?;
-            results.push(r);
+                &mut mentor,
+                &dir,
+                self.sweep,
+            )?);
         }
         Ok(results)
     }
@@ -491,6 +478,38 @@ pub fn report(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Runs `config` in `dir` with the embedded mentor (when its schedule has mentor stages),
+/// continuing from the newest checkpoint when `resume`.
+fn run_in<B: AutodiffBackend>(
+    config: &tandem::engine::RunConfig,
+    assets: &Assets,
+    device: &B::Device,
+    mentor: &mut Option<LocalMentor<B::InnerBackend>>,
+    dir: &tandem::run::RunDir,
+    resume: bool,
+) -> tandem::Result<tandem::engine::RunResult> {
+    let bar = indicatif::ProgressBar::new(config.schedule.gradient_steps() as u64);
+    let m = match config.schedule.mentor {
+        Some(_) => mentor.as_mut().map(|m| m as &mut dyn Mentor),
+        None => None,
+    };
+    let control = tandem::engine::RunControl {
+        resume,
+        halt_after: None,
+    };
+    let (r, _) = tandem::engine::run_schedule::<B>(
+        config,
+        assets,
+        device,
+        m,
+        None,
+        Some(dir),
+        &bar,
+        control,
+    )?;
+    Ok(r)
+}
+
 struct ResumeJob {
     dir: std::path::PathBuf,
     assets: Assets,
@@ -504,7 +523,7 @@ impl BackendJob for ResumeJob {
         kind: BackendKind,
         device: B::Device,
     ) -> tandem::Result<Self::Output> {
-        use tandem::engine::{run_schedule, RunConfig, RunControl};
+        use tandem::engine::RunConfig;
         let path = self.dir.join("config.yaml");
         let text =
             std::fs::read_to_string(&path).map_err(|e| tandem::Error::io("reading", &path, e))?;
@@ -519,23 +538,7 @@ impl BackendJob for ResumeJob {
             None => None,
         };
         let dir = tandem::run::RunDir::create(&self.dir)?;
-        let bar = indicatif::ProgressBar::new(config.schedule.gradient_steps() as u64);
-        let control = RunControl {
-            resume: true,
-            halt_after: None,
-        };
-        let m = mentor.as_mut().map(|m| m as &mut dyn Mentor);
-        let (r, _) = run_schedule::<B>(
-            &config,
-            &self.assets,
-            &device,
-            m,
-            None,
-            Some(&dir),
-            &bar,
-            control,
-        )?;
-        Ok(r)
+        run_in::<B>(&config, &self.assets, &device, &mut mentor, &dir, true)
     }
 }
 

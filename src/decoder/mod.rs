@@ -163,19 +163,27 @@ impl<B: Backend> ChatLlm<B> {
         Ok(())
     }
 
-    fn step(&self, ids: &[u32], cache: &mut KvCache<B>) -> Result<Vec<f32>> {
+    /// Next-token logits after each of the last `n` of `ids`, which continue `cache`.
+    fn logits_of(&self, ids: &[u32], n: usize, cache: &mut KvCache<B>) -> Vec<Vec<f32>> {
         let device = self.model.word_embeddings().device();
         let t = ids.len();
-        let ids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
-        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, t]), &device);
-        let hidden = self.model.forward(self.model.embed_tokens(ids), cache);
+        let data: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
+        let x = Tensor::<B, 2, Int>::from_data(TensorData::new(data, [1, t]), &device);
+        let hidden = self.model.forward(self.model.embed_tokens(x), cache);
         let d = self.model.config().hidden_size;
-        let last = hidden.narrow(1, t - 1, 1).reshape([1, d]);
-        self.model
-            .logits(last)
+        let flat: Vec<f32> = self
+            .model
+            .logits(hidden.narrow(1, t - n, n).reshape([n, d]))
             .into_data()
-            .to_vec::<f32>()
-            .map_err(|e| Error::config("decoder output", format!("{e:?}")))
+            .iter::<f32>()
+            .collect();
+        flat.chunks_exact(self.model.config().vocab_size)
+            .map(<[f32]>::to_vec)
+            .collect()
+    }
+
+    fn step(&self, ids: &[u32], cache: &mut KvCache<B>) -> Result<Vec<f32>> {
+        Ok(self.logits_of(ids, 1, cache).remove(0))
     }
 
     /// Runs the prompt (one batched burn pass) and returns the next-token logits and the
@@ -269,21 +277,7 @@ impl<B: Backend> ChatLlm<B> {
             ));
         }
         self.check_len(ids.len())?;
-        let device = self.model.word_embeddings().device();
-        let t = ids.len();
-        let data: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
-        let x = Tensor::<B, 2, Int>::from_data(TensorData::new(data, [1, t]), &device);
-        let mut cache = self.model.cache();
-        let hidden = self.model.forward(self.model.embed_tokens(x), &mut cache);
-        let d = self.model.config().hidden_size;
-        let v = self.model.config().vocab_size;
-        let flat = self
-            .model
-            .logits(hidden.narrow(1, t - n, n).reshape([n, d]))
-            .into_data()
-            .to_vec::<f32>()
-            .map_err(|e| Error::config("decoder output", format!("{e:?}")))?;
-        Ok(flat.chunks_exact(v).map(<[f32]>::to_vec).collect())
+        Ok(self.logits_of(ids, n, &mut self.model.cache()))
     }
 
     /// `n` greedy steps after `prompt`, with each step's logit margin over the runner-up

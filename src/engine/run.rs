@@ -139,6 +139,25 @@ pub struct RunControl {
     pub halt_after: Option<usize>,
 }
 
+/// Up to `n` projected texts spread evenly over a round's trajectory, duplicates removed; a
+/// round without gradient steps offers the initial text prompt instead.
+fn sample_texts(points: &[TrajectoryPoint], n: usize, init: &PromptInit) -> Vec<String> {
+    if points.is_empty() {
+        return match init {
+            PromptInit::Text(t) => vec![t.clone()],
+            _ => Vec::new(),
+        };
+    }
+    let mut texts: Vec<String> = Vec::new();
+    for i in 0..n.min(points.len()) {
+        let t = &points[i * (points.len() - 1) / (n - 1).max(1)].text;
+        if !texts.contains(t) {
+            texts.push(t.clone());
+        }
+    }
+    texts
+}
+
 /// Records a text prompt's selection score in the round and in the pool the mentor sees.
 fn record_score(
     record: &mut RoundRecord,
@@ -393,28 +412,7 @@ pub fn run_schedule<B: AutodiffBackend>(
         );
         if let (Some(ms), Some(template)) = (&sched.mentor, &template) {
             // Sample the round's projected texts (spread, deduplicated) and score them as prompts.
-            let mut texts: Vec<String> = Vec::new();
-            let points: Vec<&TrajectoryPoint> = round_points.iter().collect();
-            for i in 0..ms.sample.min(points.len().max(1)) {
-                let t = if points.is_empty() {
-                    match &tc.init {
-                        PromptInit::Text(t) => t.clone(),
-                        _ => continue,
-                    }
-                } else {
-                    points[i * (points.len() - 1) / (ms.sample - 1).max(1)]
-                        .text
-                        .clone()
-                };
-                if !texts.contains(&t) {
-                    texts.push(t);
-                }
-            }
-            if points.is_empty() && texts.is_empty() {
-                if let PromptInit::Text(t) = &tc.init {
-                    texts.push(t.clone());
-                }
-            }
+            let texts = sample_texts(&round_points, ms.sample, &tc.init);
             for t in texts {
                 if pool.iter().any(|p| p.text == t) {
                     continue;
