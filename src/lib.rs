@@ -31,7 +31,7 @@ pub mod task;
 pub mod tune;
 
 pub use error::{Error, Result};
-pub use tandem_macros::schedule;
+pub use tandem_macros::{schedule, task, template};
 
 // The DSL's expansions name `::tandem`; this lets the crate use its own macros.
 extern crate self as tandem;

@@ -22,7 +22,7 @@ use crate::readout::{
     Readout, ReadoutConfig, SplitName,
 };
 use crate::run::RunDir;
-use crate::task::builtin_task;
+use crate::task::lookup;
 
 /// Everything that defines a tuning run; written to the run folder as `config.yaml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,7 +67,7 @@ impl Default for TuneConfig {
 impl TuneConfig {
     /// Checks every field; errors name the field.
     pub fn validate(&self) -> Result<()> {
-        builtin_task(&self.task)?;
+        lookup(&self.task)?;
         if !BackendKind::available().contains(&self.backend) {
             return Err(Error::BackendUnavailable {
                 backend: self.backend.name().into(),
@@ -179,7 +179,7 @@ pub fn tune<B: AutodiffBackend>(
     config.validate()?;
     let start = Instant::now();
     B::seed(device, config.seed);
-    let task = builtin_task(&config.task)?;
+    let task = lookup(&config.task)?;
     let dataset = task.load(assets)?;
     let (splits, manifest) = Splits::with_manifest(&dataset, &config.split, config.seed)?;
     if let Some(out) = out {
@@ -242,7 +242,7 @@ pub fn tune<B: AutodiffBackend>(
         task: config.task.clone(),
         seed: config.seed,
         backend: config.backend,
-        readout: config.readout.clone(),
+        readout: config.readout,
         initial_selection,
         initial_test,
         selection,
@@ -273,7 +273,7 @@ pub fn zero_shot<B: AutodiffBackend>(
     assets: &Assets,
     device: &B::Device,
 ) -> Result<(Metrics, Metrics)> {
-    let spec = builtin_task(task)?;
+    let spec = lookup(task)?;
     let dataset = spec.load(assets)?;
     let (splits, _) = Splits::with_manifest(&dataset, split, seed)?;
     let backbone = Backbone::<B>::minilm(assets, device)?;

@@ -4,10 +4,10 @@ mod common;
 
 use tandem::assets::{ROTTEN_TOMATOES, UCI_SENTIMENT};
 use tandem::data::{SplitConfig, SplitManifest, Splits};
-use tandem::task::{builtin_task, BUILTIN_TASKS};
+use tandem::task::{lookup, BUILTIN_TASKS};
 
 #[test]
-fn every_builtin_task_loads_with_its_documented_class_counts() {
+fn every_lookup_loads_with_its_documented_class_counts() {
     let assets = common::assets(&[ROTTEN_TOMATOES, UCI_SENTIMENT]);
     let expected = [
         ("mr", vec![5405, 7403]),
@@ -18,7 +18,7 @@ fn every_builtin_task_loads_with_its_documented_class_counts() {
     ];
     assert_eq!(BUILTIN_TASKS.len(), expected.len());
     for (name, counts) in expected {
-        let ds = builtin_task(name).unwrap().load(&assets).unwrap();
+        let ds = lookup(name).unwrap().load(&assets).unwrap();
         assert_eq!(ds.class_counts(), counts, "{name}");
         assert!(
             ds.examples.iter().all(|e| !e.text.trim().is_empty()),
@@ -31,7 +31,7 @@ fn every_builtin_task_loads_with_its_documented_class_counts() {
 #[test]
 fn manifest_round_trips_and_reproduces_the_splits() {
     let assets = common::assets(&[ROTTEN_TOMATOES]);
-    let ds = builtin_task("mr").unwrap().load(&assets).unwrap();
+    let ds = lookup("mr").unwrap().load(&assets).unwrap();
     let (splits, manifest) = Splits::with_manifest(&ds, &SplitConfig::default(), 4).unwrap();
     assert_eq!(splits.train.len(), 32);
     assert_eq!(splits.test.len(), 2000);

@@ -33,3 +33,95 @@ fn a_declared_schedule_is_the_value_it_reads_as() {
     assert_eq!(m.template, "templates/opro.hbs");
     custom.validate(10).unwrap();
 }
+
+/// A task of the program's own, declared like the built-ins in `tasks/`.
+const TERSE_MR: tandem::task::TaskSpec = tandem::task! {
+    name: "mr-terse",
+    description: "movie review sentiment",
+    data: rotten_tomatoes,
+    classes: ["bad", "good"],
+    readout: input_head,
+    prompt: { length: 4, init: random_vocab },
+    shots: all,
+};
+
+#[test]
+fn declared_tasks_carry_every_field_into_the_tuning_config() {
+    use tandem::prompt::PromptInit;
+    use tandem::readout::ReadoutConfig;
+    use tandem::task::{lookup, Corpus, InitSpec};
+
+    let mr = lookup("mr").unwrap();
+    assert_eq!(mr.data, Corpus::RottenTomatoes);
+    assert_eq!(mr.classes, ["negative", "positive"]);
+    assert_eq!(mr.init, InitSpec::Text("this movie review is"));
+    let c = mr.tune_config();
+    assert_eq!(
+        (c.task.as_str(), c.prompt_len, c.split.shots),
+        ("mr", 8, Some(16))
+    );
+    assert_eq!(c.init, PromptInit::Text("this movie review is".into()));
+    assert_eq!(c.readout, ReadoutConfig::ClassPrompt { scale: 20.0 });
+    c.validate().unwrap();
+
+    let t = TERSE_MR.tune_config();
+    assert_eq!((t.prompt_len, t.split.shots), (4, None));
+    assert_eq!(t.readout, ReadoutConfig::InputHead);
+    assert_eq!(t.init, PromptInit::RandomVocab);
+    assert!(
+        lookup("mr-terse").is_err(),
+        "unregistered tasks are unknown"
+    );
+    tandem::task::register(TERSE_MR);
+    assert_eq!(lookup("mr-terse").unwrap(), TERSE_MR);
+    t.validate().unwrap();
+    let names: Vec<_> = tandem::task::all_tasks().iter().map(|t| t.name).collect();
+    assert_eq!(names[0], "mr-terse");
+    assert!(names.contains(&"uci-amazon"));
+}
+
+/// A context of the program's own, with a nested list and a nested record.
+#[derive(serde::Serialize)]
+struct Review {
+    title: String,
+    notes: Vec<Note>,
+    summary: Note,
+}
+
+#[derive(serde::Serialize)]
+struct Note {
+    text: String,
+    score: f64,
+}
+
+const REVIEW: tandem::mentor::TypedTemplate<Review> = tandem::template! {
+    name: "review",
+    file: "tests/fixtures/review.hbs",
+    context: Review,
+};
+
+#[test]
+fn a_template_bound_to_its_context_renders_it() {
+    let note = |text: &str, score| Note {
+        text: text.into(),
+        score,
+    };
+    let text = REVIEW
+        .render(&Review {
+            title: "two notes".into(),
+            notes: vec![note("first", 0.5), note("second", 0.25)],
+            summary: note("overall", 0.375),
+        })
+        .unwrap();
+    assert_eq!(
+        text,
+        "# two notes\n0. first (0.50 of two notes)\n1. second (0.25 of two notes)\noverall: 37.5\n"
+    );
+    assert_eq!(REVIEW.name(), "review");
+    for t in tandem::mentor::BUILTIN_TEMPLATES {
+        assert_eq!(
+            t.source(),
+            std::fs::read_to_string(format!("templates/{}.hbs", t.name())).unwrap()
+        );
+    }
+}

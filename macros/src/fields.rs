@@ -6,10 +6,14 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{braced, Ident, Lit, Token};
 
-/// A field value: a literal, a bare word, or a nested block of fields.
+/// A field value: a literal, a bare word, a word with settings (`name { … }`), a list of
+/// literals, or a nested block of fields.
 pub enum Value {
     Lit(Lit),
     Word(Ident),
+    Tagged(Ident, Fields),
+    Type(Box<syn::Type>),
+    List(Vec<Lit>, Span),
     Block(Fields),
 }
 
@@ -18,6 +22,9 @@ impl Value {
         match self {
             Value::Lit(l) => l.span(),
             Value::Word(w) => w.span(),
+            Value::Tagged(w, _) => w.span(),
+            Value::Type(t) => syn::spanned::Spanned::span(t),
+            Value::List(_, span) => *span,
             Value::Block(b) => b.span,
         }
     }
@@ -38,13 +45,33 @@ impl Parse for Field {
             let mut inner = Fields::parse_body(&content)?;
             inner.span = brace.span.join();
             Value::Block(inner)
+        } else if input.peek(syn::token::Bracket) {
+            let content;
+            let bracket = syn::bracketed!(content in input);
+            let items: Punctuated<Lit, Token![,]> = Punctuated::parse_terminated(&content)?;
+            Value::List(items.into_iter().collect(), bracket.span.join())
         } else if input.peek(Lit) {
             Value::Lit(input.parse()?)
+        } else if input.peek(Token![::])
+            || (input.peek(Ident) && (input.peek2(Token![::]) || input.peek2(Token![<])))
+        {
+            Value::Type(Box::new(input.parse()?))
         } else if input.peek(Ident::peek_any) {
             // Keywords such as `continue` are words here.
-            Value::Word(Ident::parse_any(input)?)
+            let word = Ident::parse_any(input)?;
+            if input.peek(syn::token::Brace) {
+                let content;
+                let brace = braced!(content in input);
+                let mut inner = Fields::parse_body(&content)?;
+                inner.span = brace.span.join();
+                Value::Tagged(word, inner)
+            } else {
+                Value::Word(word)
+            }
         } else {
-            return Err(input.error("expected a value: a number, a string, a word or `{ … }`"));
+            return Err(
+                input.error("expected a value: a number, a string, a word, `[ … ]` or `{ … }`")
+            );
         };
         Ok(Field { name, value })
     }
@@ -145,14 +172,19 @@ impl<'a> Reader<'a> {
     }
 
     pub fn float(&mut self, name: &str, default: f64) -> f64 {
+        self.float_at(name, default).0
+    }
+
+    /// A number and the span of its literal (the block's span when defaulted).
+    pub fn float_at(&mut self, name: &str, default: f64) -> (f64, Span) {
         match self.get(name) {
-            None => default,
+            None => (default, self.block.span),
             Some(f) => match &f.value {
-                Value::Lit(Lit::Float(x)) => x.base10_parse().unwrap_or(default),
-                Value::Lit(Lit::Int(x)) => x.base10_parse().unwrap_or(default),
+                Value::Lit(Lit::Float(x)) => (x.base10_parse().unwrap_or(default), x.span()),
+                Value::Lit(Lit::Int(x)) => (x.base10_parse().unwrap_or(default), x.span()),
                 v => {
                     self.error(v.span(), format!("`{name}` must be a number"));
-                    default
+                    (default, v.span())
                 }
             },
         }
@@ -201,6 +233,75 @@ impl<'a> Reader<'a> {
                     None
                 }
             },
+        }
+    }
+
+    /// A list of string literals, `[ "a", "b" ]`.
+    pub fn strings(&mut self, name: &str) -> Option<(Vec<(String, Span)>, Span)> {
+        match self.get(name) {
+            None => {
+                self.missing(name);
+                None
+            }
+            Some(f) => match &f.value {
+                Value::List(items, span) => {
+                    let mut out = Vec::new();
+                    for item in items {
+                        match item {
+                            Lit::Str(s) => out.push((s.value(), s.span())),
+                            other => self
+                                .error(other.span(), format!("`{name}` must list string literals")),
+                        }
+                    }
+                    Some((out, *span))
+                }
+                v => {
+                    self.error(
+                        v.span(),
+                        format!("`{name}` must be a list of strings `[\"…\", …]`"),
+                    );
+                    None
+                }
+            },
+        }
+    }
+
+    /// A word from `allowed`, optionally followed by its settings block (`word { … }`).
+    pub fn variant(
+        &mut self,
+        name: &str,
+        allowed: &[&str],
+        default: Option<&str>,
+    ) -> Option<(String, Span, Option<&'a Fields>)> {
+        match self.get(name) {
+            None => {
+                if default.is_none() {
+                    self.missing(name);
+                }
+                default.map(|d| (d.to_string(), self.block.span, None))
+            }
+            Some(f) => {
+                let (word, settings) = match &f.value {
+                    Value::Word(w) => (w, None),
+                    Value::Tagged(w, b) => (w, Some(b)),
+                    v => {
+                        self.error(
+                            v.span(),
+                            format!("`{name}` must be one of: {}", allowed.join(", ")),
+                        );
+                        return None;
+                    }
+                };
+                if allowed.contains(&word.to_string().as_str()) {
+                    Some((word.to_string(), word.span(), settings))
+                } else {
+                    self.error(
+                        word.span(),
+                        format!("`{name}` must be one of: {}", allowed.join(", ")),
+                    );
+                    None
+                }
+            }
         }
     }
 

@@ -179,10 +179,11 @@ pub fn validate(s: &ScheduleDecl) -> syn::Result<()> {
             }
             let (t, span) = &m.template;
             if t.ends_with(".hbs") {
-                let root = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
-                if !std::path::Path::new(&root).join(t).is_file() {
+                let roots = crate::template::crate_roots();
+                if !roots.iter().any(|root| root.join(t).is_file()) {
                     err(*span, format!("template file `{t}` does not exist (paths are relative to the crate root)"));
                 }
+                // Whether its variables are fields of the context is checked by the expansion.
             } else if !BUILTIN_TEMPLATES.contains(&t.as_str()) {
                 err(
                     *span,
@@ -208,8 +209,21 @@ pub fn validate(s: &ScheduleDecl) -> syn::Result<()> {
     }
 }
 
-/// The `tandem::engine::Schedule` value.
-pub fn expand(s: &ScheduleDecl) -> TokenStream {
+/// The `tandem::engine::Schedule` value; a `.hbs` template's variables are checked against
+/// `MetaPromptContext` by a function in the same block.
+pub fn expand(s: &ScheduleDecl) -> syn::Result<TokenStream> {
+    let check = match &s.mentor {
+        Some(MentorDecl {
+            template: (t, span),
+            ..
+        }) if t.ends_with(".hbs") => {
+            let (abs, source) = crate::template::read(t, *span)?;
+            let context = quote!(::tandem::mentor::MetaPromptContext);
+            let checker = crate::template::checker(t, &source, &context, *span)?;
+            quote!(#checker const _: &str = ::core::include_str!(#abs);)
+        }
+        _ => TokenStream::new(),
+    };
     let name = &s.name;
     let (rounds, steps, final_steps) = (s.rounds.0, s.steps_per_round.0, s.final_steps);
     let restart = match s.restart.0.as_str() {
@@ -240,12 +254,15 @@ pub fn expand(s: &ScheduleDecl) -> TokenStream {
             }))
         }
     };
-    quote!(::tandem::engine::Schedule {
-        name: ::std::string::String::from(#name),
-        rounds: #rounds,
-        steps_per_round: #steps,
-        final_steps: #final_steps,
-        mentor: #mentor,
-        restart: #restart,
-    })
+    Ok(quote!({
+        #check
+        ::tandem::engine::Schedule {
+            name: ::std::string::String::from(#name),
+            rounds: #rounds,
+            steps_per_round: #steps,
+            final_steps: #final_steps,
+            mentor: #mentor,
+            restart: #restart,
+        }
+    }))
 }

@@ -10,10 +10,10 @@ use super::args::{Cli, Command, TuneArgs};
 use tandem::assets::{self, Assets, FileState};
 use tandem::backend::{dispatch, BackendJob, BackendKind};
 use tandem::data::Splits;
-use tandem::prompt::{Metric, PromptInit};
+use tandem::prompt::Metric;
 use tandem::readout::ReadoutConfig;
 use tandem::run::RunDir;
-use tandem::task::{builtin_task, BUILTIN_TASKS};
+use tandem::task::{all_tasks, lookup};
 use tandem::tune::{tune, zero_shot, TuneConfig, TuneResult};
 
 /// Runs a parsed command line.
@@ -22,7 +22,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Fetch { only, check } => fetch(&assets, &only, check),
         Command::Tasks => {
-            for t in BUILTIN_TASKS {
+            for t in all_tasks() {
                 println!("{:<12} {}", t.name, t.description);
             }
             Ok(())
@@ -62,8 +62,13 @@ pub fn run(cli: Cli) -> Result<()> {
             seed,
             backend,
         } => {
-            let spec = builtin_task(&task)?;
-            let prompt = prompt.unwrap_or_else(|| spec.zero_shot_prompt.to_string());
+            let spec = lookup(&task)?;
+            let prompt = match prompt.or_else(|| spec.init_text().map(String::from)) {
+                Some(p) => p,
+                None => anyhow::bail!(
+                    "task `{task}` starts from a random prompt: pass the text to evaluate with --prompt"
+                ),
+            };
             let kind: BackendKind = backend.parse()?;
             let (sel, test) = dispatch(
                 kind,
@@ -137,13 +142,10 @@ fn fetch(assets: &Assets, only: &[String], check: bool) -> Result<()> {
 }
 
 fn resolve_config(assets: &Assets, a: &TuneArgs) -> Result<TuneConfig> {
-    let spec = builtin_task(&a.task)?;
+    let spec = lookup(&a.task)?;
     let mut c = match &a.config {
         Some(path) => load_yaml(path)?,
-        None => TuneConfig {
-            init: PromptInit::Text(spec.zero_shot_prompt.into()),
-            ..TuneConfig::default()
-        },
+        None => spec.tune_config(),
     };
     c.task = a.task.clone();
     if let Some(r) = &a.readout {

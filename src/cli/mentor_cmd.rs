@@ -16,9 +16,8 @@ use tandem::mentor::{
     Message, MetaPromptContext, MetaPromptTemplate, ParserConfig, ReplayMode, Sampling,
     ScoredPrompt, Source,
 };
-use tandem::prompt::PromptInit;
 use tandem::serve::ChatServer;
-use tandem::task::builtin_task;
+use tandem::task::lookup;
 use tandem::tune::{tune, TuneConfig};
 
 /// Loads the embedded chat model on backend `B` (quantized host decoding on the CPU backend).
@@ -107,15 +106,13 @@ fn run_mentor<B: AutodiffBackend>(
     device: B::Device,
 ) -> Result<()> {
     let a = &job.args;
-    let spec = builtin_task(&a.task)?;
+    let spec = lookup(&a.task)?;
     let trajectory = match job.trajectory {
         Some(t) => t,
         None => {
             let mut config = TuneConfig {
-                task: a.task.clone(),
-                init: PromptInit::Text(spec.zero_shot_prompt.into()),
                 backend: kind,
-                ..TuneConfig::default()
+                ..spec.tune_config()
             };
             config.gradient.steps = a.steps;
             config.gradient.record_every = 5;
@@ -203,7 +200,7 @@ fn run_mentor<B: AutodiffBackend>(
 /// `tandem mentor`.
 pub fn mentor(assets: Assets, args: MentorArgs) -> Result<()> {
     let kind: BackendKind = args.backend.parse()?;
-    builtin_task(&args.task)?;
+    lookup(&args.task)?;
     let trajectory = match &args.run {
         Some(dir) => Some(read_trajectory(dir)?),
         None => None,
@@ -274,7 +271,7 @@ impl BackendJob for RunJob {
         use tandem::engine::{RunConfig, RunResult, Schedule};
         let mut planned = Vec::new();
         for (task, schedule, seed) in &self.runs {
-            let spec = builtin_task(task)?;
+            let spec = lookup(task)?;
             let schedule = Schedule::resolve(schedule)?;
             schedule.validate(TuneConfig::default().gradient.record_every)?;
             planned.push((spec, schedule, *seed));
@@ -313,11 +310,9 @@ impl BackendJob for RunJob {
             );
             let config = RunConfig {
                 task: TuneConfig {
-                    task: spec.name.to_string(),
-                    init: PromptInit::Text(spec.zero_shot_prompt.into()),
                     seed,
                     backend: kind,
-                    ..TuneConfig::default()
+                    ..spec.tune_config()
                 },
                 schedule,
             };

@@ -41,7 +41,7 @@ impl QMatrix {
     /// Reads tensor `name` of logical shape `[rows, cols]` in its stored quantization.
     pub fn from_gguf(file: &GgufFile, name: &str, rows: usize, cols: usize) -> Result<Self> {
         let (ty, bytes) = file.raw_tensor(name, &[rows, cols])?;
-        if cols % BLOCK != 0 {
+        if !cols.is_multiple_of(BLOCK) {
             return Err(Error::model(
                 file.path(),
                 format!("tensor `{name}`: {cols} columns are not whole blocks of {BLOCK}"),

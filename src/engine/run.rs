@@ -28,7 +28,7 @@ use crate::readout::{
     ReadoutConfig, SplitName,
 };
 use crate::run::RunDir;
-use crate::task::builtin_task;
+use crate::task::lookup;
 use crate::tune::{AnyReadout, TuneConfig};
 
 /// A whole run: the task settings (as `tandem tune`) and the schedule.
@@ -206,7 +206,7 @@ pub fn run_schedule<B: AutodiffBackend>(
     // Calls and tokens are counted per run, whatever the mentor spent before.
     let usage_before = mentor.as_deref().map(|m| m.usage()).unwrap_or_default();
     B::seed(device, tc.seed);
-    let spec = builtin_task(&tc.task)?;
+    let spec = lookup(&tc.task)?;
     let dataset = spec.load(assets)?;
     let (splits, manifest) = Splits::with_manifest(&dataset, &tc.split, tc.seed)?;
     if let Some(out) = out {

@@ -14,7 +14,9 @@ pub use http::{HttpMentor, HttpMentorConfig, Usage};
 pub use local::LocalMentor;
 pub use parser::{parse_reply, DropReason, Dropped, ParsedReply, ParserConfig};
 pub use request::{ChatRequest, ChatResponse, Message, Role, Sampling};
-pub use template::{MetaPromptContext, MetaPromptTemplate, ScoredPrompt, BUILTIN_TEMPLATES};
+pub use template::{
+    MetaPromptContext, MetaPromptTemplate, ScoredPrompt, TypedTemplate, BUILTIN_TEMPLATES,
+};
 
 /// An LLM that answers chat requests: the embedded model or an HTTP endpoint.
 pub trait Mentor {

@@ -1,6 +1,7 @@
 //! Meta-prompt templates: handlebars files (strict mode, no HTML escaping) rendered from a typed
 //! context. The built-in ones live in `templates/` and are compiled into the binary.
 
+use std::marker::PhantomData;
 use std::path::Path;
 
 use handlebars::{handlebars_helper, no_escape, Handlebars};
@@ -54,14 +55,67 @@ impl MetaPromptContext {
     }
 }
 
-/// The built-in templates: name and source.
-pub const BUILTIN_TEMPLATES: &[(&str, &str)] = &[
-    ("catalyst", include_str!("../../templates/catalyst.hbs")),
-    ("opro", include_str!("../../templates/opro.hbs")),
-    (
-        "no-trajectory",
-        include_str!("../../templates/no-trajectory.hbs"),
-    ),
+/// A handlebars template bound to its context type `C`, as declared with [`crate::template!`],
+/// which checks at compile time that every variable the file references is a field of `C`.
+pub struct TypedTemplate<C> {
+    name: &'static str,
+    source: &'static str,
+    context: PhantomData<fn(&C)>,
+}
+
+impl<C> Clone for TypedTemplate<C> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<C> Copy for TypedTemplate<C> {}
+
+impl<C> std::fmt::Debug for TypedTemplate<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypedTemplate")
+            .field("name", &self.name)
+            .field("context", &std::any::type_name::<C>())
+            .finish()
+    }
+}
+
+impl<C: Serialize> TypedTemplate<C> {
+    /// A template from its name and source; use [`crate::template!`], which checks the source.
+    pub const fn new(name: &'static str, source: &'static str) -> Self {
+        Self {
+            name,
+            source,
+            context: PhantomData,
+        }
+    }
+
+    /// The template's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The handlebars source.
+    pub fn source(&self) -> &'static str {
+        self.source
+    }
+
+    /// The compiled template.
+    pub fn compile(&self) -> Result<MetaPromptTemplate> {
+        MetaPromptTemplate::from_source(self.name, self.source)
+    }
+
+    /// Renders the template with a context of its type.
+    pub fn render(&self, context: &C) -> Result<String> {
+        self.compile()?.render_value(context)
+    }
+}
+
+/// The built-in templates, declared from `templates/` and checked against [`MetaPromptContext`].
+pub const BUILTIN_TEMPLATES: &[TypedTemplate<MetaPromptContext>] = &[
+    crate::template! { name: "catalyst", file: "templates/catalyst.hbs" },
+    crate::template! { name: "opro", file: "templates/opro.hbs" },
+    crate::template! { name: "no-trajectory", file: "templates/no-trajectory.hbs" },
 ];
 
 /// A compiled meta-prompt template.
@@ -81,17 +135,17 @@ impl std::fmt::Debug for MetaPromptTemplate {
 impl MetaPromptTemplate {
     /// A built-in template by name (`catalyst`, `opro`, `no-trajectory`).
     pub fn builtin(name: &str) -> Result<Self> {
-        let (_, source) = BUILTIN_TEMPLATES
+        BUILTIN_TEMPLATES
             .iter()
-            .find(|(n, _)| *n == name)
+            .find(|t| t.name() == name)
             .ok_or_else(|| {
-                let known: Vec<_> = BUILTIN_TEMPLATES.iter().map(|(n, _)| *n).collect();
+                let known: Vec<_> = BUILTIN_TEMPLATES.iter().map(|t| t.name()).collect();
                 Error::config(
                     format!("template `{name}`"),
                     format!("unknown; built-in templates: {}", known.join(", ")),
                 )
-            })?;
-        Self::from_source(name, source)
+            })?
+            .compile()
     }
 
     /// A template from a `.hbs` file.
@@ -124,6 +178,11 @@ impl MetaPromptTemplate {
 
     /// Renders the meta-prompt. Strict mode: a variable the context lacks is an error naming it.
     pub fn render(&self, context: &MetaPromptContext) -> Result<String> {
+        self.render_value(context)
+    }
+
+    /// Renders the template with any serializable context (strict mode, as [`Self::render`]).
+    pub fn render_value<C: Serialize>(&self, context: &C) -> Result<String> {
         self.registry
             .render(&self.name, context)
             .map_err(|e| Error::config(format!("template `{}`", self.name), e.to_string()))
@@ -179,7 +238,8 @@ mod tests {
 
     #[test]
     fn every_builtin_renders_and_only_trajectory_templates_show_history() {
-        for (name, _) in BUILTIN_TEMPLATES {
+        for t in BUILTIN_TEMPLATES {
+            let name = &t.name();
             let text = MetaPromptTemplate::builtin(name)
                 .unwrap()
                 .render(&context())

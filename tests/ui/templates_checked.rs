@@ -18,7 +18,18 @@ fn template_file_missing() {
     };
 }
 
+fn template_variable_misspelled() {
+    let _ = tandem::schedule! {
+        name: "z",
+        rounds: 2,
+        steps_per_round: 20,
+        restart: best,
+        mentor: { template: "tests/ui/templates/misspelled.hbs" },
+    };
+}
+
 fn main() {
     builtin_name_misspelled();
     template_file_missing();
+    template_variable_misspelled();
 }

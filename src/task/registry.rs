@@ -1,0 +1,49 @@
+//! Task lookup by name: tasks registered by the program, then the built-ins.
+
+use std::sync::{Mutex, OnceLock};
+
+use super::{TaskSpec, BUILTIN_TASKS};
+use crate::error::{Error, Result};
+
+fn registered() -> &'static Mutex<Vec<TaskSpec>> {
+    static TASKS: OnceLock<Mutex<Vec<TaskSpec>>> = OnceLock::new();
+    TASKS.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+/// Makes a task declared in the program's code known by name to `tune`, `run` and the CLI.
+/// A registered task shadows a built-in of the same name.
+pub fn register(task: TaskSpec) {
+    let mut tasks = registered().lock().unwrap_or_else(|e| e.into_inner());
+    tasks.retain(|t| t.name != task.name);
+    tasks.push(task);
+}
+
+/// Every known task: registered ones first, then the built-ins they do not shadow.
+pub fn all_tasks() -> Vec<TaskSpec> {
+    let mut tasks = registered()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    for t in BUILTIN_TASKS {
+        if !tasks.iter().any(|r| r.name == t.name) {
+            tasks.push(*t);
+        }
+    }
+    tasks
+}
+
+/// Looks up a task by name; the error lists the known ones.
+pub fn lookup(name: &str) -> Result<TaskSpec> {
+    let tasks = all_tasks();
+    tasks
+        .iter()
+        .find(|t| t.name == name)
+        .copied()
+        .ok_or_else(|| {
+            let known: Vec<_> = tasks.iter().map(|t| t.name).collect();
+            Error::config(
+                format!("task `{name}`"),
+                format!("unknown; known tasks: {}", known.join(", ")),
+            )
+        })
+}
