@@ -25,6 +25,7 @@ pub mod gradient;
 pub mod mentor;
 pub mod prompt;
 pub mod readout;
+pub mod report;
 pub mod run;
 pub mod serve;
 pub mod task;

@@ -88,3 +88,35 @@ fn missing_asset_without_a_client_names_the_package_and_the_fix() {
         "{text}"
     );
 }
+
+#[test]
+fn bad_overrides_are_named_before_any_run_starts() {
+    let (code, text) = tandem(&["run", "mr", "--set", "schedule.roundz=3"]);
+    assert_ne!(code, 0);
+    assert!(
+        text.contains("schedule.roundz") && text.contains("steps_per_round"),
+        "{text}"
+    );
+    let (code, text) = tandem(&["run", "mr", "--set", "task.gradient.lr=fast"]);
+    assert_ne!(code, 0);
+    assert!(text.contains("task.gradient.lr=fast"), "{text}");
+    let (code, text) = tandem(&["run", "mr", "--set", "schedule.mentor.candidates=0"]);
+    assert_ne!(code, 0);
+    assert!(text.contains("candidates"), "{text}");
+    assert!(!text.contains("[1/"), "no run may start: {text}");
+    let (code, text) = tandem(&["sweep", "--task", "mr", "--set", "rounds"]);
+    assert_ne!(code, 0);
+    assert!(text.contains("KEY=VALUE"), "{text}");
+}
+
+#[test]
+fn plotting_a_folder_that_is_not_a_run_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().display().to_string();
+    let (code, text) = tandem(&["plot", &path]);
+    assert_ne!(code, 0);
+    assert!(
+        text.contains(&path) && text.contains("results.json"),
+        "{text}"
+    );
+}

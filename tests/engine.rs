@@ -125,6 +125,29 @@ fn catalyst_alternates_with_the_embedded_mentor_and_reproduces() {
     }
     let yaml = std::fs::read_to_string(out.path().join("config.yaml")).unwrap();
     assert_eq!(serde_yaml::from_str::<RunConfig>(&yaml).unwrap(), cat);
+    // Plots: one restart mark per round that ends before the last step, and PNGs with ink.
+    let loss = std::fs::read_to_string(out.path().join("loss.svg")).unwrap();
+    let marked = rounds.iter().filter(|r| r.step < r1.gradient_steps).count();
+    assert!(marked > 0);
+    assert_eq!(loss.matches("restart: ").count(), marked, "{loss}");
+    let selection = std::fs::read_to_string(out.path().join("selection.svg")).unwrap();
+    assert!(selection.contains("best mentor candidate") && selection.contains("continuous prompt"));
+    for png in ["loss.png", "selection.png"] {
+        let image = resvg::tiny_skia::Pixmap::load_png(out.path().join(png)).unwrap();
+        assert_eq!((image.width(), image.height()), (900, 480));
+        let ink = image.pixels().iter().filter(|p| p.red() < 200).count();
+        assert!(ink > 2000, "{png}: {ink} dark pixels");
+    }
+    let summary = tandem::report::run_summary(out.path(), &r1, &rounds);
+    assert!(
+        summary.contains("catalyst") && summary.contains("2 LLM calls"),
+        "{summary}"
+    );
+    assert_eq!(
+        summary.matches("  round ").count(),
+        rounds.len(),
+        "{summary}"
+    );
     // The same seed reproduces the run, mentor replies included.
     let (r2, rounds2) = run(&cat, &mut mentor, None);
     assert_eq!(r2.test, r1.test);

@@ -43,6 +43,10 @@ pub enum Command {
         /// Run seed.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Override any knob of the resolved configuration (as in `config.yaml`), repeatable:
+        /// `--set schedule.rounds=6 --set task.gradient.lr=0.01`.
+        #[arg(long = "set", conflicts_with = "resume", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
         /// Backend.
         #[arg(long, default_value = "ndarray")]
         backend: String,
@@ -61,6 +65,10 @@ pub enum Command {
         /// Seeds 0..N.
         #[arg(long, default_value_t = 5)]
         seeds: u64,
+        /// Override any knob of the resolved configuration (as in `config.yaml`), repeatable:
+        /// `--set schedule.rounds=6 --set task.gradient.lr=0.01`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
         /// Backend.
         #[arg(long, default_value = "ndarray")]
         backend: String,
@@ -72,6 +80,13 @@ pub enum Command {
     Report {
         /// Sweep folder.
         dir: PathBuf,
+    },
+    /// (Re)draw the plots of finished run folders (loss.svg/png, selection.svg/png) and print
+    /// their summaries.
+    Plot {
+        /// Run folders.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
     },
     /// Show one mentor stage: a real trajectory rendered into a meta-prompt, the mentor's reply
     /// and its parsed candidates.

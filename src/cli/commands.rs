@@ -33,12 +33,13 @@ pub fn run(cli: Cli) -> Result<()> {
             resume,
             schedules,
             seed,
+            sets,
             backend,
             out,
         } => match (resume, task) {
             (Some(dir), _) => super::mentor_cmd::resume(assets, dir, &backend),
             (None, Some(task)) => {
-                super::mentor_cmd::run(assets, task, schedules, seed, &backend, out)
+                super::mentor_cmd::run(assets, task, schedules, seed, sets, &backend, out)
             }
             (None, None) => anyhow::bail!("`tandem run` needs a TASK or --resume DIR"),
         },
@@ -46,10 +47,12 @@ pub fn run(cli: Cli) -> Result<()> {
             tasks,
             schedules,
             seeds,
+            sets,
             backend,
             out,
-        } => super::mentor_cmd::sweep(assets, tasks, schedules, seeds, &backend, out),
+        } => super::mentor_cmd::sweep(assets, tasks, schedules, seeds, sets, &backend, out),
         Command::Report { dir } => super::mentor_cmd::report(&dir),
+        Command::Plot { dirs } => super::mentor_cmd::plot(&dirs),
         Command::Mentor(args) => super::mentor_cmd::mentor(assets, *args),
         Command::Serve {
             addr,

@@ -254,6 +254,8 @@ pub fn serve(assets: Assets, addr: String, backend: &str, requests: Option<usize
 struct RunJob {
     /// (task, schedule, seed) of every run.
     runs: Vec<(String, String, u64)>,
+    /// `KEY=VALUE` overrides applied to every run's resolved configuration.
+    sets: Vec<String>,
     out: std::path::PathBuf,
     /// Sweep mode: fixed folder names, finished runs skipped.
     sweep: bool,
@@ -261,7 +263,8 @@ struct RunJob {
 }
 
 impl BackendJob for RunJob {
-    type Output = Vec<tandem::engine::RunResult>;
+    /// Each run's result and folder.
+    type Output = Vec<(tandem::engine::RunResult, std::path::PathBuf)>;
 
     fn run<B: AutodiffBackend>(
         self,
@@ -269,14 +272,26 @@ impl BackendJob for RunJob {
         device: B::Device,
     ) -> tandem::Result<Self::Output> {
         use tandem::engine::{RunConfig, RunResult, Schedule};
+        // Every run's configuration is resolved and checked before the first one starts.
         let mut planned = Vec::new();
         for (task, schedule, seed) in &self.runs {
             let spec = lookup(task)?;
-            let schedule = Schedule::resolve(schedule)?;
-            schedule.validate(TuneConfig::default().gradient.record_every)?;
-            planned.push((spec, schedule, *seed));
+            let config = RunConfig {
+                task: TuneConfig {
+                    seed: *seed,
+                    backend: kind,
+                    ..spec.tune_config()
+                },
+                schedule: Schedule::resolve(schedule)?,
+            };
+            let config = tandem::engine::apply_overrides(&config, &self.sets)?;
+            config.task.validate()?;
+            config
+                .schedule
+                .validate(config.task.gradient.record_every)?;
+            planned.push((spec, config));
         }
-        let needs_mentor = planned.iter().any(|(_, s, _)| s.mentor.is_some());
+        let needs_mentor = planned.iter().any(|(_, c)| c.schedule.mentor.is_some());
         let mut mentor = if needs_mentor {
             Some(LocalMentor::new(load_llm::<B::InnerBackend>(
                 &self.assets,
@@ -287,14 +302,17 @@ impl BackendJob for RunJob {
             None
         };
         let mut results = Vec::new();
-        for (i, (spec, schedule, seed)) in planned.into_iter().enumerate() {
-            let name = format!("{}-{}-s{}", spec.name, schedule.name, seed);
+        for (i, (spec, config)) in planned.into_iter().enumerate() {
+            let name = format!(
+                "{}-{}-s{}",
+                spec.name, config.schedule.name, config.task.seed
+            );
             let dir = if self.sweep {
                 let path = self.out.join(&name);
                 if let Ok(text) = std::fs::read_to_string(path.join("results.json")) {
                     if let Ok(r) = serde_json::from_str::<RunResult>(&text) {
                         eprintln!("[{}/{}] {name}: done before", i + 1, self.runs.len());
-                        results.push(r);
+                        results.push((r, path));
                         continue;
                     }
                 }
@@ -308,23 +326,16 @@ impl BackendJob for RunJob {
                 self.runs.len(),
                 dir.path().display()
             );
-            let config = RunConfig {
-                task: TuneConfig {
-                    seed,
-                    backend: kind,
-                    ..spec.tune_config()
-                },
-                schedule,
-            };
             // Sweeps continue a run a crash interrupted; `run` starts fresh.
-            results.push(run_in::<B>(
+            let r = run_in::<B>(
                 &config,
                 &self.assets,
                 &device,
                 &mut mentor,
                 &dir,
                 self.sweep,
-            )?);
+            )?;
+            results.push((r, dir.path().to_path_buf()));
         }
         Ok(results)
     }
@@ -336,6 +347,7 @@ pub fn run(
     task: String,
     schedules: Vec<String>,
     seed: u64,
+    sets: Vec<String>,
     backend: &str,
     out: std::path::PathBuf,
 ) -> Result<()> {
@@ -348,14 +360,19 @@ pub fn run(
         kind,
         RunJob {
             runs,
+            sets,
             out,
             sweep: false,
             assets,
         },
     )?;
+    for (r, dir) in &results {
+        print_summary(r, dir);
+    }
+    println!();
     println!("| schedule | gradient steps | LLM calls | LLM tokens | selection acc | test acc | wall s |");
     println!("|---|---|---|---|---|---|---|");
-    for r in &results {
+    for (r, _) in &results {
         println!(
             "| {} | {} | {} | {} | {:.4} | {:.4} | {:.1} |",
             r.schedule,
@@ -376,6 +393,7 @@ pub fn sweep(
     tasks: Vec<String>,
     schedules: Vec<String>,
     seeds: u64,
+    sets: Vec<String>,
     backend: &str,
     out: std::path::PathBuf,
 ) -> Result<()> {
@@ -400,6 +418,7 @@ pub fn sweep(
         kind,
         RunJob {
             runs,
+            sets,
             out: out.clone(),
             sweep: true,
             assets,
@@ -483,7 +502,14 @@ fn run_in<B: AutodiffBackend>(
     dir: &tandem::run::RunDir,
     resume: bool,
 ) -> tandem::Result<tandem::engine::RunResult> {
-    let bar = indicatif::ProgressBar::new(config.schedule.gradient_steps() as u64);
+    let bar = indicatif::ProgressBar::new(config.schedule.gradient_steps() as u64).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix:>22} [{elapsed_precise}] {bar:30} {pos}/{len} steps  {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    // Ticks through mentor stages too, where no gradient step advances the bar.
+    bar.enable_steady_tick(std::time::Duration::from_millis(250));
     let m = match config.schedule.mentor {
         Some(_) => mentor.as_mut().map(|m| m as &mut dyn Mentor),
         None => None,
@@ -540,16 +566,59 @@ impl BackendJob for ResumeJob {
 /// `tandem run --resume DIR`.
 pub fn resume(assets: Assets, dir: std::path::PathBuf, backend: &str) -> Result<()> {
     let kind: BackendKind = backend.parse()?;
-    let r = dispatch(kind, ResumeJob { dir, assets })?;
-    println!(
-        "{} {} seed {}: {} gradient steps, {} LLM calls, selection acc {:.4}, test acc {:.4}",
-        r.task,
-        r.schedule,
-        r.seed,
-        r.gradient_steps,
-        r.llm_calls,
-        r.selection.accuracy,
-        r.test.accuracy
-    );
+    let r = dispatch(
+        kind,
+        ResumeJob {
+            dir: dir.clone(),
+            assets,
+        },
+    )?;
+    print_summary(&r, &dir);
+    Ok(())
+}
+
+/// Reads a JSON Lines record file of a run folder; errors name the file and line.
+fn read_jsonl<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<Vec<T>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .with_context(|| format!("{} line {}: not a valid record", path.display(), i + 1))
+        })
+        .collect()
+}
+
+/// Prints a finished run's one-screen summary, from its folder's records.
+fn print_summary(result: &tandem::engine::RunResult, dir: &std::path::Path) {
+    let rounds = read_jsonl(&dir.join("rounds.jsonl")).unwrap_or_default();
+    print!("{}", tandem::report::run_summary(dir, result, &rounds));
+}
+
+/// `tandem plot DIR...`.
+pub fn plot(dirs: &[std::path::PathBuf]) -> Result<()> {
+    for dir in dirs {
+        let path = dir.join("results.json");
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "reading {} (is {} a finished run folder?)",
+                path.display(),
+                dir.display()
+            )
+        })?;
+        let result: tandem::engine::RunResult = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a run result", path.display()))?;
+        let trajectory: Vec<tandem::gradient::TrajectoryPoint> =
+            read_jsonl(&dir.join("trajectory.jsonl"))?;
+        let rounds: Vec<tandem::engine::RoundRecord> = read_jsonl(&dir.join("rounds.jsonl"))?;
+        let title = format!(
+            "{} · {} · seed {}",
+            result.task, result.schedule, result.seed
+        );
+        tandem::report::plot_run(dir, &title, &trajectory, &rounds)?;
+        print!("{}", tandem::report::run_summary(dir, &result, &rounds));
+    }
     Ok(())
 }

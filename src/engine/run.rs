@@ -364,6 +364,7 @@ pub fn run_schedule<B: AutodiffBackend>(
         if let Some(points) = resumed_points.take() {
             round_points = points;
         } else if cfg.steps > 0 {
+            progress.set_prefix(format!("round {round}/{}: gradient", sched.rounds));
             let stage = GradientStage::new(&readout, &projector, &backbone.tokenizer, cfg);
             let outcome = stage.run(model, &mut optim, &mut rng, step, progress)?;
             model = outcome.model;
@@ -413,6 +414,8 @@ pub fn run_schedule<B: AutodiffBackend>(
         if let (Some(ms), Some(template)) = (&sched.mentor, &template) {
             // Sample the round's projected texts (spread, deduplicated) and score them as prompts.
             let texts = sample_texts(&round_points, ms.sample, &tc.init);
+            progress.set_prefix(format!("round {round}/{}: scoring", sched.rounds));
+            progress.set_message(format!("{} projected texts", texts.len()));
             for t in texts {
                 if pool.iter().any(|p| p.text == t) {
                     continue;
@@ -432,6 +435,11 @@ pub fn run_schedule<B: AutodiffBackend>(
             sampling.seed = ms.sampling.seed.wrapping_add(tc.seed * 1000 + round as u64);
             let m = mentor.as_deref_mut().expect("checked above");
             let request = m.request(vec![Message::user(meta.clone())], sampling);
+            progress.set_prefix(format!("round {round}/{}: mentor", sched.rounds));
+            progress.set_message(format!(
+                "{} candidates asked of {}",
+                ms.candidates, request.endpoint
+            ));
             let (response, source) = match cassette.as_deref_mut() {
                 Some(c) => c.call(&request, |r| m.send(r))?,
                 None => (m.send(&request)?, Source::Live),
@@ -443,6 +451,8 @@ pub fn run_schedule<B: AutodiffBackend>(
                     ..ParserConfig::default()
                 },
             );
+            progress.set_prefix(format!("round {round}/{}: scoring", sched.rounds));
+            progress.set_message(format!("{} candidates", parsed.candidates.len()));
             for c in parsed.candidates.clone() {
                 if let Some(cm) = text_model(&backbone, &c, tc.prompt_len, model.head.clone()) {
                     let s = evaluate_valid(&readout, &cm, SplitName::Selection);
@@ -552,6 +562,14 @@ pub fn run_schedule<B: AutodiffBackend>(
         out.write_jsonl("trajectory.jsonl", &trajectory)?;
         out.write_jsonl("rounds.jsonl", &rounds)?;
         out.write_json("results.json", &result)?;
+        // Plots are a by-product: the run's records are already safe when they fail.
+        let title = format!(
+            "{} · {} · seed {}",
+            result.task, result.schedule, result.seed
+        );
+        if let Err(e) = crate::report::plot_run(out.path(), &title, &trajectory, &rounds) {
+            eprintln!("warning: {e}");
+        }
     }
     Ok((result, rounds))
 }
