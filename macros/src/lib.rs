@@ -55,7 +55,7 @@ pub fn schedule(input: TokenStream) -> TokenStream {
 ///
 /// Checked at compile time: unknown, repeated or missing fields, value types, the corpus name,
 /// as many distinct class names as the corpus has classes, a positive readout scale, a prompt
-/// length of 1 to 64, a non-empty init text and at least one shot (`all` for the full split).
+/// length of 1 to 32, a non-empty init text and at least one shot (`all` for the full split).
 #[proc_macro]
 pub fn task(input: TokenStream) -> TokenStream {
     match task::parse(input.into()).and_then(|t| task::validate(&t).map(|()| t)) {

@@ -30,8 +30,9 @@ const BACKBONES: &[&str] = &["minilm"];
 const READOUTS: &[&str] = &["class_prompt", "input_head"];
 const METRICS: &[&str] = &["accuracy"];
 const INITS: &[&str] = &["random_vocab", "random_normal"];
-/// Longest soft prompt a task may declare (the backbone's sequence budget is 128 tokens).
-const MAX_PROMPT_LEN: usize = 64;
+/// Longest soft prompt a task may declare: half the encoder's default 64-token budget, so that
+/// the input text keeps the other half.
+const MAX_PROMPT_LEN: usize = 32;
 
 enum Init {
     Text(String, Span),
@@ -214,7 +215,7 @@ pub fn validate(t: &TaskDecl) -> syn::Result<()> {
     if len == 0 || len > MAX_PROMPT_LEN {
         err(
             span,
-            format!("a prompt has 1 to {MAX_PROMPT_LEN} vectors, not {len}"),
+            format!("a prompt has 1 to {MAX_PROMPT_LEN} vectors (the text needs the rest of the encoder's 64 tokens), not {len}"),
         );
     }
     if let Init::Text(text, span) = &t.init {
