@@ -17,6 +17,7 @@
 pub mod assets;
 pub mod backbone;
 pub mod backend;
+pub mod bench;
 pub mod data;
 pub mod decoder;
 pub mod engine;

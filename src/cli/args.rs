@@ -81,6 +81,25 @@ pub enum Command {
         /// Sweep folder.
         dir: PathBuf,
     },
+    /// Benchmark the workloads (gradient steps on MiniLM and a BERT-base-sized encoder,
+    /// projection, mentor decoding, template rendering) on each backend; prints one table.
+    Bench {
+        /// Backends (default: every backend this build has).
+        #[arg(long = "backend")]
+        backends: Vec<String>,
+        /// Workload id prefixes, e.g. `grad_step/input_head` or `mentor_decode` (default: all).
+        #[arg(long = "only", value_name = "ID")]
+        only: Vec<String>,
+        /// Untimed iterations first (the first is reported as the cold start).
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        /// Timed iterations (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        iters: usize,
+        /// Also write the measurements as JSON.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
     /// (Re)draw the plots of finished run folders (loss.svg/png, selection.svg/png) and print
     /// their summaries.
     Plot {

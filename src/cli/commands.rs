@@ -53,6 +53,13 @@ pub fn run(cli: Cli) -> Result<()> {
         } => super::mentor_cmd::sweep(assets, tasks, schedules, seeds, sets, &backend, out),
         Command::Report { dir } => super::mentor_cmd::report(&dir),
         Command::Plot { dirs } => super::mentor_cmd::plot(&dirs),
+        Command::Bench {
+            backends,
+            only,
+            warmup,
+            iters,
+            json,
+        } => super::bench_cmd::bench(assets, backends, only, warmup, iters, json),
         Command::Mentor(args) => super::mentor_cmd::mentor(assets, *args),
         Command::Serve {
             addr,

@@ -1,6 +1,7 @@
 //! Command-line interface: argument parsing and the commands.
 
 mod args;
+mod bench_cmd;
 mod commands;
 mod mentor_cmd;
 

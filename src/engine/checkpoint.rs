@@ -68,6 +68,9 @@ pub struct CheckpointState {
     pub trajectory: Vec<TrajectoryPoint>,
     /// The trajectory of the current round (the mentor stage samples it).
     pub round_points: Vec<TrajectoryPoint>,
+    /// Divergences the current round's gradient stage rolled back.
+    #[serde(default)]
+    pub round_rollbacks: Vec<crate::gradient::Rollback>,
     /// Finished rounds.
     pub rounds: Vec<RoundRecord>,
     /// Every prompt scored so far.

@@ -86,6 +86,9 @@ pub struct RoundRecord {
     pub reply: Option<String>,
     /// What the next round starts from.
     pub restart_from: String,
+    /// Divergences (non-finite loss or gradient) the round's gradient stage rolled back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollbacks: Vec<crate::gradient::Rollback>,
 }
 
 /// The outcome of a run.
@@ -279,7 +282,7 @@ pub fn run_schedule<B: AutodiffBackend>(
     let mut prior_usage = crate::mentor::Usage::default();
     let mut checkpoints = 0;
     let mut start_round = 0;
-    let mut resumed_points: Option<Vec<TrajectoryPoint>> = None;
+    let mut resumed_points: Option<(Vec<TrajectoryPoint>, Vec<crate::gradient::Rollback>)> = None;
     if let (true, Some(dir)) = (control.resume, out) {
         if let Some(cp) = checkpoint::latest(dir.path()) {
             let (state, m, o, best) = checkpoint::load(&cp, model, optim, device)?;
@@ -299,7 +302,7 @@ pub fn run_schedule<B: AutodiffBackend>(
             match state.phase {
                 Phase::GradientDone => {
                     start_round = state.round;
-                    resumed_points = Some(state.round_points);
+                    resumed_points = Some((state.round_points, state.round_rollbacks));
                 }
                 Phase::RoundDone => start_round = state.round + 1,
             }
@@ -314,6 +317,7 @@ pub fn run_schedule<B: AutodiffBackend>(
                     overall: &Option<(f64, f64, PromptModel<B>)>,
                     trajectory: &[TrajectoryPoint],
                     round_points: &[TrajectoryPoint],
+                    round_rollbacks: &[crate::gradient::Rollback],
                     rounds: &[RoundRecord],
                     pool: &[ScoredPrompt],
                     rng: &ChaCha8Rng,
@@ -327,6 +331,7 @@ pub fn run_schedule<B: AutodiffBackend>(
             step,
             trajectory: trajectory.to_vec(),
             round_points: round_points.to_vec(),
+            round_rollbacks: round_rollbacks.to_vec(),
             rounds: rounds.to_vec(),
             pool: pool.to_vec(),
             overall: overall.as_ref().map(|(a, l, _)| (*a, *l)),
@@ -361,14 +366,24 @@ pub fn run_schedule<B: AutodiffBackend>(
             &stage_cfg_round
         };
         let mut round_points = Vec::new();
-        if let Some(points) = resumed_points.take() {
+        let mut rollbacks = Vec::new();
+        if let Some((points, resumed_rollbacks)) = resumed_points.take() {
             round_points = points;
+            rollbacks = resumed_rollbacks;
         } else if cfg.steps > 0 {
             progress.set_prefix(format!("round {round}/{}: gradient", sched.rounds));
             let stage = GradientStage::new(&readout, &projector, &backbone.tokenizer, cfg);
             let outcome = stage.run(model, &mut optim, &mut rng, step, progress)?;
             model = outcome.model;
-            step += outcome.step_losses.len();
+            // Every attempted step counts against the budget, rolled-back ones included.
+            step += cfg.steps;
+            for r in &outcome.rollbacks {
+                progress.println(format!(
+                    "step {}: {}; rolled back to step {}, learning rate ×{:.0e}",
+                    r.step, r.reason, r.back_to_step, r.lr_scale
+                ));
+            }
+            rollbacks = outcome.rollbacks;
             round_points = outcome.trajectory;
             trajectory.extend(round_points.iter().cloned());
             save(
@@ -380,6 +395,7 @@ pub fn run_schedule<B: AutodiffBackend>(
                 &overall,
                 &trajectory,
                 &round_points,
+                &rollbacks,
                 &rounds,
                 &pool,
                 &rng,
@@ -397,6 +413,7 @@ pub fn run_schedule<B: AutodiffBackend>(
             mentor: None,
             reply: None,
             restart_from: "continuous".into(),
+            rollbacks,
         };
         let continuous = evaluate_valid(&readout, &model, SplitName::Selection);
         consider(&mut overall, &continuous, &model);
@@ -525,6 +542,7 @@ pub fn run_schedule<B: AutodiffBackend>(
             &optim,
             &overall,
             &trajectory,
+            &[],
             &[],
             &rounds,
             &pool,

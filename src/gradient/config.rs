@@ -38,6 +38,12 @@ pub struct GradientConfig {
     /// Evaluate the prompt on the selection split at every trajectory point and end the stage
     /// with the best one (early stopping on held-out data; the test split is never used).
     pub keep_best: bool,
+    /// When a step's loss or gradient is not finite, the stage rolls back to the last prompt
+    /// with a finite loss, multiplies its learning rate by this factor and restarts the
+    /// optimizer state; each rollback is recorded.
+    pub rollback_lr_factor: f64,
+    /// Rollbacks allowed per stage before the divergence is an error.
+    pub max_rollbacks: usize,
 }
 
 impl Default for GradientConfig {
@@ -56,6 +62,8 @@ impl Default for GradientConfig {
             metric: Metric::L2,
             top_k: 3,
             keep_best: true,
+            rollback_lr_factor: 0.1,
+            max_rollbacks: 8,
         }
     }
 }
@@ -70,6 +78,12 @@ impl GradientConfig {
             return Err(Error::config(
                 "gradient.lr",
                 format!("{} must be a positive number", self.lr),
+            ));
+        }
+        if !(self.rollback_lr_factor > 0.0 && self.rollback_lr_factor < 1.0) {
+            return Err(Error::config(
+                "gradient.rollback_lr_factor",
+                format!("{} is not in (0, 1)", self.rollback_lr_factor),
             ));
         }
         for (name, b) in [

@@ -8,5 +8,5 @@ mod trajectory;
 
 pub use config::GradientConfig;
 pub use schedule::LrSchedule;
-pub use stage::{GradientStage, PromptOptimizer, StageOutcome};
+pub use stage::{GradientStage, PromptOptimizer, Rollback, StageOutcome};
 pub use trajectory::TrajectoryPoint;

@@ -29,6 +29,21 @@ pub struct StageOutcome<B: AutodiffBackend> {
     pub step_losses: Vec<f64>,
     /// Step (global) of the returned model, when `keep_best` chose an earlier one.
     pub best_step: Option<usize>,
+    /// Divergences detected and rolled back, in order.
+    pub rollbacks: Vec<Rollback>,
+}
+
+/// A non-finite loss or gradient, detected and rolled back.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Rollback {
+    /// Global step at which the divergence was detected.
+    pub step: usize,
+    /// What was not finite.
+    pub reason: String,
+    /// Global step of the prompt the stage went back to (its loss was finite).
+    pub back_to_step: usize,
+    /// Learning-rate multiplier from then on.
+    pub lr_scale: f64,
 }
 
 /// Runs gradient stages of a readout with a fixed configuration.
@@ -92,6 +107,10 @@ where
         let mut snapshots: Vec<Snapshot<B>> = Vec::new();
         let mut best: Option<(f64, usize, PromptModel<B>)> = None;
         let mut since_record = Vec::new();
+        let mut rollbacks: Vec<Rollback> = Vec::new();
+        let mut lr_scale = 1.0;
+        // The newest prompt whose loss was finite, and its step.
+        let mut last_good: Option<(usize, PromptModel<B>)> = None;
         for step in 0..cfg.steps {
             if order.len() < batch {
                 let mut fresh: Vec<usize> = (0..n).collect();
@@ -99,8 +118,42 @@ where
                 order.extend(fresh);
             }
             let idx: Vec<usize> = order.drain(..batch).collect();
-            let lr = cfg.schedule.lr(cfg.lr, step, cfg.steps);
-            let (next, loss_value) = self.step(model, optim, &idx, lr, step_offset + step + 1)?;
+            let lr = cfg.schedule.lr(cfg.lr, step, cfg.steps) * lr_scale;
+            let input = model.detached();
+            let (next, loss_value) = match self.step(model, optim, &idx, lr, step_offset + step + 1)
+            {
+                Ok(ok) => {
+                    last_good = Some((step_offset + step, input));
+                    ok
+                }
+                Err(Error::Diverged { step: at, reason }) => {
+                    if rollbacks.len() >= cfg.max_rollbacks {
+                        return Err(Error::Diverged {
+                            step: at,
+                            reason: format!(
+                                "{reason}, still after {} rollbacks (learning rate ×{lr_scale:.0e}); lower gradient.lr",
+                                rollbacks.len()
+                            ),
+                        });
+                    }
+                    let (back_to_step, good) =
+                        last_good.take().unwrap_or((step_offset + step, input));
+                    lr_scale *= cfg.rollback_lr_factor;
+                    rollbacks.push(Rollback {
+                        step: at,
+                        reason,
+                        back_to_step,
+                        lr_scale,
+                    });
+                    // Adam's moments may hold the non-finite values: start them afresh.
+                    *optim = self.optimizer();
+                    model = trainable(&good);
+                    last_good = Some((back_to_step, good));
+                    progress.inc(1);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             model = next;
             step_losses.push(loss_value);
             since_record.push(loss_value);
@@ -140,6 +193,7 @@ where
             trajectory,
             step_losses,
             best_step,
+            rollbacks,
         })
     }
 
@@ -166,7 +220,20 @@ where
         if let Some(max_norm) = self.config.grad_clip {
             clip_global_norm(&model, &mut grads, max_norm as f64, step)?;
         }
-        Ok((optim.step(lr, model, grads), loss_value))
+        let next = optim.step(lr, model, grads);
+        // An update can overflow even when the loss and gradient were finite (a huge learning
+        // rate): the prompt (and head) must stay finite too.
+        let mut magnitude: f64 = next.prompt.rows().abs().sum().into_scalar().elem();
+        if let Some(h) = &next.head {
+            magnitude += h.weight.val().abs().sum().into_scalar().elem::<f64>();
+        }
+        if !magnitude.is_finite() {
+            return Err(Error::Diverged {
+                step,
+                reason: format!("the update at learning rate {lr:.1e} made the prompt non-finite"),
+            });
+        }
+        Ok((next, loss_value))
     }
 
     /// Projects all recorded prompts in one batched computation.
@@ -204,6 +271,20 @@ struct Snapshot<B: AutodiffBackend> {
 
 /// Puts the values of `kept` into the parameters of `current` (same ids, so the optimizer
 /// state stays attached), requiring gradients again.
+/// A trainable copy of a (detached) model: fresh parameters that require gradients.
+fn trainable<B: AutodiffBackend>(kept: &PromptModel<B>) -> PromptModel<B> {
+    use burn::module::Param;
+    PromptModel {
+        prompt: crate::prompt::SoftPrompt {
+            vectors: Param::from_tensor(kept.prompt.rows().require_grad()),
+        },
+        head: kept.head.as_ref().map(|h| crate::readout::Head {
+            weight: Param::from_tensor(h.weight.val().require_grad()),
+            bias: Param::from_tensor(h.bias.val().require_grad()),
+        }),
+    }
+}
+
 fn reattach<B: AutodiffBackend>(kept: PromptModel<B>, current: PromptModel<B>) -> PromptModel<B> {
     use burn::module::Param;
     let prompt = crate::prompt::SoftPrompt {

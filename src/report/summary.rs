@@ -67,6 +67,17 @@ pub fn run_summary(dir: &Path, result: &RunResult, rounds: &[RoundRecord]) -> St
             clip(&r.restart_from, 24)
         );
     }
+    let rollbacks: Vec<_> = rounds.iter().flat_map(|r| &r.rollbacks).collect();
+    if let (Some(first), Some(last)) = (rollbacks.first(), rollbacks.last()) {
+        let _ = writeln!(
+            s,
+            "  {} divergences rolled back (first at step {}: {}); learning rate ×{:.0e} after the last",
+            rollbacks.len(),
+            first.step,
+            clip(&first.reason, 40),
+            last.lr_scale
+        );
+    }
     let _ = writeln!(s, "  final prompt: \"{}\"", clip(&result.final_text, 70));
     let plots: Vec<String> = ["loss.png", "selection.png"]
         .iter()

@@ -1,0 +1,359 @@
+//! Benchmark workloads: each is prepared once (weights loaded, data encoded, caches built) and
+//! then runs one iteration per call, with the device synchronised before it returns.
+
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::Tensor;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::assets::{Assets, MINILM, SMOLLM2};
+use crate::backbone::{Backbone, BertConfig, BertEncoder, BertTokenizer};
+use crate::decoder::{argmax, ChatLlm};
+use crate::error::{Error, Result};
+use crate::gradient::{GradientConfig, GradientStage, LrSchedule};
+use crate::mentor::{Message, MetaPromptContext, MetaPromptTemplate, ScoredPrompt};
+use crate::prompt::{Metric, Projector, PromptInit, SoftPrompt};
+use crate::readout::{
+    ClassPromptReadout, EncodedData, EncodedSplit, Head, InputHeadReadout, PromptModel, Readout,
+};
+
+/// The frozen encoder a gradient-step workload runs through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchModel {
+    /// all-MiniLM-L6-v2 (384 wide, 6 layers), its real weights; batch 32, 30 text tokens,
+    /// 8 prompt vectors (the shapes of `benches/peers/grad_step_peer.py`).
+    MiniLm,
+    /// A BERT-base-sized encoder (768 wide, 12 layers, 12 heads, ff 3072) with seeded random
+    /// weights; batch 32, 128 text tokens, 16 prompt vectors.
+    BertBase,
+}
+
+impl BenchModel {
+    /// Name used in bench ids.
+    pub fn name(self) -> &'static str {
+        match self {
+            BenchModel::MiniLm => "minilm",
+            BenchModel::BertBase => "bert_base",
+        }
+    }
+
+    /// (batch, text tokens, prompt vectors).
+    pub fn shape(self) -> (usize, usize, usize) {
+        match self {
+            BenchModel::MiniLm => (32, 30, 8),
+            BenchModel::BertBase => (32, 128, 16),
+        }
+    }
+}
+
+/// The readout of a gradient-step workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchReadout {
+    /// Class prompts against cached frozen sample embeddings.
+    ClassPrompt,
+    /// Prompt spliced before the text, mean pool, linear head.
+    InputHead,
+}
+
+impl BenchReadout {
+    /// Name used in bench ids.
+    pub fn name(self) -> &'static str {
+        match self {
+            BenchReadout::ClassPrompt => "class_prompt",
+            BenchReadout::InputHead => "input_head",
+        }
+    }
+}
+
+/// What one benchmark iteration does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// One optimizer step: forward, input-only backward through the frozen encoder, clipping,
+    /// AdamW on the prompt (and head).
+    GradStep(BenchReadout, BenchModel),
+    /// Projection of an 8-vector prompt onto MiniLM's 30,522-token vocabulary (L2, top-3).
+    Projection,
+    /// 32 greedy tokens of the embedded SmolLM2-135M after a fixed chat prompt.
+    MentorDecode,
+    /// Rendering the catalyst meta-prompt with an 8-prompt history.
+    TemplateRender,
+}
+
+impl Workload {
+    /// Every workload, in report order.
+    pub fn all() -> Vec<Workload> {
+        let mut all = Vec::new();
+        for model in [BenchModel::MiniLm, BenchModel::BertBase] {
+            for readout in [BenchReadout::ClassPrompt, BenchReadout::InputHead] {
+                all.push(Workload::GradStep(readout, model));
+            }
+        }
+        all.extend([
+            Workload::Projection,
+            Workload::MentorDecode,
+            Workload::TemplateRender,
+        ]);
+        all
+    }
+
+    /// Bench id without the backend: `grad_step/input_head/bert_base/b32`.
+    pub fn id(self) -> String {
+        match self {
+            Workload::GradStep(r, m) => {
+                format!("grad_step/{}/{}/b{}", r.name(), m.name(), m.shape().0)
+            }
+            Workload::Projection => "projection/minilm_vocab/l8".into(),
+            Workload::MentorDecode => "mentor_decode/smollm2/t32".into(),
+            Workload::TemplateRender => "template_render/catalyst/h8".into(),
+        }
+    }
+
+    /// Parses an id prefix (`grad_step`, `grad_step/input_head`, `projection`, …); `all` is
+    /// every workload.
+    pub fn select(filter: &str) -> Result<Vec<Workload>> {
+        let chosen: Vec<Workload> = Workload::all()
+            .into_iter()
+            .filter(|w| filter == "all" || w.id().starts_with(filter))
+            .collect();
+        if chosen.is_empty() {
+            let ids: Vec<String> = Workload::all().iter().map(|w| w.id()).collect();
+            return Err(Error::config(
+                format!("bench `{filter}`"),
+                format!("matches no workload; ids: {}", ids.join(", ")),
+            ));
+        }
+        Ok(chosen)
+    }
+
+    /// Items one iteration processes (samples, tokens, renders): the throughput unit.
+    pub fn items(self) -> (usize, &'static str) {
+        match self {
+            Workload::GradStep(_, m) => (m.shape().0, "samples"),
+            Workload::Projection => (8, "vectors"),
+            Workload::MentorDecode => (32, "tokens"),
+            Workload::TemplateRender => (1, "renders"),
+        }
+    }
+}
+
+/// A prepared workload: call [`Prepared::iterate`] for one synchronised iteration.
+pub struct Prepared<'a> {
+    step: Box<dyn FnMut() -> Result<Option<f64>> + 'a>,
+}
+
+impl Prepared<'_> {
+    /// Runs one iteration; the device is synchronised before it returns. Gradient steps return
+    /// their training loss (to compare with a peer running the same weights).
+    pub fn iterate(&mut self) -> Result<Option<f64>> {
+        (self.step)()
+    }
+}
+
+/// Deterministic regular-vocabulary ids (`[1996, 29612)` are ordinary WordPiece tokens of the
+/// uncased BERT vocabulary), identical in the PyTorch peer.
+pub fn synthetic_tokens(batch: usize, tokens: usize) -> Vec<Vec<u32>> {
+    (0..batch)
+        .map(|i| {
+            (0..tokens)
+                .map(|j| 1996 + ((i * 7919 + j * 104_729) % 27_616) as u32)
+                .collect()
+        })
+        .collect()
+}
+
+fn synthetic_data(batch: usize, tokens: usize) -> EncodedData {
+    let split = EncodedSplit {
+        tokens: synthetic_tokens(batch, tokens),
+        labels: (0..batch).map(|i| i % 2).collect(),
+    };
+    EncodedData {
+        class_names: vec!["negative".into(), "positive".into()],
+        train: split.clone(),
+        selection: split.clone(),
+        test: split,
+    }
+}
+
+/// Environment variable naming a safetensors file of BERT-base-sized weights (HF names) for the
+/// `bert_base` workloads, e.g. the ones `benches/peers/grad_step_peer.py --save-weights` writes,
+/// so that tandem and the PyTorch peer run the very same tensors.
+pub const BERT_BASE_WEIGHTS_ENV: &str = "TANDEM_BENCH_BERT_BASE";
+
+/// The encoder of a workload: MiniLM's real weights, or BERT-base-sized ones (from
+/// [`BERT_BASE_WEIGHTS_ENV`] when set, else seeded random on the device), with MiniLM's
+/// tokenizer, whose vocabulary has BERT's 30,522 tokens.
+pub fn bench_backbone<B: AutodiffBackend>(
+    model: BenchModel,
+    assets: &Assets,
+    device: &B::Device,
+) -> Result<Backbone<B>> {
+    match model {
+        BenchModel::MiniLm => Backbone::minilm(assets, device),
+        BenchModel::BertBase => {
+            let tokenizer =
+                BertTokenizer::from_file(&assets.require(&MINILM, "minilm/tokenizer.json")?)?;
+            let (encoder, source) = match std::env::var_os(BERT_BASE_WEIGHTS_ENV) {
+                Some(path) => {
+                    let path = std::path::PathBuf::from(path);
+                    let encoder = BertEncoder::from_safetensors(&path, BertConfig::base(), device)?;
+                    (encoder, path.display().to_string())
+                }
+                None => {
+                    B::seed(device, 0);
+                    let encoder = BertEncoder::random(BertConfig::base(), device);
+                    (encoder, "random:seed0".to_string())
+                }
+            };
+            Ok(Backbone {
+                encoder,
+                tokenizer,
+                weights_sha256: source,
+            })
+        }
+    }
+}
+
+/// Prepares a workload on backend `B` (the autodiff backend for gradient steps; inference runs
+/// on its inner backend).
+pub fn prepare<'a, B: AutodiffBackend>(
+    workload: Workload,
+    assets: &'a Assets,
+    device: &'a B::Device,
+    quantized_decode: bool,
+) -> Result<Prepared<'a>> {
+    match workload {
+        Workload::GradStep(readout, model) => grad_step::<B>(readout, model, assets, device),
+        Workload::Projection => {
+            let backbone = Backbone::<B::InnerBackend>::minilm(assets, device)?;
+            let projector = Projector::new(&backbone.encoder, &backbone.tokenizer, Metric::L2);
+            let rows: Tensor<B::InnerBackend, 2> = Tensor::random(
+                [8, backbone.encoder.hidden_size()],
+                burn::tensor::Distribution::Normal(0.0, 0.05),
+                device,
+            );
+            Ok(Prepared {
+                step: Box::new(move || {
+                    // The projection reads its result back to the host: a synchronisation.
+                    let p = projector.project(rows.clone(), 3);
+                    std::hint::black_box(p.nearest());
+                    Ok(None)
+                }),
+            })
+        }
+        Workload::MentorDecode => {
+            assets.ensure(&SMOLLM2)?;
+            let path = assets.path(&SMOLLM2.files[0]);
+            let llm = ChatLlm::<B::InnerBackend>::load_with(&path, device, quantized_decode)?;
+            let prompt = llm.prompt_ids(&[Message::user("Write a short poem about the sea.")])?;
+            Ok(Prepared {
+                step: Box::new(move || {
+                    let (logits, mut state) = llm.start(&prompt)?;
+                    let mut token = argmax(&logits);
+                    // Logits come back to the host every token: each step is synchronised.
+                    for _ in 0..32 {
+                        token = argmax(&llm.next(token, &mut state)?);
+                    }
+                    std::hint::black_box(token);
+                    Ok(None)
+                }),
+            })
+        }
+        Workload::TemplateRender => {
+            let template = MetaPromptTemplate::builtin("catalyst")?;
+            let history = (0..8)
+                .map(|i| ScoredPrompt {
+                    text: format!("prompt number {i} about movie reviews"),
+                    loss: 0.7 - i as f64 * 0.05,
+                    accuracy: 0.5 + i as f64 * 0.03,
+                })
+                .collect();
+            let context = MetaPromptContext::new("sentiment of movie reviews", history, 3, 12);
+            Ok(Prepared {
+                step: Box::new(move || {
+                    std::hint::black_box(template.render(&context)?);
+                    Ok(None)
+                }),
+            })
+        }
+    }
+}
+
+fn grad_step<'a, B: AutodiffBackend>(
+    readout: BenchReadout,
+    model: BenchModel,
+    assets: &'a Assets,
+    device: &'a B::Device,
+) -> Result<Prepared<'a>> {
+    let backbone = bench_backbone::<B>(model, assets, device)?;
+    let (batch, tokens, prompt_len) = model.shape();
+    let max_len = tokens + prompt_len + 2;
+    let data = synthetic_data(batch, tokens);
+    let config = GradientConfig {
+        steps: 1,
+        batch_size: batch,
+        schedule: LrSchedule::Constant,
+        keep_best: false,
+        ..Default::default()
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let prompt = SoftPrompt::init(
+        &PromptInit::Text("this movie review is".into()),
+        prompt_len,
+        &backbone.encoder,
+        &backbone.tokenizer,
+        &mut rng,
+    )?;
+    let idx: Vec<usize> = (0..batch).collect();
+    match readout {
+        BenchReadout::ClassPrompt => {
+            let r = ClassPromptReadout::new(backbone.clone(), data, 20.0, max_len, None);
+            Ok(stepper(
+                r,
+                backbone,
+                config,
+                PromptModel { prompt, head: None },
+                idx,
+            ))
+        }
+        BenchReadout::InputHead => {
+            let head = Head::init(backbone.encoder.hidden_size(), 2, &mut rng, device);
+            let r = InputHeadReadout::new(backbone.clone(), data, max_len);
+            let m = PromptModel {
+                prompt,
+                head: Some(head),
+            };
+            Ok(stepper(r, backbone, config, m, idx))
+        }
+    }
+}
+
+fn stepper<'a, B: AutodiffBackend, R>(
+    readout: R,
+    backbone: Backbone<B>,
+    config: GradientConfig,
+    model: PromptModel<B>,
+    idx: Vec<usize>,
+) -> Prepared<'a>
+where
+    R: Readout<B> + burn::module::AutodiffModule<B> + 'a,
+    R::InnerModule: Readout<B::InnerBackend>,
+{
+    let device = backbone.device();
+    let projector = Projector::new(&backbone.encoder, &backbone.tokenizer, config.metric);
+    let mut model = Some(model);
+    let mut optim: Option<crate::gradient::PromptOptimizer<B>> = None;
+    Prepared {
+        step: Box::new(move || {
+            let stage = GradientStage::new(&readout, &projector, &backbone.tokenizer, &config);
+            let optim = optim.get_or_insert_with(|| stage.optimizer());
+            let m = model
+                .take()
+                .ok_or_else(|| Error::config("bench", "model lost"))?;
+            // Reading the loss back is a host synchronisation; `sync` waits for the update too.
+            let (next, loss) = stage.step(m, optim, &idx, 3e-3, 1)?;
+            B::sync(&device).map_err(|e| Error::config("device sync", format!("{e:?}")))?;
+            model = Some(next);
+            Ok(Some(loss))
+        }),
+    }
+}

@@ -1,0 +1,136 @@
+//! Backends agree (built with `--features wgpu`; on a CPU-only machine wgpu runs on Mesa's
+//! software Vulkan): 10 gradient steps from the same seed give the same losses, prompt and
+//! projection on wgpu as on ndarray, and the mentor decodes the same greedy tokens.
+#![cfg(feature = "wgpu")]
+
+mod common;
+
+use burn::tensor::backend::AutodiffBackend;
+use indicatif::ProgressBar;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tandem::assets::{MINILM, SMOLLM2};
+use tandem::backbone::Backbone;
+use tandem::decoder::{argmax, ChatLlm};
+use tandem::gradient::{GradientConfig, GradientStage, LrSchedule};
+use tandem::mentor::Message;
+use tandem::prompt::{Projector, PromptInit, SoftPrompt};
+use tandem::readout::{ClassPromptReadout, EncodedData, EncodedSplit, PromptModel};
+
+type Wgpu = burn::backend::Autodiff<burn::backend::Wgpu>;
+
+const TEXTS: &[(&str, usize)] = &[
+    ("a wonderful, moving film", 1),
+    ("dull and lifeless", 0),
+    ("the best movie of the year", 1),
+    ("a waste of two hours", 0),
+    ("sharp, funny and heartfelt", 1),
+    ("tedious, predictable and badly acted", 0),
+];
+
+/// Losses of 10 steps, the final prompt's values and its projection.
+fn ten_steps<B: AutodiffBackend>(device: &B::Device) -> (Vec<f64>, Vec<f32>, Vec<u32>) {
+    let assets = common::assets(&[MINILM]);
+    let bb = Backbone::<B>::minilm(&assets, device).unwrap();
+    let split = EncodedSplit {
+        tokens: TEXTS.iter().map(|(t, _)| bb.tokenizer.encode(t)).collect(),
+        labels: TEXTS.iter().map(|(_, l)| *l).collect(),
+    };
+    let data = EncodedData {
+        class_names: vec!["negative".into(), "positive".into()],
+        train: split.clone(),
+        selection: split.clone(),
+        test: split,
+    };
+    let readout = ClassPromptReadout::new(bb.clone(), data, 20.0, 32, None);
+    let cfg = GradientConfig {
+        steps: 10,
+        batch_size: 3,
+        lr: 1e-2,
+        schedule: LrSchedule::Constant,
+        record_every: 5,
+        keep_best: false,
+        ..Default::default()
+    };
+    let projector = Projector::new(&bb.encoder, &bb.tokenizer, cfg.metric);
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let prompt = SoftPrompt::init(
+        &PromptInit::Text("this review is".into()),
+        4,
+        &bb.encoder,
+        &bb.tokenizer,
+        &mut rng,
+    )
+    .unwrap();
+    let stage = GradientStage::new(&readout, &projector, &bb.tokenizer, &cfg);
+    let mut optim = stage.optimizer();
+    let out = stage
+        .run(
+            PromptModel { prompt, head: None },
+            &mut optim,
+            &mut rng,
+            0,
+            &ProgressBar::hidden(),
+        )
+        .unwrap();
+    let values = out
+        .model
+        .prompt
+        .rows()
+        .into_data()
+        .convert::<f32>()
+        .into_vec()
+        .unwrap();
+    let projection = projector
+        .project(out.model.prompt.rows().inner(), 1)
+        .nearest();
+    (out.step_losses, values, projection)
+}
+
+#[test]
+fn ten_gradient_steps_agree_with_ndarray() {
+    let (l_cpu, p_cpu, t_cpu) = ten_steps::<common::CpuAd>(&Default::default());
+    let (l_gpu, p_gpu, t_gpu) = ten_steps::<Wgpu>(&Default::default());
+    assert_eq!(l_cpu.len(), 10);
+    for (i, (a, b)) in l_cpu.iter().zip(&l_gpu).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-3 * a.abs().max(1.0),
+            "step {i}: loss {a} vs {b}"
+        );
+    }
+    let scale = p_cpu.iter().fold(0f32, |m, x| m.max(x.abs()));
+    let worst = p_cpu
+        .iter()
+        .zip(&p_gpu)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(
+        worst <= 1e-3 * scale,
+        "prompt differs by {worst} (scale {scale})"
+    );
+    assert_eq!(t_cpu, t_gpu, "projection");
+}
+
+/// Eight greedy tokens after the prompt, through the burn f32 decoder.
+fn greedy<B: burn::tensor::backend::Backend>(llm: &ChatLlm<B>, ids: &[u32]) -> Vec<u32> {
+    let (logits, mut state) = llm.start(ids).unwrap();
+    let mut token = argmax(&logits);
+    let mut out = vec![token];
+    for _ in 0..7 {
+        token = argmax(&llm.next(token, &mut state).unwrap());
+        out.push(token);
+    }
+    out
+}
+
+#[test]
+fn the_mentor_decodes_the_same_greedy_tokens() {
+    let assets = common::assets(&[SMOLLM2]);
+    let path = assets.path(&SMOLLM2.files[0]);
+    let cpu =
+        ChatLlm::<burn::backend::NdArray>::load_with(&path, &Default::default(), false).unwrap();
+    let gpu = ChatLlm::<burn::backend::Wgpu>::load_with(&path, &Default::default(), false).unwrap();
+    let msgs = [Message::user("Name one colour of the sky.")];
+    let ids = cpu.prompt_ids(&msgs).unwrap();
+    assert_eq!(ids, gpu.prompt_ids(&msgs).unwrap());
+    assert_eq!(greedy(&cpu, &ids), greedy(&gpu, &ids));
+}
