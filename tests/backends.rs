@@ -82,7 +82,7 @@ fn ten_steps<B: AutodiffBackend>(device: &B::Device) -> (Vec<f64>, Vec<f32>, Vec
         .into_vec()
         .unwrap();
     let projection = projector
-        .project(out.model.prompt.rows().inner(), 1)
+        .project(out.model.prompt.rows(), 1)
         .nearest();
     (out.step_losses, values, projection)
 }

@@ -53,6 +53,9 @@ pub enum Command {
         /// Folder under which run folders are created.
         #[arg(long, default_value = "runs")]
         out: PathBuf,
+        /// The mentor.
+        #[command(flatten)]
+        mentor: MentorOpts,
     },
     /// Run schedules × seeds × tasks into one folder (runs already finished are skipped).
     Sweep {
@@ -75,6 +78,9 @@ pub enum Command {
         /// Sweep folder.
         #[arg(long, default_value = "runs/sweep")]
         out: PathBuf,
+        /// The mentor.
+        #[command(flatten)]
+        mentor: MentorOpts,
     },
     /// Print the comparison table of a sweep folder (Markdown; also writes report.csv there).
     Report {
@@ -136,6 +142,30 @@ pub enum Command {
         #[arg(long, default_value = "ndarray")]
         backend: String,
     },
+}
+
+/// Which mentor a run asks: the embedded model (default) or an OpenAI-compatible endpoint.
+#[derive(Debug, Clone, Args)]
+pub struct MentorOpts {
+    /// Ask an OpenAI-compatible endpoint (vLLM, llama.cpp server, Ollama, OpenAI, `tandem
+    /// serve`), e.g. `http://127.0.0.1:8080/v1`, instead of the embedded SmolLM2.
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Model name sent to the endpoint.
+    #[arg(long, default_value = "SmolLM2-135M-Instruct.Q4_1")]
+    pub model: String,
+    /// Environment variable holding the endpoint's API key (never printed or written).
+    #[arg(long, default_value = "OPENAI_API_KEY")]
+    pub api_key_env: String,
+    /// Retries of a failed call (429, 5xx, timeouts, broken replies) before the run stops.
+    #[arg(long, default_value_t = 4)]
+    pub max_retries: u32,
+    /// Most LLM calls the run may make.
+    #[arg(long)]
+    pub max_calls: Option<u64>,
+    /// Most LLM tokens (prompt and reply) the run may spend.
+    #[arg(long)]
+    pub max_tokens: Option<u64>,
 }
 
 /// Options of `tandem tune`; each overrides the config file, which overrides the defaults.

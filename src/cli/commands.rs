@@ -36,10 +36,17 @@ pub fn run(cli: Cli) -> Result<()> {
             sets,
             backend,
             out,
+            mentor,
         } => match (resume, task) {
-            (Some(dir), _) => super::mentor_cmd::resume(assets, dir, &backend),
+            (Some(dir), _) => super::mentor_cmd::resume(assets, dir, &backend, mentor),
             (None, Some(task)) => {
-                super::mentor_cmd::run(assets, task, schedules, seed, sets, &backend, out)
+                let plan = super::mentor_cmd::Plan {
+                    schedules,
+                    sets,
+                    out,
+                    mentor,
+                };
+                super::mentor_cmd::run(assets, task, seed, &backend, plan)
             }
             (None, None) => anyhow::bail!("`tandem run` needs a TASK or --resume DIR"),
         },
@@ -50,7 +57,16 @@ pub fn run(cli: Cli) -> Result<()> {
             sets,
             backend,
             out,
-        } => super::mentor_cmd::sweep(assets, tasks, schedules, seeds, sets, &backend, out),
+            mentor,
+        } => {
+            let plan = super::mentor_cmd::Plan {
+                schedules,
+                sets,
+                out,
+                mentor,
+            };
+            super::mentor_cmd::sweep(assets, tasks, seeds, &backend, plan)
+        }
         Command::Report { dir } => super::mentor_cmd::report(&dir),
         Command::Plot { dirs } => super::mentor_cmd::plot(&dirs),
         Command::Bench {

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use indicatif::ProgressBar;
 
-use super::args::MentorArgs;
+use super::args::{MentorArgs, MentorOpts};
 use tandem::assets::{Assets, SMOLLM2};
 use tandem::backend::{dispatch, BackendJob, BackendKind};
 use tandem::decoder::ChatLlm;
@@ -251,12 +251,50 @@ pub fn serve(assets: Assets, addr: String, backend: &str, requests: Option<usize
     Ok(())
 }
 
+/// What `run` and `sweep` share: schedules, overrides, output folder and mentor.
+pub struct Plan {
+    /// Schedule names or YAML files.
+    pub schedules: Vec<String>,
+    /// `KEY=VALUE` overrides applied to every run's resolved configuration.
+    pub sets: Vec<String>,
+    /// Output folder.
+    pub out: std::path::PathBuf,
+    /// The mentor.
+    pub mentor: MentorOpts,
+}
+
+/// The mentor a run asks: an OpenAI-compatible endpoint when `--base-url` is given, else the
+/// embedded model; with the run's call and token budgets.
+fn make_mentor<B: Backend>(
+    opts: &MentorOpts,
+    assets: &Assets,
+    kind: BackendKind,
+    device: &B::Device,
+) -> tandem::Result<Box<dyn Mentor>> {
+    Ok(match &opts.base_url {
+        Some(url) => Box::new(HttpMentor::new(HttpMentorConfig {
+            base_url: url.clone(),
+            model: opts.model.clone(),
+            api_key_env: opts.api_key_env.clone(),
+            max_retries: opts.max_retries,
+            max_calls: opts.max_calls,
+            max_tokens: opts.max_tokens,
+            ..HttpMentorConfig::default()
+        })?),
+        None => Box::new(
+            LocalMentor::new(load_llm::<B>(assets, kind, device)?)
+                .with_budgets(opts.max_calls, opts.max_tokens),
+        ),
+    })
+}
+
 struct RunJob {
     /// (task, schedule, seed) of every run.
     runs: Vec<(String, String, u64)>,
     /// `KEY=VALUE` overrides applied to every run's resolved configuration.
     sets: Vec<String>,
     out: std::path::PathBuf,
+    mentor: MentorOpts,
     /// Sweep mode: fixed folder names, finished runs skipped.
     sweep: bool,
     assets: Assets,
@@ -293,11 +331,12 @@ impl BackendJob for RunJob {
         }
         let needs_mentor = planned.iter().any(|(_, c)| c.schedule.mentor.is_some());
         let mut mentor = if needs_mentor {
-            Some(LocalMentor::new(load_llm::<B::InnerBackend>(
+            Some(make_mentor::<B::InnerBackend>(
+                &self.mentor,
                 &self.assets,
                 kind,
                 &device,
-            )?))
+            )?)
         } else {
             None
         };
@@ -342,17 +381,10 @@ impl BackendJob for RunJob {
 }
 
 /// `tandem run`.
-pub fn run(
-    assets: Assets,
-    task: String,
-    schedules: Vec<String>,
-    seed: u64,
-    sets: Vec<String>,
-    backend: &str,
-    out: std::path::PathBuf,
-) -> Result<()> {
+pub fn run(assets: Assets, task: String, seed: u64, backend: &str, plan: Plan) -> Result<()> {
     let kind: BackendKind = backend.parse()?;
-    let runs = schedules
+    let runs = plan
+        .schedules
         .into_iter()
         .map(|s| (task.clone(), s, seed))
         .collect();
@@ -360,8 +392,9 @@ pub fn run(
         kind,
         RunJob {
             runs,
-            sets,
-            out,
+            sets: plan.sets,
+            out: plan.out,
+            mentor: plan.mentor,
             sweep: false,
             assets,
         },
@@ -391,20 +424,19 @@ pub fn run(
 pub fn sweep(
     assets: Assets,
     tasks: Vec<String>,
-    schedules: Vec<String>,
     seeds: u64,
-    sets: Vec<String>,
     backend: &str,
-    out: std::path::PathBuf,
+    plan: Plan,
 ) -> Result<()> {
     let kind: BackendKind = backend.parse()?;
-    let schedules = if schedules.is_empty() {
+    let out = plan.out;
+    let schedules = if plan.schedules.is_empty() {
         tandem::engine::BUILTIN_SCHEDULES
             .iter()
             .map(|s| s.to_string())
             .collect()
     } else {
-        schedules
+        plan.schedules
     };
     let mut runs = Vec::new();
     for t in &tasks {
@@ -418,8 +450,9 @@ pub fn sweep(
         kind,
         RunJob {
             runs,
-            sets,
+            sets: plan.sets,
             out: out.clone(),
+            mentor: plan.mentor,
             sweep: true,
             assets,
         },
@@ -498,7 +531,7 @@ fn run_in<B: AutodiffBackend>(
     config: &tandem::engine::RunConfig,
     assets: &Assets,
     device: &B::Device,
-    mentor: &mut Option<LocalMentor<B::InnerBackend>>,
+    mentor: &mut Option<Box<dyn Mentor>>,
     dir: &tandem::run::RunDir,
     resume: bool,
 ) -> tandem::Result<tandem::engine::RunResult> {
@@ -511,7 +544,7 @@ fn run_in<B: AutodiffBackend>(
     // Ticks through mentor stages too, where no gradient step advances the bar.
     bar.enable_steady_tick(std::time::Duration::from_millis(250));
     let m = match config.schedule.mentor {
-        Some(_) => mentor.as_mut().map(|m| m as &mut dyn Mentor),
+        Some(_) => mentor.as_mut().map(|m| m.as_mut() as &mut dyn Mentor),
         None => None,
     };
     let control = tandem::engine::RunControl {
@@ -534,6 +567,7 @@ fn run_in<B: AutodiffBackend>(
 struct ResumeJob {
     dir: std::path::PathBuf,
     assets: Assets,
+    mentor: MentorOpts,
 }
 
 impl BackendJob for ResumeJob {
@@ -551,11 +585,12 @@ impl BackendJob for ResumeJob {
         let config: RunConfig = serde_yaml::from_str(&text)
             .map_err(|e| tandem::Error::config(path.display().to_string(), e.to_string()))?;
         let mut mentor = match config.schedule.mentor {
-            Some(_) => Some(LocalMentor::new(load_llm::<B::InnerBackend>(
+            Some(_) => Some(make_mentor::<B::InnerBackend>(
+                &self.mentor,
                 &self.assets,
                 kind,
                 &device,
-            )?)),
+            )?),
             None => None,
         };
         let dir = tandem::run::RunDir::create(&self.dir)?;
@@ -564,13 +599,19 @@ impl BackendJob for ResumeJob {
 }
 
 /// `tandem run --resume DIR`.
-pub fn resume(assets: Assets, dir: std::path::PathBuf, backend: &str) -> Result<()> {
+pub fn resume(
+    assets: Assets,
+    dir: std::path::PathBuf,
+    backend: &str,
+    mentor: MentorOpts,
+) -> Result<()> {
     let kind: BackendKind = backend.parse()?;
     let r = dispatch(
         kind,
         ResumeJob {
             dir: dir.clone(),
             assets,
+            mentor,
         },
     )?;
     print_summary(&r, &dir);

@@ -55,6 +55,11 @@ impl GgufFile {
             let info = meta.to_info();
             let shape = info.shape().iter().rev().map(|&d| d as usize).collect();
             let start = base + info.offset();
+            if start + info.nbytes() > file.bytes.len() {
+                return Err(file.err(format!(
+                    "truncated: tensor `{name}` ends past the end of the file"
+                )));
+            }
             tensors.insert(
                 name.to_string(),
                 (info.ty(), shape, start..start + info.nbytes()),
@@ -70,8 +75,20 @@ impl GgufFile {
     }
 
     fn parse(&self) -> Result<GGuf<'_>> {
-        GGuf::new(&self.bytes)
-            .map_err(|e| Error::model(&self.path, format!("not a GGUF v3 file: {e}")))
+        // ggus slices the tensor data without checking the file's length: a truncated file
+        // panics inside it, which is caught and reported as what it is.
+        let bytes: &[u8] = &self.bytes;
+        match std::panic::catch_unwind(|| GGuf::new(bytes)) {
+            Ok(parsed) => parsed
+                .map_err(|e| Error::model(&self.path, format!("not a GGUF v3 file: {e}"))),
+            Err(_) => Err(Error::model(
+                &self.path,
+                format!(
+                    "truncated or corrupt GGUF file ({} bytes): its tensor data runs past the end",
+                    self.bytes.len()
+                ),
+            )),
+        }
     }
 
     fn err(&self, reason: impl Into<String>) -> Error {

@@ -34,6 +34,11 @@ impl<B: Backend> LocalMentor<B> {
         self
     }
 
+    /// The chat model back, e.g. to make a mentor with other budgets.
+    pub fn into_llm(self) -> ChatLlm<B> {
+        self.llm
+    }
+
     /// The chat model.
     pub fn llm(&self) -> &ChatLlm<B> {
         &self.llm
@@ -57,13 +62,21 @@ impl<B: Backend> Mentor for LocalMentor<B> {
                 limit,
             });
         }
-        if let Some(limit) = self.max_tokens.filter(|&l| self.usage.tokens >= l) {
-            return Err(Error::Budget {
-                what: "LLM tokens".into(),
-                limit,
-            });
+        // The token budget holds the prompt and the longest reply the call may produce: the
+        // reply is capped to what remains, and a call whose prompt alone does not fit is not made.
+        let mut sampling = request.sampling.clone();
+        if let Some(limit) = self.max_tokens {
+            let prompt = self.llm.prompt_ids(&request.messages)?.len() as u64;
+            let left = limit.saturating_sub(self.usage.tokens);
+            if prompt >= left {
+                return Err(Error::Budget {
+                    what: "LLM tokens".into(),
+                    limit,
+                });
+            }
+            sampling.max_tokens = sampling.max_tokens.min((left - prompt) as u32);
         }
-        let g = self.llm.generate(&request.messages, &request.sampling)?;
+        let g = self.llm.generate(&request.messages, &sampling)?;
         self.usage.calls += 1;
         self.usage.tokens += (g.prompt_tokens + g.tokens.len()) as u64;
         Ok(ChatResponse {

@@ -1,0 +1,309 @@
+//! Property tests of the optimizer's invariants on the real components (MiniLM, SmolLM2, UCI
+//! IMDB), with small generated schedules so they run in CI in seconds to minutes. Failures shrink
+//! to minimal cases, persisted in `proptest-regressions/invariants.txt`.
+
+mod common;
+
+use std::sync::{Mutex, OnceLock};
+
+use indicatif::ProgressBar;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, FileFailurePersistence};
+use tandem::assets::{MINILM, SMOLLM2, UCI_SENTIMENT};
+use tandem::backbone::Backbone;
+use tandem::data::SplitConfig;
+use tandem::decoder::ChatLlm;
+use tandem::engine::{
+    apply_overrides, run_schedule, MentorStage, Restart, RoundRecord, RunConfig, RunControl,
+    RunResult, Schedule,
+};
+use tandem::gradient::GradientConfig;
+use tandem::mentor::{LocalMentor, Mentor, Message, Sampling};
+use tandem::prompt::{fit_to_len, Metric, Projector, PromptInit, SoftPrompt};
+use tandem::run::RunDir;
+use tandem::tune::TuneConfig;
+
+fn config(cases: u32) -> Config {
+    Config {
+        cases,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "proptest-regressions/invariants.txt",
+        ))),
+        ..Config::default()
+    }
+}
+
+fn backbone() -> &'static Backbone<common::Cpu> {
+    static BB: OnceLock<Backbone<common::Cpu>> = OnceLock::new();
+    BB.get_or_init(|| {
+        let assets = common::assets(&[MINILM]);
+        Backbone::minilm(&assets, &Default::default()).unwrap()
+    })
+}
+
+fn projectors() -> &'static [(Metric, Projector<common::Cpu>); 2] {
+    static P: OnceLock<[(Metric, Projector<common::Cpu>); 2]> = OnceLock::new();
+    P.get_or_init(|| {
+        let bb = backbone();
+        [Metric::L2, Metric::Cosine].map(|m| (m, Projector::new(&bb.encoder, &bb.tokenizer, m)))
+    })
+}
+
+/// The embedded mentor, shared by the tests of this binary (one load).
+fn mentor() -> &'static Mutex<LocalMentor<common::Cpu>> {
+    static M: OnceLock<Mutex<LocalMentor<common::Cpu>>> = OnceLock::new();
+    M.get_or_init(|| {
+        let assets = common::assets(&[SMOLLM2]);
+        let llm = ChatLlm::load(&assets.path(&SMOLLM2.files[0]), &Default::default()).unwrap();
+        Mutex::new(LocalMentor::new(llm))
+    })
+}
+
+proptest! {
+    #![proptest_config(config(48))]
+
+    /// A vocabulary row projects to its own token under both metrics, the top-k distances are
+    /// sorted, and projection is idempotent.
+    #[test]
+    fn vocabulary_rows_project_to_themselves(ids in prop::collection::vec(1996u32..29612, 1..6)) {
+        let bb = backbone();
+        let rows = SoftPrompt::token_rows(&bb.encoder, &ids);
+        for (metric, p) in projectors() {
+            let proj = p.project(rows.clone(), 3);
+            prop_assert_eq!(&proj.nearest(), &ids, "{:?}", metric);
+            for d in &proj.distances {
+                prop_assert!(d.windows(2).all(|w| w[0] <= w[1] + 1e-6), "{:?}: {:?}", metric, d);
+            }
+            let again = p.project(SoftPrompt::token_rows(&bb.encoder, &proj.nearest()), 1);
+            prop_assert_eq!(again.nearest(), proj.nearest());
+        }
+    }
+
+    /// Random vectors: projecting the projection gives the same tokens (idempotence), and no
+    /// special token is ever returned.
+    #[test]
+    fn projection_is_idempotent_on_random_prompts(seed in any::<u64>(), len in 1usize..8) {
+        use burn::tensor::{Distribution, Tensor};
+        use burn::tensor::backend::Backend;
+        let bb = backbone();
+        common::Cpu::seed(&Default::default(), seed);
+        let rows: Tensor<common::Cpu, 2> =
+            Tensor::random([len, bb.encoder.hidden_size()], Distribution::Normal(0.0, 0.05), &Default::default());
+        for (metric, p) in projectors() {
+            let proj = p.project(rows.clone(), 3);
+            prop_assert!(proj.token_ids.iter().flatten().all(|&t| !bb.tokenizer.is_special(t)));
+            let again = p.project(SoftPrompt::token_rows(&bb.encoder, &proj.nearest()), 1);
+            prop_assert_eq!(again.nearest(), proj.nearest(), "{:?}", metric);
+        }
+    }
+
+    /// Restart: every candidate text becomes exactly L prompt rows (cycled or truncated), so the
+    /// prompt's shape never changes across rounds; a text without tokens is refused upstream.
+    #[test]
+    fn every_candidate_text_becomes_exactly_l_rows(text in "\\PC{0,60}", len in 1usize..32) {
+        let bb = backbone();
+        let ids = bb.tokenizer.encode(&text);
+        prop_assume!(!ids.is_empty());
+        let fitted = fit_to_len(&ids, len);
+        prop_assert_eq!(fitted.len(), len);
+        for (i, id) in fitted.iter().enumerate() {
+            prop_assert_eq!(*id, ids[i % ids.len()]);
+        }
+        let rows = SoftPrompt::token_rows(&bb.encoder, &fitted);
+        prop_assert_eq!(rows.dims(), [len, bb.encoder.hidden_size()]);
+    }
+}
+
+/// A valid schedule: at least one gradient step, a mentor stage whose trajectory sample fits
+/// what a round records, `restart: best` only with a mentor.
+fn schedule_strategy(max_rounds: usize, max_steps: usize) -> impl Strategy<Value = Schedule> {
+    (
+        1..=max_rounds,
+        0..=max_steps,
+        0..=max_steps,
+        any::<bool>(),
+        1usize..=3,
+        1usize..=8,
+        0usize..=2,
+        prop_oneof![Just(Restart::Best), Just(Restart::Continue), Just(Restart::Random)],
+        0u64..1000,
+    )
+        .prop_filter_map("valid schedule", |(rounds, spr, fin, mentor, c, h, s, restart, seed)| {
+            if rounds * spr + fin == 0 || (!mentor && restart == Restart::Best && rounds > 1) {
+                return None;
+            }
+            let mentor = mentor.then(|| MentorStage {
+                template: "catalyst".into(),
+                candidates: c,
+                history: h,
+                sample: s.min(spr),
+                word_limit: 8,
+                sampling: Sampling {
+                    temperature: 0.7,
+                    top_p: 0.95,
+                    max_tokens: 16,
+                    stop: Vec::new(),
+                    seed,
+                },
+            });
+            let restart = if mentor.is_none() && restart == Restart::Best { Restart::Continue } else { restart };
+            Some(Schedule {
+                name: "generated".into(),
+                rounds,
+                steps_per_round: spr,
+                final_steps: fin,
+                mentor,
+                restart,
+            })
+        })
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// Schedules are data: YAML round trip is the identity, a run configuration passes through
+    /// `--set`-style overrides unchanged when none are given, and the budget is the sum of stages.
+    #[test]
+    fn schedule_yaml_round_trip_is_identity(s in schedule_strategy(8, 50)) {
+        s.validate(1).unwrap();
+        let yaml = serde_yaml::to_string(&s).unwrap();
+        prop_assert_eq!(&serde_yaml::from_str::<Schedule>(&yaml).unwrap(), &s);
+        prop_assert_eq!(s.gradient_steps(), s.rounds * s.steps_per_round + s.final_steps);
+        let c = RunConfig { task: TuneConfig::default(), schedule: s };
+        prop_assert_eq!(apply_overrides(&c, &[]).unwrap(), c);
+    }
+}
+
+fn tiny_task(seed: u64) -> TuneConfig {
+    TuneConfig {
+        task: "uci-imdb".into(),
+        prompt_len: 3,
+        init: PromptInit::Text("this review is".into()),
+        seed,
+        split: SplitConfig {
+            max_test: 40,
+            max_selection: 30,
+            shots: Some(4),
+            ..Default::default()
+        },
+        gradient: GradientConfig {
+            batch_size: 4,
+            record_every: 1,
+            ..Default::default()
+        },
+        max_len: 40,
+        ..Default::default()
+    }
+}
+
+fn run(
+    config: &RunConfig,
+    out: Option<&RunDir>,
+    control: RunControl,
+) -> tandem::Result<(RunResult, Vec<RoundRecord>)> {
+    let assets = common::assets(&[MINILM, UCI_SENTIMENT, SMOLLM2]);
+    let mut guard = config
+        .schedule
+        .mentor
+        .as_ref()
+        .map(|_| mentor().lock().unwrap_or_else(|e| e.into_inner()));
+    let m = guard.as_deref_mut().map(|m| m as &mut dyn Mentor);
+    run_schedule::<common::CpuAd>(
+        config,
+        &assets,
+        &Default::default(),
+        m,
+        None,
+        out,
+        &ProgressBar::hidden(),
+        control,
+    )
+}
+
+fn without_time(mut r: RunResult) -> RunResult {
+    r.wall_seconds = 0.0;
+    r
+}
+
+proptest! {
+    #![proptest_config(config(4))]
+
+    /// A random valid schedule runs to completion on a tiny task; it takes exactly its gradient
+    /// budget, at most one mentor call per round, ends with a prompt at least as good on
+    /// selection as every prompt it scored, and the same seed gives the same run.
+    #[test]
+    fn random_schedules_complete_within_budget_and_reproduce(
+        s in schedule_strategy(2, 4), seed in 0u64..50,
+    ) {
+        let config = RunConfig { task: tiny_task(seed), schedule: s.clone() };
+        let (r, rounds) = run(&config, None, RunControl::default()).unwrap();
+        prop_assert_eq!(r.gradient_steps, s.gradient_steps());
+        prop_assert!(r.llm_calls <= s.rounds as u64);
+        if s.mentor.is_none() {
+            prop_assert_eq!(r.llm_calls, 0);
+        }
+        let mut best_so_far = f64::NEG_INFINITY;
+        for round in &rounds {
+            let best = round.scored.iter().map(|x| x.selection.accuracy).fold(f64::NEG_INFINITY, f64::max);
+            best_so_far = best_so_far.max(best);
+            prop_assert!(r.selection.accuracy >= best - 1e-12,
+                "final selection {} below a scored prompt's {}", r.selection.accuracy, best);
+        }
+        prop_assert!(r.selection.accuracy >= best_so_far - 1e-12);
+        let (again, _) = run(&config, None, RunControl::default()).unwrap();
+        prop_assert_eq!(without_time(again), without_time(r));
+    }
+
+    /// A run halted after any of its checkpoints and resumed ends with the uninterrupted run's
+    /// exact record.
+    #[test]
+    fn halting_at_any_checkpoint_then_resuming_gives_the_same_result(
+        s in schedule_strategy(2, 3), seed in 0u64..50, halt in 1usize..6,
+    ) {
+        let config = RunConfig { task: tiny_task(seed), schedule: s };
+        let tmp = tempfile::tempdir().unwrap();
+        let full = RunDir::create(tmp.path().join("full")).unwrap();
+        let (want, _) = run(&config, Some(&full), RunControl::default()).unwrap();
+        let dir = RunDir::create(tmp.path().join("halted")).unwrap();
+        let halted = run(&config, Some(&dir), RunControl { resume: false, halt_after: Some(halt) });
+        match halted {
+            Err(tandem::Error::Halted { .. }) => {
+                prop_assert!(!dir.path().join("results.json").exists());
+                let (got, _) = run(&config, Some(&dir), RunControl { resume: true, halt_after: None }).unwrap();
+                prop_assert_eq!(without_time(got), without_time(want.clone()));
+                let traj = |d: &RunDir| std::fs::read_to_string(d.path().join("trajectory.jsonl")).unwrap();
+                prop_assert_eq!(traj(&dir), traj(&full));
+            }
+            // Fewer checkpoints than `halt`: the run simply finished.
+            Ok((got, _)) => prop_assert_eq!(without_time(got), without_time(want)),
+            Err(e) => return Err(TestCaseError::fail(e.to_string())),
+        }
+    }
+
+    /// The embedded mentor's budgets: calls and tokens (prompt plus reply) never exceed their
+    /// caps; a call that would is refused with a budget error.
+    #[test]
+    fn mentor_budgets_are_never_exceeded(max_calls in 0u64..4, max_tokens in 0u64..160) {
+        static LLM: Mutex<Option<ChatLlm<common::Cpu>>> = Mutex::new(None);
+        let mut slot = LLM.lock().unwrap_or_else(|e| e.into_inner());
+        let llm = slot.take().unwrap_or_else(|| {
+            let assets = common::assets(&[SMOLLM2]);
+            ChatLlm::load(&assets.path(&SMOLLM2.files[0]), &Default::default()).unwrap()
+        });
+        let mut local = LocalMentor::new(llm).with_budgets(Some(max_calls), Some(max_tokens));
+        let sampling = Sampling { temperature: 0.7, top_p: 0.95, max_tokens: 24, stop: Vec::new(), seed: 1 };
+        for _ in 0..5 {
+            let request = local.request(vec![Message::user("Say hi.")], sampling.clone());
+            match local.send(&request) {
+                Ok(_) => {}
+                Err(tandem::Error::Budget { .. }) => break,
+                Err(e) => return Err(TestCaseError::fail(e.to_string())),
+            }
+            let u = local.usage();
+            prop_assert!(u.calls <= max_calls && u.tokens <= max_tokens, "{:?} over ({}, {})", u, max_calls, max_tokens);
+        }
+        let u = local.usage();
+        *slot = Some(local.into_llm());
+        prop_assert!(u.calls <= max_calls && u.tokens <= max_tokens);
+    }
+}
