@@ -11,10 +11,12 @@
 //! - `projection`: an 8-vector prompt onto the 30,522-token vocabulary (L2, top-3);
 //! - `mentor_decode`: 32 greedy tokens of the embedded SmolLM2-135M (quantized host decoding
 //!   on ndarray, the burn f32 decoder elsewhere);
-//! - `template_render`: the catalyst meta-prompt with an 8-prompt history.
+//! - `template_render`: the catalyst meta-prompt with an 8-prompt history;
+//! - `catalyst_round`: one whole catalyst round on UCI IMDB with the embedded mentor (task
+//!   loading, 10 gradient steps, scoring, a 48-token mentor reply, candidates scored, restart).
 //!
-//! PyTorch peer: `benches/peers/grad_step_peer.py`; `benches/peers/compare.py` runs both on
-//! this machine, `benches/gpu/run.sh` on a GPU machine. llama.cpp peer of the decoder:
+//! PyTorch peer: `benches/peers/grad_step_peer.py`; `benches/gpu/run.sh` runs `tandem bench`
+//! (the same workloads) and the peer side by side, on a GPU machine or (`DEVICE=cpu`) here. llama.cpp peer of the decoder:
 //! `benches/peers/decode_compare.py`.
 
 use std::time::{Duration, Instant};

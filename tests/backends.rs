@@ -81,9 +81,7 @@ fn ten_steps<B: AutodiffBackend>(device: &B::Device) -> (Vec<f64>, Vec<f32>, Vec
         .convert::<f32>()
         .into_vec()
         .unwrap();
-    let projection = projector
-        .project(out.model.prompt.rows(), 1)
-        .nearest();
+    let projection = projector.project(out.model.prompt.rows(), 1).nearest();
     (out.step_losses, values, projection)
 }
 

@@ -30,8 +30,9 @@ fn real_server() -> SocketAddr {
     static ADDR: OnceLock<SocketAddr> = OnceLock::new();
     *ADDR.get_or_init(|| {
         let assets = common::assets(&[SMOLLM2]);
-        let llm = ChatLlm::<common::Cpu>::load(&assets.path(&SMOLLM2.files[0]), &Default::default())
-            .unwrap();
+        let llm =
+            ChatLlm::<common::Cpu>::load(&assets.path(&SMOLLM2.files[0]), &Default::default())
+                .unwrap();
         let server = ChatServer::bind("127.0.0.1:0").unwrap();
         let addr = server.addr().unwrap();
         std::thread::spawn(move || server.serve(&llm, None));
@@ -238,7 +239,16 @@ fn all_files(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
 #[test]
 fn a_run_survives_a_misbehaving_server_and_never_writes_the_key() {
     use Fault::*;
-    let (url, heads) = proxy(vec![TooMany, ServerError, Reset, Pass, Truncated, Hang, Pass, NoCandidates]);
+    let (url, heads) = proxy(vec![
+        TooMany,
+        ServerError,
+        Reset,
+        Pass,
+        Truncated,
+        Hang,
+        Pass,
+        NoCandidates,
+    ]);
     let mut mentor = http_mentor(&url, 3);
     let tmp = tempfile::tempdir().unwrap();
     let dir = RunDir::create(tmp.path().join("run")).unwrap();
@@ -259,7 +269,11 @@ fn a_run_survives_a_misbehaving_server_and_never_writes_the_key() {
         .collect();
     assert_eq!(replies.len(), 3);
     assert_eq!(replies[2], "1.\n2.\n3.");
-    let last = rounds.iter().filter_map(|r| r.mentor.as_ref()).nth(2).unwrap();
+    let last = rounds
+        .iter()
+        .filter_map(|r| r.mentor.as_ref())
+        .nth(2)
+        .unwrap();
     assert!(last.candidates.is_empty(), "{:?}", last.candidates);
     // 8 scripted connections: 3 faults before the first success, 2 before the second.
     assert_eq!(heads.lock().unwrap().len(), 8);
@@ -329,7 +343,11 @@ fn divergence_is_rolled_back_and_recorded() {
     let (r, rounds) = go(&cfg).unwrap();
     let rollbacks: Vec<_> = rounds.iter().flat_map(|r| r.rollbacks.clone()).collect();
     assert!(!rollbacks.is_empty());
-    assert!(rollbacks[0].reason.contains("non-finite"), "{:?}", rollbacks[0]);
+    assert!(
+        rollbacks[0].reason.contains("non-finite"),
+        "{:?}",
+        rollbacks[0]
+    );
     assert!(rollbacks.windows(2).all(|w| w[1].lr_scale < w[0].lr_scale));
     assert_eq!(r.gradient_steps, 6);
     assert!(r.test.loss.is_finite());
@@ -347,7 +365,9 @@ fn corrupt_and_truncated_files_are_named() {
     let gguf = std::fs::read(assets.path(&SMOLLM2.files[0])).unwrap();
     let cut = tmp.path().join("cut.gguf");
     std::fs::write(&cut, &gguf[..gguf.len() / 2]).unwrap();
-    let e = ChatLlm::<common::Cpu>::load(&cut, &Default::default()).unwrap_err().to_string();
+    let e = ChatLlm::<common::Cpu>::load(&cut, &Default::default())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("cut.gguf"), "{e}");
     // Safetensors weights cut short.
     let st = std::fs::read(assets.require(&MINILM, "minilm/model.safetensors").unwrap()).unwrap();
@@ -374,4 +394,51 @@ fn corrupt_and_truncated_files_are_named() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("state.json"), "{e}");
+}
+
+/// The command line with an endpoint: `tandem run --base-url` sends the key from the named
+/// variable, and neither its output nor any file of the run folder contains it.
+#[test]
+fn the_cli_never_prints_or_writes_the_key() {
+    let (url, heads) = proxy(vec![Fault::TooMany]);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"));
+    cmd.args(["run", "uci-imdb", "--schedule", "catalyst", "--seed", "1"]);
+    for set in [
+        "schedule.rounds=1",
+        "schedule.steps_per_round=3",
+        "schedule.final_steps=2",
+        "schedule.mentor.sample=2",
+        "schedule.mentor.sampling.max_tokens=16",
+        "task.split.max_test=40",
+        "task.split.max_selection=30",
+        "task.split.shots=4",
+        "task.gradient.record_every=1",
+    ] {
+        cmd.args(["--set", set]);
+    }
+    let out = cmd
+        .args(["--base-url", &url, "--api-key-env", KEY_ENV, "--out"])
+        .arg(tmp.path())
+        .env(KEY_ENV, SENTINEL)
+        .env("TANDEM_ASSETS", tandem::assets::Assets::from_env().root())
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 LLM calls"), "{text}");
+    assert!(!text.contains(SENTINEL), "the key was printed: {text}");
+    assert!(heads
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|h| h.contains(&format!("Bearer {SENTINEL}"))));
+    for (path, bytes) in all_files(tmp.path()) {
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(SENTINEL),
+            "the API key leaked into {}",
+            path.display()
+        );
+    }
 }

@@ -124,38 +124,50 @@ fn schedule_strategy(max_rounds: usize, max_steps: usize) -> impl Strategy<Value
         any::<bool>(),
         1usize..=3,
         1usize..=8,
-        0usize..=2,
-        prop_oneof![Just(Restart::Best), Just(Restart::Continue), Just(Restart::Random)],
+        1usize..=3,
+        prop_oneof![
+            Just(Restart::Best),
+            Just(Restart::Continue),
+            Just(Restart::Random)
+        ],
         0u64..1000,
     )
-        .prop_filter_map("valid schedule", |(rounds, spr, fin, mentor, c, h, s, restart, seed)| {
-            if rounds * spr + fin == 0 || (!mentor && restart == Restart::Best && rounds > 1) {
-                return None;
-            }
-            let mentor = mentor.then(|| MentorStage {
-                template: "catalyst".into(),
-                candidates: c,
-                history: h,
-                sample: s.min(spr),
-                word_limit: 8,
-                sampling: Sampling {
-                    temperature: 0.7,
-                    top_p: 0.95,
-                    max_tokens: 16,
-                    stop: Vec::new(),
-                    seed,
-                },
-            });
-            let restart = if mentor.is_none() && restart == Restart::Best { Restart::Continue } else { restart };
-            Some(Schedule {
-                name: "generated".into(),
-                rounds,
-                steps_per_round: spr,
-                final_steps: fin,
-                mentor,
-                restart,
-            })
-        })
+        .prop_filter_map(
+            "valid schedule",
+            |(rounds, spr, fin, mentor, c, h, s, restart, seed)| {
+                if rounds * spr + fin == 0 || (!mentor && restart == Restart::Best && rounds > 1) {
+                    return None;
+                }
+                let mentor = mentor.then(|| MentorStage {
+                    template: "catalyst".into(),
+                    candidates: c,
+                    history: h,
+                    // What a round records: one point per step (record_every 1).
+                    sample: if spr == 0 { s } else { s.min(spr) },
+                    word_limit: 8,
+                    sampling: Sampling {
+                        temperature: 0.7,
+                        top_p: 0.95,
+                        max_tokens: 16,
+                        stop: Vec::new(),
+                        seed,
+                    },
+                });
+                let restart = if mentor.is_none() && restart == Restart::Best {
+                    Restart::Continue
+                } else {
+                    restart
+                };
+                Some(Schedule {
+                    name: "generated".into(),
+                    rounds,
+                    steps_per_round: spr,
+                    final_steps: fin,
+                    mentor,
+                    restart,
+                })
+            },
+        )
 }
 
 proptest! {

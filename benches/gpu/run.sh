@@ -8,7 +8,9 @@
 #   DEVICE=cpu BACKENDS=ndarray benches/gpu/run.sh target/release/tandem   # the CPU table
 #
 # Environment: ASSETS (default ./assets), PYTHON (default python3), ITERS (20), WARMUP (3),
-# DEVICE (cuda), BACKENDS ("cuda wgpu"), PRECISIONS ("fp32 tf32 bf16"; cpu: fp32).
+# DEVICE (cuda), BACKENDS ("cuda wgpu"), PRECISIONS ("fp32 tf32 bf16"; cpu: fp32),
+# ONLY (workload id prefixes for tandem, default "grad_step"), MODELS ("minilm bert_base"),
+# SKIP_PEER (1: tandem only, e.g. to add a backend to an earlier run's folder).
 set -uo pipefail
 BIN=${1:?usage: run.sh BIN [OUT]}
 OUT=${2:-${OUT:-/tmp/tandem-bench}}
@@ -41,12 +43,15 @@ MEM="$PYTHON $ROOT/benches/gpu/peak_memory.py"
 
 for b in $BACKENDS; do
   echo "== tandem $b"
-  timeout 420 $MEM --json "$OUT/mem_tandem_$b.json" -- \
-    "$BIN" bench --backend "$b" --only grad_step --warmup "$WARMUP" --iters "$ITERS" \
+  only=()
+  for o in ${ONLY:-grad_step}; do only+=(--only "$o"); done
+  timeout "${TANDEM_TIMEOUT:-420}" $MEM --json "$OUT/mem_tandem_$b.json" -- \
+    "$BIN" bench --backend "$b" "${only[@]}" --warmup "$WARMUP" --iters "$ITERS" \
     --json "$OUT/tandem_$b.json" || echo "tandem $b failed (status $?)"
 done
+[ "${SKIP_PEER:-0}" = 1 ] && PRECISIONS=""
 for p in $PRECISIONS; do
-  for m in minilm bert_base; do
+  for m in ${MODELS:-minilm bert_base}; do
     echo "== torch $DEVICE $p $m"
     timeout 300 $MEM --json "$OUT/mem_torch_${p}_$m.json" -- \
       "$PYTHON" "$ROOT/benches/peers/grad_step_peer.py" --assets "$ASSETS" --device "$DEVICE" \

@@ -158,6 +158,10 @@ def main():
         weights = load_file(a.weights) if a.weights else random_bert_base()
     enc = Encoder(weights, dev)
     tok = Tokenizer.from_file(f"{a.assets}/minilm/tokenizer.json")
+    # MiniLM's tokenizer.json pads every encoding to 128: off, so that class names and the init
+    # text are their own tokens (tandem's tokenizer does the same).
+    tok.no_padding()
+    tok.no_truncation()
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     classes = [tok.encode(c, add_special_tokens=False).ids for c in ("negative", "positive")]
     seqs = synthetic_tokens(batch, text_tokens)

@@ -77,6 +77,10 @@ pub enum Workload {
     MentorDecode,
     /// Rendering the catalyst meta-prompt with an 8-prompt history.
     TemplateRender,
+    /// One whole catalyst round on UCI IMDB (16 shots, 100 selection examples): loading the
+    /// task, a 10-step gradient stage, scoring 2 projected texts, a 48-token mentor reply from
+    /// the embedded SmolLM2, scoring its candidates, the restart.
+    CatalystRound,
 }
 
 impl Workload {
@@ -92,6 +96,7 @@ impl Workload {
             Workload::Projection,
             Workload::MentorDecode,
             Workload::TemplateRender,
+            Workload::CatalystRound,
         ]);
         all
     }
@@ -105,6 +110,7 @@ impl Workload {
             Workload::Projection => "projection/minilm_vocab/l8".into(),
             Workload::MentorDecode => "mentor_decode/smollm2/t32".into(),
             Workload::TemplateRender => "template_render/catalyst/h8".into(),
+            Workload::CatalystRound => "catalyst_round/uci_imdb/s10".into(),
         }
     }
 
@@ -132,6 +138,7 @@ impl Workload {
             Workload::Projection => (8, "vectors"),
             Workload::MentorDecode => (32, "tokens"),
             Workload::TemplateRender => (1, "renders"),
+            Workload::CatalystRound => (1, "rounds"),
         }
     }
 }
@@ -258,6 +265,7 @@ pub fn prepare<'a, B: AutodiffBackend>(
                 }),
             })
         }
+        Workload::CatalystRound => catalyst_round::<B>(assets, device, quantized_decode),
         Workload::TemplateRender => {
             let template = MetaPromptTemplate::builtin("catalyst")?;
             let history = (0..8)
@@ -276,6 +284,54 @@ pub fn prepare<'a, B: AutodiffBackend>(
             })
         }
     }
+}
+
+fn catalyst_round<'a, B: AutodiffBackend>(
+    assets: &'a Assets,
+    device: &'a B::Device,
+    quantized_decode: bool,
+) -> Result<Prepared<'a>> {
+    use crate::engine::{run_schedule, RunConfig, RunControl, Schedule};
+    use crate::mentor::LocalMentor;
+    assets.ensure(&SMOLLM2)?;
+    let llm = ChatLlm::<B::InnerBackend>::load_with(
+        &assets.path(&SMOLLM2.files[0]),
+        device,
+        quantized_decode,
+    )?;
+    let mut mentor = LocalMentor::new(llm);
+    let mut schedule = Schedule::builtin("catalyst")?;
+    schedule.rounds = 1;
+    schedule.steps_per_round = 10;
+    schedule.final_steps = 0;
+    if let Some(m) = schedule.mentor.as_mut() {
+        m.sample = 2;
+        m.sampling.max_tokens = 48;
+    }
+    let mut task = crate::tune::TuneConfig {
+        task: "uci-imdb".into(),
+        ..Default::default()
+    };
+    task.split.max_test = 100;
+    task.split.max_selection = 100;
+    task.gradient.batch_size = 16;
+    let config = RunConfig { task, schedule };
+    let progress = indicatif::ProgressBar::hidden();
+    Ok(Prepared {
+        step: Box::new(move || {
+            run_schedule::<B>(
+                &config,
+                assets,
+                device,
+                Some(&mut mentor),
+                None,
+                None,
+                &progress,
+                RunControl::default(),
+            )?;
+            Ok(None)
+        }),
+    })
 }
 
 fn grad_step<'a, B: AutodiffBackend>(

@@ -323,6 +323,15 @@ impl BackendJob for RunJob {
                 schedule: Schedule::resolve(schedule)?,
             };
             let config = tandem::engine::apply_overrides(&config, &self.sets)?;
+            if config.task.backend != kind {
+                return Err(tandem::Error::config(
+                    "task.backend",
+                    format!(
+                        "is {} but the run is on {kind}: choose the backend with --backend",
+                        config.task.backend
+                    ),
+                ));
+            }
             config.task.validate()?;
             config
                 .schedule

@@ -79,8 +79,9 @@ impl GgufFile {
         // panics inside it, which is caught and reported as what it is.
         let bytes: &[u8] = &self.bytes;
         match std::panic::catch_unwind(|| GGuf::new(bytes)) {
-            Ok(parsed) => parsed
-                .map_err(|e| Error::model(&self.path, format!("not a GGUF v3 file: {e}"))),
+            Ok(parsed) => {
+                parsed.map_err(|e| Error::model(&self.path, format!("not a GGUF v3 file: {e}")))
+            }
             Err(_) => Err(Error::model(
                 &self.path,
                 format!(
