@@ -4,22 +4,18 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use indicatif::ProgressBar;
 use tandem::assets::{MINILM, SMOLLM2, UCI_SENTIMENT};
-use tandem::data::SplitConfig;
 use tandem::decoder::ChatLlm;
 use tandem::engine::{run_schedule, RunConfig, RunControl, RunResult, Schedule};
-use tandem::gradient::GradientConfig;
 use tandem::mentor::{HttpMentor, HttpMentorConfig, Mentor};
-use tandem::prompt::PromptInit;
 use tandem::run::RunDir;
 use tandem::serve::ChatServer;
-use tandem::tune::TuneConfig;
 
 const KEY_ENV: &str = "TANDEM_FAULTS_TEST_KEY";
 const SENTINEL: &str = "sk-SENTINEL-7f3a9c";
@@ -80,23 +76,8 @@ fn proxy(script: Vec<Fault>) -> (String, Arc<Mutex<Vec<String>>>) {
 }
 
 fn handle(stream: TcpStream, fault: Fault, upstream: SocketAddr, log: &Mutex<Vec<String>>) {
-    stream.set_read_timeout(Some(Duration::from_secs(30))).ok();
-    let mut reader = BufReader::new(stream);
-    let (mut head, mut len) = (String::new(), 0usize);
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-            break;
-        }
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            len = v.trim().parse().unwrap_or(0);
-        }
-        head.push_str(&line);
-    }
-    let mut body = vec![0; len];
-    reader.read_exact(&mut body).ok();
+    let (head, body, mut stream) = common::read_request(stream);
     log.lock().unwrap().push(head.clone());
-    let mut stream = reader.into_inner();
     let reply = |code: u16, extra: &str, body: &str| {
         format!(
             "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}",
@@ -164,25 +145,7 @@ fn config(rounds: usize) -> RunConfig {
         m.sampling.max_tokens = 24;
     }
     RunConfig {
-        task: TuneConfig {
-            task: "uci-imdb".into(),
-            prompt_len: 3,
-            init: PromptInit::Text("this review is".into()),
-            seed: 5,
-            split: SplitConfig {
-                max_test: 40,
-                max_selection: 30,
-                shots: Some(4),
-                ..Default::default()
-            },
-            gradient: GradientConfig {
-                batch_size: 4,
-                record_every: 1,
-                ..Default::default()
-            },
-            max_len: 40,
-            ..Default::default()
-        },
+        task: common::tiny_task(5),
         schedule: s,
     }
 }

@@ -2,7 +2,9 @@
 //! 5xx (honouring Retry-After), no retry on 401, connection errors, budgets, and the API key never
 //! appears in an error. (The success path against a real LLM comes with `tandem serve`.)
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::Write;
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,26 +23,10 @@ fn serve(script: Vec<String>) -> (String, Arc<Mutex<Vec<String>>>) {
             let Ok((stream, _)) = listener.accept() else {
                 return;
             };
-            stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
-            let mut reader = BufReader::new(stream);
-            let mut head = String::new();
-            let mut len = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-                head.push_str(&line);
-            }
-            let mut body = vec![0; len];
-            reader.read_exact(&mut body).ok();
+            let (head, body, mut stream) = common::read_request(stream);
             log.lock()
                 .unwrap()
                 .push(head + &String::from_utf8_lossy(&body));
-            let mut stream = reader.into_inner();
             stream.write_all(response.as_bytes()).ok();
         }
     });

@@ -11,15 +11,13 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 use tandem::assets::{MINILM, SMOLLM2, UCI_SENTIMENT};
 use tandem::backbone::Backbone;
-use tandem::data::SplitConfig;
 use tandem::decoder::ChatLlm;
 use tandem::engine::{
     apply_overrides, run_schedule, MentorStage, Restart, RoundRecord, RunConfig, RunControl,
     RunResult, Schedule,
 };
-use tandem::gradient::GradientConfig;
 use tandem::mentor::{LocalMentor, Mentor, Message, Sampling};
-use tandem::prompt::{fit_to_len, Metric, Projector, PromptInit, SoftPrompt};
+use tandem::prompt::{fit_to_len, Metric, Projector, SoftPrompt};
 use tandem::run::RunDir;
 use tandem::tune::TuneConfig;
 
@@ -186,28 +184,6 @@ proptest! {
     }
 }
 
-fn tiny_task(seed: u64) -> TuneConfig {
-    TuneConfig {
-        task: "uci-imdb".into(),
-        prompt_len: 3,
-        init: PromptInit::Text("this review is".into()),
-        seed,
-        split: SplitConfig {
-            max_test: 40,
-            max_selection: 30,
-            shots: Some(4),
-            ..Default::default()
-        },
-        gradient: GradientConfig {
-            batch_size: 4,
-            record_every: 1,
-            ..Default::default()
-        },
-        max_len: 40,
-        ..Default::default()
-    }
-}
-
 fn run(
     config: &RunConfig,
     out: Option<&RunDir>,
@@ -247,7 +223,7 @@ proptest! {
     fn random_schedules_complete_within_budget_and_reproduce(
         s in schedule_strategy(2, 4), seed in 0u64..50,
     ) {
-        let config = RunConfig { task: tiny_task(seed), schedule: s.clone() };
+        let config = RunConfig { task: common::tiny_task(seed), schedule: s.clone() };
         let (r, rounds) = run(&config, None, RunControl::default()).unwrap();
         prop_assert_eq!(r.gradient_steps, s.gradient_steps());
         prop_assert!(r.llm_calls <= s.rounds as u64);
@@ -272,7 +248,7 @@ proptest! {
     fn halting_at_any_checkpoint_then_resuming_gives_the_same_result(
         s in schedule_strategy(2, 3), seed in 0u64..50, halt in 1usize..6,
     ) {
-        let config = RunConfig { task: tiny_task(seed), schedule: s };
+        let config = RunConfig { task: common::tiny_task(seed), schedule: s };
         let tmp = tempfile::tempdir().unwrap();
         let full = RunDir::create(tmp.path().join("full")).unwrap();
         let (want, _) = run(&config, Some(&full), RunControl::default()).unwrap();

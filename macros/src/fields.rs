@@ -6,6 +6,26 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{braced, Ident, Lit, Token};
 
+/// Every error of a declaration, collected so that all are reported at once.
+#[derive(Default)]
+pub struct Errors(Option<syn::Error>);
+
+impl Errors {
+    /// Adds an error at `span`.
+    pub fn push(&mut self, span: Span, msg: impl std::fmt::Display) {
+        let e = syn::Error::new(span, msg);
+        match &mut self.0 {
+            Some(all) => all.combine(e),
+            None => self.0 = Some(e),
+        }
+    }
+
+    /// `Ok` when nothing was pushed, else every error combined.
+    pub fn finish(self) -> syn::Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
 /// A field value: a literal, a bare word, a word with settings (`name { … }`), a list of
 /// literals, or a nested block of fields.
 pub enum Value {

@@ -3,7 +3,7 @@
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
 
-use crate::fields::{Fields, Reader};
+use crate::fields::{Errors, Fields, Reader};
 
 const FIELDS: &[&str] = &[
     "name",
@@ -133,14 +133,8 @@ pub fn parse(tokens: TokenStream) -> syn::Result<ScheduleDecl> {
 
 /// Checks that the schedule can run; each error points at the field responsible.
 pub fn validate(s: &ScheduleDecl) -> syn::Result<()> {
-    let mut errors: Option<syn::Error> = None;
-    let mut err = |span: Span, msg: String| {
-        let e = syn::Error::new(span, msg);
-        match &mut errors {
-            Some(all) => all.combine(e),
-            None => errors = Some(e),
-        }
-    };
+    let mut errors = Errors::default();
+    let mut err = |span: Span, msg: String| errors.push(span, msg);
     if s.rounds.0 == 0 {
         err(s.rounds.1, "a schedule needs at least one round".into());
     }
@@ -203,10 +197,7 @@ pub fn validate(s: &ScheduleDecl) -> syn::Result<()> {
             }
         }
     }
-    match errors {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    errors.finish()
 }
 
 /// The `tandem::engine::Schedule` value; a `.hbs` template's variables are checked against

@@ -3,7 +3,7 @@
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
 
-use crate::fields::{Fields, Reader, Value};
+use crate::fields::{Errors, Fields, Reader, Value};
 
 const FIELDS: &[&str] = &[
     "name",
@@ -155,14 +155,8 @@ fn names(list: &[(&'static str, usize)]) -> Vec<&'static str> {
 
 /// Checks that the task can be loaded and trained; each error points at the field responsible.
 pub fn validate(t: &TaskDecl) -> syn::Result<()> {
-    let mut errors: Option<syn::Error> = None;
-    let mut err = |span: Span, msg: String| {
-        let e = syn::Error::new(span, msg);
-        match &mut errors {
-            Some(all) => all.combine(e),
-            None => errors = Some(e),
-        }
-    };
+    let mut errors = Errors::default();
+    let mut err = |span: Span, msg: String| errors.push(span, msg);
     let (name, span) = &t.name;
     if name.is_empty()
         || !name
@@ -233,10 +227,7 @@ pub fn validate(t: &TaskDecl) -> syn::Result<()> {
             "`shots` must be at least 1 (or `all` for the full training split)".into(),
         );
     }
-    match errors {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    errors.finish()
 }
 
 /// The `tandem::task::TaskSpec` value; a constant expression.

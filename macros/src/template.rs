@@ -9,7 +9,7 @@ use handlebars::{Path, PathSeg};
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 
-use crate::fields::{Fields, Reader, Value};
+use crate::fields::{Errors, Fields, Reader, Value};
 
 const FIELDS: &[&str] = &["name", "file", "context"];
 /// Helpers a meta-prompt template may call: tandem's (`fixed`, `percent`) and handlebars'
@@ -113,7 +113,7 @@ pub fn checker(
     let mut walker = Walker {
         file,
         span,
-        errors: None,
+        errors: Errors::default(),
         next_var: 0,
     };
     let root = Scope {
@@ -121,9 +121,7 @@ pub fn checker(
         param: None,
     };
     let body = walker.template(&template, &[root]);
-    if let Some(e) = walker.errors {
-        return Err(e);
-    }
+    walker.errors.finish()?;
     Ok(quote! {
         #[allow(unused_variables, unused_must_use, dead_code, clippy::all)]
         fn __tandem_template_variables(__context: &#context) {
@@ -143,7 +141,7 @@ struct Scope {
 struct Walker<'a> {
     file: &'a str,
     span: Span,
-    errors: Option<syn::Error>,
+    errors: Errors,
     next_var: usize,
 }
 
@@ -152,11 +150,8 @@ impl Walker<'_> {
         let place = at
             .map(|m| format!(" (line {}, column {})", m.0, m.1))
             .unwrap_or_default();
-        let e = syn::Error::new(self.span, format!("template `{}`{place}: {msg}", self.file));
-        match &mut self.errors {
-            Some(all) => all.combine(e),
-            None => self.errors = Some(e),
-        }
+        self.errors
+            .push(self.span, format!("template `{}`{place}: {msg}", self.file));
     }
 
     fn template(&mut self, t: &Template, scopes: &[Scope]) -> TokenStream {

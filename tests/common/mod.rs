@@ -22,3 +22,52 @@ pub fn assets(groups: &[AssetGroup]) -> Assets {
 pub type Cpu = burn::backend::NdArray;
 /// The CPU backend with autodiff.
 pub type CpuAd = burn::backend::Autodiff<burn::backend::NdArray>;
+
+/// A small real task for end-to-end runs: UCI IMDB, 4 shots per class, 30 selection and 40 test
+/// examples, a 3-vector prompt, a trajectory point every step.
+pub fn tiny_task(seed: u64) -> tandem::tune::TuneConfig {
+    use tandem::data::SplitConfig;
+    use tandem::gradient::GradientConfig;
+    tandem::tune::TuneConfig {
+        task: "uci-imdb".into(),
+        prompt_len: 3,
+        init: tandem::prompt::PromptInit::Text("this review is".into()),
+        seed,
+        split: SplitConfig {
+            max_test: 40,
+            max_selection: 30,
+            shots: Some(4),
+            ..Default::default()
+        },
+        gradient: GradientConfig {
+            batch_size: 4,
+            record_every: 1,
+            ..Default::default()
+        },
+        max_len: 40,
+        ..Default::default()
+    }
+}
+
+/// Reads one HTTP request from a loopback client: its head (request line and headers) and body.
+pub fn read_request(stream: std::net::TcpStream) -> (String, Vec<u8>, std::net::TcpStream) {
+    use std::io::{BufRead, BufReader, Read};
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .ok();
+    let mut reader = BufReader::new(stream);
+    let (mut head, mut len) = (String::new(), 0usize);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap_or(0);
+        }
+        head.push_str(&line);
+    }
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).ok();
+    (head, body, reader.into_inner())
+}
