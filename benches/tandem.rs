@@ -26,11 +26,29 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use tandem::assets::Assets;
 use tandem::bench::{prepare, Workload};
 
+/// The positional arguments of `cargo bench -- FILTER...`: workloads whose full id matches none
+/// are not even prepared (preparing the BERT-base-sized ones takes a minute on a CPU).
+fn wanted(full_id: &str) -> bool {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    // Criterion's filter is a regular expression; its `a|b` alternatives are honoured here.
+    filters.is_empty()
+        || filters
+            .iter()
+            .flat_map(|f| f.split('|'))
+            .any(|f| full_id.contains(f))
+}
+
 fn run_backend<B: AutodiffBackend>(c: &mut Criterion, backend: &str, device: B::Device) {
     let assets = Assets::from_env();
     for w in Workload::all() {
         let id = w.id();
         let (group_name, rest) = id.split_once('/').unwrap_or((id.as_str(), ""));
+        if !wanted(&format!("{group_name}/{backend}/{rest}")) {
+            continue;
+        }
         let mut prepared = prepare::<B>(w, &assets, &device, backend == "ndarray")
             .unwrap_or_else(|e| panic!("preparing {id}: {e} (run `tandem fetch` first)"));
         // Warm-up outside the timed region: caches, kernel compilation and autotuning.
