@@ -230,7 +230,7 @@ where
         if !magnitude.is_finite() {
             return Err(Error::Diverged {
                 step,
-                reason: format!("the update at learning rate {lr:.1e} made the prompt non-finite"),
+                reason: format!("the update at learning rate {lr:.1e} made the prompt's magnitude non-finite (overflow)"),
             });
         }
         Ok((next, loss_value))
