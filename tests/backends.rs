@@ -15,34 +15,21 @@ use tandem::decoder::{argmax, ChatLlm};
 use tandem::gradient::{GradientConfig, GradientStage, LrSchedule};
 use tandem::mentor::Message;
 use tandem::prompt::{Projector, PromptInit, SoftPrompt};
-use tandem::readout::{ClassPromptReadout, EncodedData, EncodedSplit, PromptModel};
+use tandem::readout::{ClassPromptReadout, PromptModel};
 
 type Wgpu = burn::backend::Autodiff<burn::backend::Wgpu>;
-
-const TEXTS: &[(&str, usize)] = &[
-    ("a wonderful, moving film", 1),
-    ("dull and lifeless", 0),
-    ("the best movie of the year", 1),
-    ("a waste of two hours", 0),
-    ("sharp, funny and heartfelt", 1),
-    ("tedious, predictable and badly acted", 0),
-];
 
 /// Losses of 10 steps, the final prompt's values and its projection.
 fn ten_steps<B: AutodiffBackend>(device: &B::Device) -> (Vec<f64>, Vec<f32>, Vec<u32>) {
     let assets = common::assets(&[MINILM]);
     let bb = Backbone::<B>::minilm(&assets, device).unwrap();
-    let split = EncodedSplit {
-        tokens: TEXTS.iter().map(|(t, _)| bb.tokenizer.encode(t)).collect(),
-        labels: TEXTS.iter().map(|(_, l)| *l).collect(),
-    };
-    let data = EncodedData {
-        class_names: vec!["negative".into(), "positive".into()],
-        train: split.clone(),
-        selection: split.clone(),
-        test: split,
-    };
-    let readout = ClassPromptReadout::new(bb.clone(), data, 20.0, 32, None);
+    let readout = ClassPromptReadout::new(
+        bb.clone(),
+        common::snippet_data(&bb.tokenizer),
+        20.0,
+        32,
+        None,
+    );
     let cfg = GradientConfig {
         steps: 10,
         batch_size: 3,

@@ -13,34 +13,14 @@ use tandem::backbone::Backbone;
 use tandem::gradient::{GradientConfig, GradientStage, LrSchedule};
 use tandem::prompt::{Projector, PromptInit, SoftPrompt};
 use tandem::readout::{
-    evaluate_valid, ClassPromptReadout, EncodedData, EncodedSplit, Head, InputHeadReadout,
-    PromptModel, Readout, SplitName,
+    evaluate_valid, ClassPromptReadout, EncodedData, Head, InputHeadReadout, PromptModel, Readout,
+    SplitName,
 };
 
 use common::CpuAd;
 
-const TEXTS: &[(&str, usize)] = &[
-    ("a wonderful, moving film", 1),
-    ("dull and lifeless", 0),
-    ("the best movie of the year", 1),
-    ("a waste of two hours", 0),
-    ("sharp, funny and heartfelt", 1),
-    ("tedious, predictable and badly acted", 0),
-    ("a triumph", 1),
-    ("i hated every minute", 0),
-];
-
 fn tiny_data(bb: &Backbone<CpuAd>) -> EncodedData {
-    let split = EncodedSplit {
-        tokens: TEXTS.iter().map(|(t, _)| bb.tokenizer.encode(t)).collect(),
-        labels: TEXTS.iter().map(|(_, l)| *l).collect(),
-    };
-    EncodedData {
-        class_names: vec!["negative".into(), "positive".into()],
-        train: split.clone(),
-        selection: split.clone(),
-        test: split,
-    }
+    common::snippet_data(&bb.tokenizer)
 }
 
 fn weights_bits(bb: &Backbone<CpuAd>) -> Vec<Vec<u32>> {

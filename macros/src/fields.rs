@@ -228,32 +228,19 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A word from `allowed` (no settings block).
     pub fn word(
         &mut self,
         name: &str,
         allowed: &[&str],
         default: Option<&str>,
     ) -> Option<(String, Span)> {
-        match self.get(name) {
-            None => {
-                if default.is_none() {
-                    self.missing(name);
-                }
-                default.map(|d| (d.to_string(), self.block.span))
-            }
-            Some(f) => match &f.value {
-                Value::Word(w) if allowed.contains(&w.to_string().as_str()) => {
-                    Some((w.to_string(), w.span()))
-                }
-                v => {
-                    self.error(
-                        v.span(),
-                        format!("`{name}` must be one of: {}", allowed.join(", ")),
-                    );
-                    None
-                }
-            },
+        let (word, span, settings) = self.variant(name, allowed, default)?;
+        if let Some(b) = settings {
+            self.error(b.span, format!("`{name}` takes no settings"));
+            return None;
         }
+        Some((word, span))
     }
 
     /// A list of string literals, `[ "a", "b" ]`.

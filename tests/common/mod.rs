@@ -71,3 +71,29 @@ pub fn read_request(stream: std::net::TcpStream) -> (String, Vec<u8>, std::net::
     reader.read_exact(&mut body).ok();
     (head, body, reader.into_inner())
 }
+
+/// Eight hand-written movie-review snippets with their labels (0 negative, 1 positive).
+pub const SNIPPETS: &[(&str, usize)] = &[
+    ("a wonderful, moving film", 1),
+    ("dull and lifeless", 0),
+    ("the best movie of the year", 1),
+    ("a waste of two hours", 0),
+    ("sharp, funny and heartfelt", 1),
+    ("tedious, predictable and badly acted", 0),
+    ("a triumph", 1),
+    ("i hated every minute", 0),
+];
+
+/// [`SNIPPETS`] as every split of a two-class dataset.
+pub fn snippet_data(tokenizer: &tandem::backbone::BertTokenizer) -> tandem::readout::EncodedData {
+    let split = tandem::readout::EncodedSplit {
+        tokens: SNIPPETS.iter().map(|(t, _)| tokenizer.encode(t)).collect(),
+        labels: SNIPPETS.iter().map(|(_, l)| *l).collect(),
+    };
+    tandem::readout::EncodedData {
+        class_names: vec!["negative".into(), "positive".into()],
+        train: split.clone(),
+        selection: split.clone(),
+        test: split,
+    }
+}
