@@ -1,35 +1,40 @@
-//! Gradient-only prompt tuning of a built-in task, end to end: data, backbone, readout, one
+//! Gradient-only prompt tuning of a task, end to end: data, backbone, readout, one
 //! gradient stage, evaluation, and the run folder.
 
 use std::time::Instant;
 
-use burn::module::Module;
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::AutodiffBackend;
 use indicatif::ProgressBar;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::assets::Assets;
-use crate::backbone::{Backbone, DEFAULT_MAX_LEN};
+use crate::backbone::DEFAULT_MAX_LEN;
 use crate::backend::BackendKind;
-use crate::data::{SplitConfig, Splits};
+use crate::data::SplitConfig;
+use crate::engine::TaskSetup;
 use crate::error::{Error, Result};
 use crate::gradient::{GradientConfig, GradientStage, TrajectoryPoint};
-use crate::prompt::{Projector, PromptInit, SoftPrompt};
-use crate::readout::{
-    evaluate_valid, ClassPromptReadout, EncodedData, InputHeadReadout, Metrics, PromptModel,
-    Readout, ReadoutConfig, SplitName,
-};
+use crate::prompt::PromptInit;
+use crate::readout::{evaluate_valid, Metrics, ReadoutConfig, SplitName};
 use crate::run::RunDir;
-use crate::task::lookup;
+use crate::task::{validate_classes, validate_readout, BackboneSpec, Corpus, DataSource, Metric};
 
 /// Everything that defines a tuning run; written to the run folder as `config.yaml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TuneConfig {
-    /// Built-in task name.
+    /// Task name (names run folders).
     pub task: String,
+    /// One line describing the task, shown to the mentor.
+    pub description: String,
+    /// Where the examples come from.
+    pub data: DataSource,
+    /// Class names in label order.
+    pub classes: Vec<String>,
+    /// The frozen backbone.
+    pub backbone: BackboneSpec,
+    /// The metric that drives selection and best-checkpoint choice.
+    pub metric: Metric,
     /// Readout and its settings.
     pub readout: ReadoutConfig,
     /// Number of soft-prompt vectors L.
@@ -52,6 +57,12 @@ impl Default for TuneConfig {
     fn default() -> Self {
         Self {
             task: "mr".into(),
+            description:
+                "sentiment of movie-review snippets (Rotten Tomatoes): negative or positive".into(),
+            data: DataSource::Corpus(Corpus::RottenTomatoes),
+            classes: vec!["negative".into(), "positive".into()],
+            backbone: BackboneSpec::MiniLm,
+            metric: Metric::Accuracy,
             readout: ReadoutConfig::default(),
             prompt_len: 8,
             init: PromptInit::Text("this movie review is".into()),
@@ -67,7 +78,8 @@ impl Default for TuneConfig {
 impl TuneConfig {
     /// Checks every field; errors name the field.
     pub fn validate(&self) -> Result<()> {
-        lookup(&self.task)?;
+        validate_classes(&self.classes, &self.data)?;
+        validate_readout(&self.readout, &self.backbone, &self.data)?;
         if !BackendKind::available().contains(&self.backend) {
             return Err(Error::BackendUnavailable {
                 backend: self.backend.name().into(),
@@ -85,14 +97,6 @@ impl TuneConfig {
                     self.max_len, self.prompt_len
                 ),
             ));
-        }
-        if let ReadoutConfig::ClassPrompt { scale } = self.readout {
-            if !(scale.is_finite() && scale > 0.0) {
-                return Err(Error::config(
-                    "readout.class-prompt.scale",
-                    "must be positive",
-                ));
-            }
         }
         self.split.validate()?;
         self.gradient.validate()
@@ -134,39 +138,6 @@ pub struct TuneResult {
     pub tandem_version: String,
 }
 
-/// A readout of either kind, behind one type.
-#[derive(Module, Debug)]
-pub(crate) enum AnyReadout<B: Backend> {
-    Class(ClassPromptReadout<B>),
-    Input(InputHeadReadout<B>),
-}
-
-impl<B: Backend> Readout<B> for AnyReadout<B> {
-    fn logits(
-        &self,
-        model: &PromptModel<B>,
-        split: SplitName,
-        idx: &[usize],
-    ) -> burn::tensor::Tensor<B, 2> {
-        match self {
-            AnyReadout::Class(r) => r.logits(model, split, idx),
-            AnyReadout::Input(r) => r.logits(model, split, idx),
-        }
-    }
-    fn data(&self) -> &EncodedData {
-        match self {
-            AnyReadout::Class(r) => r.data(),
-            AnyReadout::Input(r) => r.data(),
-        }
-    }
-    fn eval_chunk(&self) -> usize {
-        match self {
-            AnyReadout::Class(r) => r.eval_chunk(),
-            AnyReadout::Input(r) => r.eval_chunk(),
-        }
-    }
-}
-
 /// Runs gradient-only tuning. Writes `config.yaml`, `split.json`, `trajectory.jsonl` and
 /// `results.json` into `out` when given.
 pub fn tune<B: AutodiffBackend>(
@@ -178,52 +149,22 @@ pub fn tune<B: AutodiffBackend>(
 ) -> Result<(TuneResult, Vec<TrajectoryPoint>)> {
     config.validate()?;
     let start = Instant::now();
-    B::seed(device, config.seed);
-    let task = lookup(&config.task)?;
-    let dataset = task.load(assets)?;
-    let (splits, manifest) = Splits::with_manifest(&dataset, &config.split, config.seed)?;
+    let setup = TaskSetup::<B>::new(config, assets, device)?;
     if let Some(out) = out {
         out.write_yaml("config.yaml", config)?;
-        out.write_json("split.json", &manifest)?;
+        out.write_json("split.json", &setup.manifest)?;
     }
-    let backbone = Backbone::<B>::minilm(assets, device)?;
-    let data = EncodedData::new(&dataset, &splits, &backbone.tokenizer);
-    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-    let prompt = SoftPrompt::init(
-        &config.init,
-        config.prompt_len,
-        &backbone.encoder,
-        &backbone.tokenizer,
-        &mut rng,
-    )?;
-    let (readout, head) = match config.readout {
-        ReadoutConfig::ClassPrompt { scale } => (
-            AnyReadout::Class(ClassPromptReadout::new(
-                backbone.clone(),
-                data,
-                scale,
-                config.max_len,
-                Some(&assets.embedding_cache()),
-            )),
-            None,
-        ),
-        ReadoutConfig::InputHead => {
-            let readout = InputHeadReadout::new(backbone.clone(), data, config.max_len);
-            let head = readout.init_head(&mut rng);
-            (AnyReadout::Input(readout), Some(head))
-        }
-    };
-    let prepare_seconds = start.elapsed().as_secs_f64();
-    let model = PromptModel { prompt, head };
-    let initial_selection = evaluate_valid(&readout, &model, SplitName::Selection);
-    let initial_test = evaluate_valid(&readout, &model, SplitName::Test);
-
-    let projector = Projector::new(
-        &backbone.encoder,
-        &backbone.tokenizer,
-        config.gradient.metric,
+    let readout = &setup.readout;
+    let model = setup.model.clone();
+    let mut rng = setup.rng.clone();
+    let initial_selection = evaluate_valid(readout, &model, SplitName::Selection);
+    let initial_test = evaluate_valid(readout, &model, SplitName::Test);
+    let stage = GradientStage::new(
+        readout,
+        &setup.projector,
+        setup.space.vocab.as_ref(),
+        &config.gradient,
     );
-    let stage = GradientStage::new(&readout, &projector, &backbone.tokenizer, &config.gradient);
     let mut optim = stage.optimizer();
     progress.set_length(config.gradient.steps as u64);
     let t_train = Instant::now();
@@ -231,8 +172,8 @@ pub fn tune<B: AutodiffBackend>(
     let train_seconds = t_train.elapsed().as_secs_f64();
     progress.finish_and_clear();
 
-    let selection = evaluate_valid(&readout, &outcome.model, SplitName::Selection);
-    let test = evaluate_valid(&readout, &outcome.model, SplitName::Test);
+    let selection = evaluate_valid(readout, &outcome.model, SplitName::Selection);
+    let test = evaluate_valid(readout, &outcome.model, SplitName::Test);
     let final_text = outcome
         .trajectory
         .last()
@@ -242,17 +183,17 @@ pub fn tune<B: AutodiffBackend>(
         task: config.task.clone(),
         seed: config.seed,
         backend: config.backend,
-        readout: config.readout,
+        readout: config.readout.clone(),
         initial_selection,
         initial_test,
         selection,
         test,
         final_text,
         steps: outcome.step_losses.len(),
-        prepare_seconds,
+        prepare_seconds: setup.prepare_seconds,
         train_seconds,
         wall_seconds: start.elapsed().as_secs_f64(),
-        backbone_sha256: backbone.weights_sha256.clone(),
+        backbone_sha256: setup.backbone_sha256.clone(),
         tandem_version: env!("CARGO_PKG_VERSION").into(),
     };
     if let Some(out) = out {
@@ -262,38 +203,25 @@ pub fn tune<B: AutodiffBackend>(
     Ok((result, outcome.trajectory))
 }
 
-/// Accuracy of a hand-written class prompt used as is (its natural token length), without
-/// training: the zero-shot baseline of the class-prompt readout.
+/// Metrics (selection, test) of a hand-written prompt used as is (its natural token length),
+/// without training: the zero-shot baseline of the task's readout on its backbone.
 pub fn zero_shot<B: AutodiffBackend>(
-    task: &str,
+    config: &TuneConfig,
     prompt_text: &str,
-    scale: f32,
-    split: &SplitConfig,
-    seed: u64,
     assets: &Assets,
     device: &B::Device,
 ) -> Result<(Metrics, Metrics)> {
-    let spec = lookup(task)?;
-    let dataset = spec.load(assets)?;
-    let (splits, _) = Splits::with_manifest(&dataset, split, seed)?;
-    let backbone = Backbone::<B>::minilm(assets, device)?;
-    let ids = backbone.tokenizer.encode(prompt_text);
-    if ids.is_empty() {
-        return Err(Error::config(
-            format!("prompt `{prompt_text}`"),
-            "has no tokens",
-        ));
-    }
-    let data = EncodedData::new(&dataset, &splits, &backbone.tokenizer);
-    let rows = SoftPrompt::token_rows(&backbone.encoder, &ids);
-    let cache = assets.embedding_cache();
-    let readout = ClassPromptReadout::new(backbone, data, scale, DEFAULT_MAX_LEN, Some(&cache));
-    let model = PromptModel {
-        prompt: SoftPrompt::from_tensor(rows),
-        head: None,
-    };
+    let mut config = config.clone();
+    config.init = PromptInit::Text(prompt_text.into());
+    config.validate()?;
+    let setup = TaskSetup::<B>::new(&config, assets, device)?;
+    let len = setup.space.vocab.encode_text(prompt_text).len();
+    let model = setup
+        .space
+        .text_model(prompt_text, len, setup.model.head.clone())
+        .ok_or_else(|| Error::config(format!("prompt `{prompt_text}`"), "has no tokens"))?;
     Ok((
-        evaluate_valid(&readout, &model, SplitName::Selection),
-        evaluate_valid(&readout, &model, SplitName::Test),
+        evaluate_valid(&setup.readout, &model, SplitName::Selection),
+        evaluate_valid(&setup.readout, &model, SplitName::Test),
     ))
 }

@@ -249,7 +249,9 @@ pub fn expand(t: &TaskDecl) -> TokenStream {
         _ => quote!(::tandem::readout::ReadoutConfig::InputHead),
     };
     let init = match &t.init {
-        Init::Text(text, _) => quote!(::tandem::task::InitSpec::Text(#text)),
+        Init::Text(text, _) => {
+            quote!(::tandem::task::InitSpec::Text(::std::borrow::Cow::Borrowed(#text)))
+        }
         Init::RandomVocab => quote!(::tandem::task::InitSpec::RandomVocab),
         Init::RandomNormal => quote!(::tandem::task::InitSpec::RandomNormal),
     };
@@ -258,16 +260,18 @@ pub fn expand(t: &TaskDecl) -> TokenStream {
         Some((k, _)) => quote!(::core::option::Option::Some(#k)),
         None => quote!(::core::option::Option::None),
     };
-    quote!(::tandem::task::TaskSpec {
-        name: #name,
-        description: #description,
-        data: ::tandem::task::Corpus::#data,
-        classes: &[#(#classes),*],
-        backbone: ::tandem::task::BackboneKind::MiniLm,
-        readout: #readout,
-        prompt_len: #len,
-        init: #init,
-        metric: ::tandem::task::Metric::Accuracy,
-        shots: #shots,
+    quote!({
+        const TASK: ::tandem::task::TaskSpec = ::tandem::task::TaskSpec {
+            name: ::std::borrow::Cow::Borrowed(#name),
+            description: ::std::borrow::Cow::Borrowed(#description),
+            data: ::tandem::task::DataSource::Corpus(::tandem::task::Corpus::#data),
+            classes: ::std::borrow::Cow::Borrowed(&[#(::std::borrow::Cow::Borrowed(#classes)),*]),
+            backbone: ::tandem::task::BackboneSpec::MiniLm,
+            readout: #readout,
+            prompt: ::tandem::task::PromptSpec { length: #len, init: #init },
+            metric: ::tandem::task::Metric::Accuracy,
+            shots: #shots,
+        };
+        TASK
     })
 }

@@ -35,6 +35,15 @@ pub struct BertConfig {
     /// Layer-norm epsilon.
     #[serde(default = "default_eps")]
     pub layer_norm_eps: f64,
+    /// HuggingFace's architecture name; only `bert` is read (absent in some old files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_type: Option<String>,
+    /// Feed-forward activation; only GELU variants are implemented.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden_act: Option<String>,
+    /// Position encoding; only learned absolute positions are implemented.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position_embedding_type: Option<String>,
 }
 
 fn default_eps() -> f64 {
@@ -52,6 +61,27 @@ impl BertConfig {
     }
 
     fn validate(&self) -> std::result::Result<(), String> {
+        if let Some(t) = self.model_type.as_deref().filter(|t| *t != "bert") {
+            return Err(format!(
+                "model_type `{t}` is not supported: tandem reads BERT-family encoders with `model_type: bert` (BERT, MiniLM, BGE, E5 and other BERT checkpoints)"
+            ));
+        }
+        if let Some(a) = self
+            .hidden_act
+            .as_deref()
+            .filter(|a| !a.starts_with("gelu"))
+        {
+            return Err(format!("hidden_act `{a}` is not supported (GELU only)"));
+        }
+        if let Some(p) = self
+            .position_embedding_type
+            .as_deref()
+            .filter(|p| *p != "absolute")
+        {
+            return Err(format!(
+                "position_embedding_type `{p}` is not supported (absolute only)"
+            ));
+        }
         if self.num_attention_heads == 0
             || !self.hidden_size.is_multiple_of(self.num_attention_heads)
         {
@@ -75,6 +105,9 @@ impl BertConfig {
             max_position_embeddings: 512,
             type_vocab_size: 2,
             layer_norm_eps: 1e-12,
+            model_type: Some("bert".into()),
+            hidden_act: Some("gelu".into()),
+            position_embedding_type: None,
         }
     }
 }
@@ -136,20 +169,39 @@ pub struct BertEncoder<B: Backend> {
 struct SafeTensors<'a> {
     path: &'a Path,
     inner: safetensors::SafeTensors<'a>,
+    /// `bert.` when the encoder was saved inside a task model (`BertForSequenceClassification`).
+    prefix: &'static str,
 }
 
 impl SafeTensors<'_> {
     fn get(&self, name: &str, shape: &[usize]) -> Result<(Vec<f32>, Vec<usize>)> {
+        let full = format!("{}{name}", self.prefix);
+        let name = full.as_str();
         let view = self
             .inner
             .tensor(name)
             .map_err(|e| Error::model(self.path, format!("tensor `{name}`: {e}")))?;
-        if view.dtype() != safetensors::Dtype::F32 {
-            return Err(Error::model(
-                self.path,
-                format!("tensor `{name}` is {:?}, expected F32", view.dtype()),
-            ));
-        }
+        let bytes = view.data();
+        let data: Vec<f32> = match view.dtype() {
+            safetensors::Dtype::F32 => bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            safetensors::Dtype::F16 => bytes
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            safetensors::Dtype::BF16 => bytes
+                .chunks_exact(2)
+                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            other => {
+                return Err(Error::model(
+                    self.path,
+                    format!("tensor `{name}` is {other:?}, expected F32, F16 or BF16"),
+                ))
+            }
+        };
         if view.shape() != shape {
             return Err(Error::model(
                 self.path,
@@ -159,11 +211,6 @@ impl SafeTensors<'_> {
                 ),
             ));
         }
-        let data = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
         Ok((data, shape.to_vec()))
     }
 }
@@ -181,7 +228,19 @@ impl<B: Backend> BertEncoder<B> {
         let bytes = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
         let inner = safetensors::SafeTensors::deserialize(&bytes)
             .map_err(|e| Error::model(path, format!("not a safetensors file: {e}")))?;
-        let st = SafeTensors { path, inner };
+        let prefix = if inner
+            .tensor("bert.embeddings.word_embeddings.weight")
+            .is_ok()
+        {
+            "bert."
+        } else {
+            ""
+        };
+        let st = SafeTensors {
+            path,
+            inner,
+            prefix,
+        };
         let d = config.hidden_size;
         let ff = config.intermediate_size;
         let ln = |prefix: &str| -> Result<LayerNorm<B>> {

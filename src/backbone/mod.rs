@@ -3,14 +3,18 @@
 mod bert;
 mod embedding_cache;
 mod tokenizer;
+mod vocab;
 
 pub use bert::{BertConfig, BertEncoder};
 pub use embedding_cache::EmbeddingCache;
 pub use tokenizer::{BertTokenizer, TokenBatch};
+pub use vocab::{Vocabulary, WordEmbeddings};
 
 use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
+
+use std::path::Path;
 
 use crate::assets::{Assets, MINILM};
 use crate::error::Result;
@@ -44,6 +48,48 @@ impl<B: Backend> Backbone<B> {
             encoder,
             tokenizer,
             weights_sha256: sha,
+        })
+    }
+
+    /// Loads a BERT-family encoder from a folder with `config.json`, `model.safetensors` and
+    /// `tokenizer.json`; an unsupported architecture or a missing tensor is an error naming the
+    /// file (and the tensor).
+    pub fn from_dir(dir: &Path, device: &B::Device) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(crate::Error::config(
+                format!("backbone folder {}", dir.display()),
+                "is not a folder (expected config.json, model.safetensors, tokenizer.json)",
+            ));
+        }
+        let file = |name: &str| {
+            let p = dir.join(name);
+            if p.is_file() {
+                Ok(p)
+            } else {
+                Err(crate::Error::model(
+                    &p,
+                    "missing: a BERT folder holds config.json, model.safetensors and tokenizer.json",
+                ))
+            }
+        };
+        let config = BertConfig::from_file(&file("config.json")?)?;
+        let tokenizer = BertTokenizer::from_file(&file("tokenizer.json")?)?;
+        let weights = file("model.safetensors")?;
+        if tokenizer.vocab_size() > config.vocab_size {
+            return Err(crate::Error::model(
+                &dir.join("tokenizer.json"),
+                format!(
+                    "{} tokens but config.json's vocab_size is {}",
+                    tokenizer.vocab_size(),
+                    config.vocab_size
+                ),
+            ));
+        }
+        let encoder = BertEncoder::from_safetensors(&weights, config, device)?;
+        Ok(Self {
+            encoder,
+            tokenizer,
+            weights_sha256: crate::assets::sha256_file(&weights)?,
         })
     }
 

@@ -291,7 +291,7 @@ fn catalyst_round<'a, B: AutodiffBackend>(
     device: &'a B::Device,
     quantized_decode: bool,
 ) -> Result<Prepared<'a>> {
-    use crate::engine::{run_schedule, RunConfig, RunControl, Schedule};
+    use crate::engine::{run_schedule, RunConfig, RunIo, Schedule};
     use crate::mentor::LocalMentor;
     assets.ensure(&SMOLLM2)?;
     let llm = ChatLlm::<B::InnerBackend>::load_with(
@@ -308,10 +308,7 @@ fn catalyst_round<'a, B: AutodiffBackend>(
         m.sample = 2;
         m.sampling.max_tokens = 48;
     }
-    let mut task = crate::tune::TuneConfig {
-        task: "uci-imdb".into(),
-        ..Default::default()
-    };
+    let mut task = crate::task::lookup("uci-imdb")?.tune_config();
     task.split.max_test = 100;
     task.split.max_selection = 100;
     task.gradient.batch_size = 16;
@@ -319,16 +316,12 @@ fn catalyst_round<'a, B: AutodiffBackend>(
     let progress = indicatif::ProgressBar::hidden();
     Ok(Prepared {
         step: Box::new(move || {
-            run_schedule::<B>(
-                &config,
-                assets,
-                device,
-                Some(&mut mentor),
-                None,
-                None,
-                &progress,
-                RunControl::default(),
-            )?;
+            let io = RunIo {
+                mentor: Some(&mut mentor),
+                progress: progress.clone(),
+                ..RunIo::default()
+            };
+            run_schedule::<B>(&config, assets, device, io)?;
             Ok(None)
         }),
     })

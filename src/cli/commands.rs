@@ -99,13 +99,12 @@ pub fn run(cli: Cli) -> Result<()> {
             let (sel, test) = dispatch(
                 kind,
                 EvalJob {
-                    task,
+                    config: eval_config(&spec, seed, kind),
                     prompt: prompt.clone(),
-                    seed,
                     assets,
                 },
             )?;
-            println!("zero-shot class prompt \"{prompt}\" on {kind}");
+            println!("zero-shot prompt \"{prompt}\" ({}) on {kind}", spec.name);
             println!(
                 "  selection accuracy {:.4}  loss {:.4}  (n={})",
                 sel.accuracy, sel.loss, sel.count
@@ -298,10 +297,25 @@ impl BackendJob for TuneJob {
     }
 }
 
-struct EvalJob {
-    task: String,
-    prompt: String,
+/// The configuration a zero-shot evaluation scores: the task's, except that an input-head task
+/// is scored by class prompts (its head is untrained).
+fn eval_config(
+    spec: &tandem::task::TaskSpec,
     seed: u64,
+    kind: BackendKind,
+) -> tandem::tune::TuneConfig {
+    let mut config = spec.tune_config();
+    config.seed = seed;
+    config.backend = kind;
+    if config.readout == ReadoutConfig::InputHead {
+        config.readout = ReadoutConfig::default();
+    }
+    config
+}
+
+struct EvalJob {
+    config: tandem::tune::TuneConfig,
+    prompt: String,
     assets: Assets,
 }
 
@@ -312,15 +326,6 @@ impl BackendJob for EvalJob {
         _kind: BackendKind,
         device: B::Device,
     ) -> tandem::Result<Self::Output> {
-        let split = tandem::data::SplitConfig::default();
-        zero_shot::<B>(
-            &self.task,
-            &self.prompt,
-            20.0,
-            &split,
-            self.seed,
-            &self.assets,
-            &device,
-        )
+        zero_shot::<B>(&self.config, &self.prompt, &self.assets, &device)
     }
 }

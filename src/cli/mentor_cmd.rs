@@ -560,16 +560,14 @@ fn run_in<B: AutodiffBackend>(
         resume,
         halt_after: None,
     };
-    let (r, _) = tandem::engine::run_schedule::<B>(
-        config,
-        assets,
-        device,
-        m,
-        None,
-        Some(dir),
-        &bar,
+    let io = tandem::engine::RunIo {
+        mentor: m,
+        out: Some(dir),
+        progress: bar,
         control,
-    )?;
+        ..Default::default()
+    };
+    let (r, _) = tandem::engine::run_schedule::<B>(config, assets, device, io)?;
     Ok(r)
 }
 

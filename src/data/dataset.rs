@@ -7,8 +7,22 @@ use serde::{Deserialize, Serialize};
 pub struct Example {
     /// The text.
     pub text: String,
+    /// The second text of a sentence-pair task (hypothesis, paraphrase, passage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pair: Option<String>,
     /// Index into [`Dataset::class_names`].
     pub label: usize,
+}
+
+impl Example {
+    /// A single-text example.
+    pub fn new(text: impl Into<String>, label: usize) -> Self {
+        Self {
+            text: text.into(),
+            pair: None,
+            label,
+        }
+    }
 }
 
 /// A labelled corpus in a canonical order (the order of its source file), so that split indices

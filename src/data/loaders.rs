@@ -42,8 +42,8 @@ pub fn load_mr(assets: &Assets) -> Result<Dataset> {
     let examples = read_rotten_tomatoes(&path)?
         .into_iter()
         .filter_map(|(cat, text)| match cat.as_str() {
-            "rotten" => Some(Example { text, label: 0 }),
-            "fresh" => Some(Example { text, label: 1 }),
+            "rotten" => Some(Example::new(text, 0)),
+            "fresh" => Some(Example::new(text, 1)),
             _ => None,
         })
         .collect();
@@ -75,12 +75,8 @@ pub fn load_subj(assets: &Assets) -> Result<Dataset> {
     subjective.truncate(objective.len());
     let examples = objective
         .into_iter()
-        .map(|text| Example { text, label: 0 })
-        .chain(
-            subjective
-                .into_iter()
-                .map(|text| Example { text, label: 1 }),
-        )
+        .map(|text| Example::new(text, 0))
+        .chain(subjective.into_iter().map(|text| Example::new(text, 1)))
         .collect();
     Ok(Dataset {
         name: "subj".into(),
@@ -128,10 +124,7 @@ pub fn load_uci(assets: &Assets, source: UciSource) -> Result<Dataset> {
     for (i, row) in rows.into_iter().enumerate() {
         let text = row.text.split_whitespace().collect::<Vec<_>>().join(" ");
         match row.class {
-            Some(c @ (0 | 1)) if !text.is_empty() => examples.push(Example {
-                text,
-                label: c as usize,
-            }),
+            Some(c @ (0 | 1)) if !text.is_empty() => examples.push(Example::new(text, c as usize)),
             Some(c) if c > 1 => {
                 return Err(Error::data(
                     &path,

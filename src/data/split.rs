@@ -183,14 +183,8 @@ mod tests {
 
     fn toy(n0: usize, n1: usize) -> Dataset {
         let examples = (0..n0)
-            .map(|i| Example {
-                text: format!("neg {i}"),
-                label: 0,
-            })
-            .chain((0..n1).map(|i| Example {
-                text: format!("pos {i}"),
-                label: 1,
-            }))
+            .map(|i| Example::new(format!("neg {i}"), 0))
+            .chain((0..n1).map(|i| Example::new(format!("pos {i}"), 1)))
             .collect();
         Dataset {
             name: "toy".into(),

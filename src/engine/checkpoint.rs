@@ -1,6 +1,7 @@
 //! Checkpoints of a run after every stage: the prompt model, the optimizer state, the best
 //! prompt so far (burn records), the RNG position and everything recorded (JSON). Written to a
-//! fresh folder and swapped in by renames, so a crash leaves the previous checkpoint intact.
+//! fresh folder, fsynced (files and folder), and swapped in by renames, so neither a crash nor
+//! a power loss leaves less than the previous checkpoint.
 
 use std::path::{Path, PathBuf};
 
@@ -12,7 +13,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::run::RoundRecord;
+use super::records::RoundRecord;
+use super::state::RunState;
 use crate::error::{Error, Result};
 use crate::gradient::{PromptOptimizer, TrajectoryPoint};
 use crate::mentor::{ScoredPrompt, Usage};
@@ -94,7 +96,7 @@ fn rec_err(path: &Path, e: impl std::fmt::Display) -> Error {
 }
 
 /// Writes a checkpoint into `dir/checkpoint`.
-pub fn save<B: AutodiffBackend>(
+fn save<B: AutodiffBackend>(
     dir: &Path,
     state: &CheckpointState,
     model: &PromptModel<B>,
@@ -119,6 +121,7 @@ pub fn save<B: AutodiffBackend>(
     let json = serde_json::to_vec_pretty(state).map_err(|e| rec_err(&next, e))?;
     let state_path = next.join("state.json");
     std::fs::write(&state_path, json).map_err(|e| Error::io("writing", &state_path, e))?;
+    sync_folder_and_files(&next)?;
     let current = dir.join("checkpoint");
     let old = dir.join("checkpoint.old");
     let _ = std::fs::remove_dir_all(&old);
@@ -126,31 +129,98 @@ pub fn save<B: AutodiffBackend>(
         std::fs::rename(&current, &old).map_err(|e| Error::io("renaming", &current, e))?;
     }
     std::fs::rename(&next, &current).map_err(|e| Error::io("renaming", &next, e))?;
+    sync_path(dir)?;
     let _ = std::fs::remove_dir_all(&old);
     Ok(())
 }
 
+/// fsyncs every file in `dir`, then `dir` itself, so its entries are on disk before a rename
+/// publishes it.
+fn sync_folder_and_files(dir: &Path) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("reading", dir, e))?;
+    for entry in entries {
+        let path = entry.map_err(|e| Error::io("reading", dir, e))?.path();
+        if path.is_file() {
+            sync_path(&path)?;
+        }
+    }
+    sync_path(dir)
+}
+
+/// fsyncs one file or folder (a folder is opened read-only, which POSIX allows to sync).
+fn sync_path(path: &Path) -> Result<()> {
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io("syncing", path, e))
+}
+
+/// Writes a run's state after every stage and restores the newest one; with no run folder it
+/// does nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct Checkpointer<'a> {
+    dir: Option<&'a Path>,
+    halt_after: Option<usize>,
+}
+
+impl<'a> Checkpointer<'a> {
+    /// Checkpoints into `dir`; fault injection stops the run after `halt_after` checkpoints.
+    pub fn new(dir: Option<&'a Path>, halt_after: Option<usize>) -> Self {
+        Self { dir, halt_after }
+    }
+
+    /// Saves `state` after the stage `phase` names.
+    pub fn save<B: AutodiffBackend>(&self, state: &mut RunState<B>, phase: Phase) -> Result<()> {
+        let Some(dir) = self.dir else { return Ok(()) };
+        state.checkpoints += 1;
+        let snapshot = state.snapshot(phase);
+        let best = state.best.as_ref().map(|b| &b.model);
+        save(dir, &snapshot, &state.model, &state.optim, best)?;
+        if self.halt_after.is_some_and(|h| state.checkpoints >= h) {
+            return Err(Error::Halted {
+                checkpoints: state.checkpoints,
+            });
+        }
+        Ok(())
+    }
+
+    /// The newest checkpoint's state, loaded into the shapes of `fresh`; `None` when there is
+    /// none (a fresh start).
+    pub fn restore<B: AutodiffBackend>(
+        &self,
+        fresh: RunState<B>,
+        device: &B::Device,
+    ) -> Result<RunState<B>> {
+        let Some(cp) = self.dir.and_then(latest) else {
+            return Ok(fresh);
+        };
+        let (snapshot, model, optim, best) = load(&cp, fresh.model, fresh.optim, device)?;
+        Ok(RunState::restore(snapshot, model, optim, best))
+    }
+}
+
 /// The newest complete checkpoint folder under `dir`, if any.
-pub fn latest(dir: &Path) -> Option<PathBuf> {
+fn latest(dir: &Path) -> Option<PathBuf> {
     ["checkpoint", "checkpoint.old"]
         .iter()
         .map(|n| dir.join(n))
         .find(|p| p.join("state.json").exists())
 }
 
-/// Reads a checkpoint: the state, and the tensors loaded into `model`'s and `optim`'s shapes.
-#[allow(clippy::type_complexity)]
-pub fn load<B: AutodiffBackend>(
-    cp: &Path,
-    model: PromptModel<B>,
-    optim: PromptOptimizer<B>,
-    device: &B::Device,
-) -> Result<(
+/// A checkpoint as read: the state and its tensors.
+type Loaded<B> = (
     CheckpointState,
     PromptModel<B>,
     PromptOptimizer<B>,
     Option<PromptModel<B>>,
-)> {
+);
+
+/// Reads a checkpoint: the state, and the tensors loaded into `model`'s and `optim`'s shapes.
+fn load<B: AutodiffBackend>(
+    cp: &Path,
+    model: PromptModel<B>,
+    optim: PromptOptimizer<B>,
+    device: &B::Device,
+) -> Result<Loaded<B>> {
     let state_path = cp.join("state.json");
     let text =
         std::fs::read_to_string(&state_path).map_err(|e| Error::io("reading", &state_path, e))?;

@@ -9,7 +9,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 
 use super::{GradientConfig, TrajectoryPoint};
-use crate::backbone::BertTokenizer;
+use crate::backbone::Vocabulary;
 use crate::error::{Error, Result};
 use crate::prompt::Projector;
 use crate::readout::{evaluate_valid, PromptModel, Readout, SplitName};
@@ -50,7 +50,7 @@ pub struct Rollback {
 pub struct GradientStage<'a, B: AutodiffBackend, R> {
     readout: &'a R,
     projector: &'a Projector<B>,
-    tokenizer: &'a BertTokenizer,
+    tokenizer: &'a dyn Vocabulary,
     config: &'a GradientConfig,
 }
 
@@ -65,7 +65,7 @@ where
     pub fn new(
         readout: &'a R,
         projector: &'a Projector<B>,
-        tokenizer: &'a BertTokenizer,
+        tokenizer: &'a dyn Vocabulary,
         config: &'a GradientConfig,
     ) -> Self {
         Self {
@@ -250,7 +250,7 @@ where
                     loss: s.loss,
                     lr: s.lr,
                     selection_accuracy: s.selection,
-                    text: self.tokenizer.decode(&ids),
+                    text: self.tokenizer.decode_ids(&ids),
                     distances: p.nearest_distances(),
                     token_ids: ids,
                     top_k: p.token_ids,

@@ -4,7 +4,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::backbone::{BertEncoder, BertTokenizer};
+use crate::backbone::{Vocabulary, WordEmbeddings};
 
 /// Distance used to find the nearest token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -67,10 +67,15 @@ pub struct Projector<B: Backend> {
 }
 
 impl<B: Backend> Projector<B> {
-    /// Builds a projector over the encoder's regular vocabulary.
-    pub fn new(encoder: &BertEncoder<B>, tokenizer: &BertTokenizer, metric: Metric) -> Self {
-        let device = encoder.word_embeddings().device();
-        let ids = tokenizer.regular_ids();
+    /// Builds a projector over the backbone's regular vocabulary.
+    pub fn new(
+        embeddings: &impl WordEmbeddings<B>,
+        vocab: &(impl Vocabulary + ?Sized),
+        metric: Metric,
+    ) -> Self {
+        let table = embeddings.table();
+        let device = table.device();
+        let ids = vocab.regular_token_ids();
         let idx: Tensor<B, 1, Int> = Tensor::from_data(
             TensorData::new(
                 ids.iter().map(|&i| i as i64).collect::<Vec<_>>(),
@@ -78,7 +83,7 @@ impl<B: Backend> Projector<B> {
             ),
             &device,
         );
-        let table = encoder.word_embeddings().select(0, idx).detach();
+        let table = table.select(0, idx).detach();
         let sq_norms = table.clone().square().sum_dim(1).swap_dims(0, 1);
         let table = match metric {
             Metric::L2 => table,

@@ -6,7 +6,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::backbone::{BertEncoder, BertTokenizer};
+use crate::backbone::{Vocabulary, WordEmbeddings};
 use crate::error::{Error, Result};
 
 /// How a soft prompt is initialised.
@@ -83,17 +83,18 @@ impl<B: Backend> SoftPrompt<B> {
     pub fn init(
         init: &PromptInit,
         len: usize,
-        encoder: &BertEncoder<B>,
-        tokenizer: &BertTokenizer,
+        encoder: &impl WordEmbeddings<B>,
+        tokenizer: &(impl Vocabulary + ?Sized),
         rng: &mut impl Rng,
     ) -> Result<Self> {
         if len == 0 {
             return Err(Error::config("prompt length", "must be at least 1"));
         }
-        let device = encoder.word_embeddings().device();
+        let table = encoder.table();
+        let device = table.device();
         let rows = match init {
             PromptInit::Text(text) => {
-                let ids = tokenizer.encode(text);
+                let ids = tokenizer.encode_text(text);
                 if ids.is_empty() {
                     return Err(Error::config(
                         format!("prompt init text `{text}`"),
@@ -103,18 +104,18 @@ impl<B: Backend> SoftPrompt<B> {
                 Self::token_rows(encoder, &fit_to_len(&ids, len))
             }
             PromptInit::RandomVocab => {
-                let regular = tokenizer.regular_ids();
+                let regular = tokenizer.regular_token_ids();
                 let ids: Vec<u32> = (0..len)
                     .map(|_| regular[rng.random_range(0..regular.len())])
                     .collect();
                 Self::token_rows(encoder, &ids)
             }
             PromptInit::RandomNormal(std) => {
-                let d = encoder.hidden_size();
+                let d = table.dims()[1];
                 let std = match std {
                     Some(s) => *s as f64,
                     None => {
-                        let w = encoder.word_embeddings();
+                        let w = table.clone();
                         let (var, _) = w.reshape([-1]).var_mean_bias(0);
                         (var.into_scalar().to_f64_lossy()).sqrt()
                     }
@@ -129,8 +130,9 @@ impl<B: Backend> SoftPrompt<B> {
     }
 
     /// Embedding rows `[ids.len(), d]` of token ids.
-    pub fn token_rows(encoder: &BertEncoder<B>, ids: &[u32]) -> Tensor<B, 2> {
-        let device = encoder.word_embeddings().device();
+    pub fn token_rows(encoder: &impl WordEmbeddings<B>, ids: &[u32]) -> Tensor<B, 2> {
+        let table = encoder.table();
+        let device = table.device();
         let idx: Tensor<B, 1, Int> = Tensor::from_data(
             TensorData::new(
                 ids.iter().map(|&i| i as i64).collect::<Vec<_>>(),
@@ -138,7 +140,7 @@ impl<B: Backend> SoftPrompt<B> {
             ),
             &device,
         );
-        encoder.word_embeddings().select(0, idx)
+        table.select(0, idx)
     }
 }
 

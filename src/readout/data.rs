@@ -62,22 +62,36 @@ pub struct EncodedData {
 }
 
 impl EncodedData {
-    /// Tokenizes the examples of each split with the encoder's tokenizer.
+    /// Tokenizes the examples of each split with the encoder's tokenizer; a sentence pair
+    /// becomes `text [SEP] pair`.
     pub fn new(dataset: &Dataset, splits: &Splits, tokenizer: &BertTokenizer) -> Self {
-        Self::with_tokenizer(dataset, splits, |text| tokenizer.encode(text))
+        Self::with_tokenizer(
+            dataset,
+            splits,
+            |text| tokenizer.encode(text),
+            &[tokenizer.sep()],
+        )
     }
 
-    /// Tokenizes the examples of each split with `encode`.
+    /// Tokenizes the examples of each split with `encode`; the two texts of a sentence pair are
+    /// joined by the `separator` ids.
     pub fn with_tokenizer(
         dataset: &Dataset,
         splits: &Splits,
         encode: impl Fn(&str) -> Vec<u32>,
+        separator: &[u32],
     ) -> Self {
+        let example = |i: usize| {
+            let e = &dataset.examples[i];
+            let mut ids = encode(&e.text);
+            if let Some(pair) = &e.pair {
+                ids.extend_from_slice(separator);
+                ids.extend(encode(pair));
+            }
+            ids
+        };
         let enc = |idx: &[usize]| EncodedSplit {
-            tokens: idx
-                .iter()
-                .map(|&i| encode(&dataset.examples[i].text))
-                .collect(),
+            tokens: idx.iter().map(|&i| example(i)).collect(),
             labels: idx.iter().map(|&i| dataset.examples[i].label).collect(),
         };
         Self {

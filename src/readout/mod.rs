@@ -26,7 +26,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 /// Which readout a task uses, with its settings.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub enum ReadoutConfig {
     /// CoOp-style class prompts compared by cosine to cached sentence embeddings.
@@ -36,7 +36,15 @@ pub enum ReadoutConfig {
     },
     /// Lester-style input prompt, mean pooling and a trainable linear head.
     InputHead,
+    /// A frozen decoder's next-token logits of the class words after prompt ⊕ input ⊕ cue.
+    Verbalizer {
+        /// Text appended after the input, before the class word (e.g. `"\nSentiment:"`).
+        cue: crate::task::Text,
+    },
 }
+
+/// The verbalizer's default cue.
+pub const DEFAULT_CUE: &str = "\nAnswer:";
 
 impl Default for ReadoutConfig {
     fn default() -> Self {
@@ -51,23 +59,77 @@ impl std::str::FromStr for ReadoutConfig {
         match s {
             "class-prompt" => Ok(Self::default()),
             "input-head" => Ok(Self::InputHead),
+            "verbalizer" => Ok(Self::Verbalizer {
+                cue: DEFAULT_CUE.into(),
+            }),
             _ => Err(crate::error::Error::config(
                 format!("readout `{s}`"),
-                "expected `class-prompt` or `input-head`",
+                "expected `class-prompt`, `input-head` or `verbalizer`",
             )),
         }
     }
 }
 
-/// Loss and accuracy of a prompt on a set of examples.
+/// Loss, accuracy, macro-F1 and MCC of a prompt on a set of examples.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
     /// Mean cross-entropy.
     pub loss: f64,
     /// Fraction classified correctly.
     pub accuracy: f64,
+    /// Unweighted mean of the per-class F1 scores (a class never predicted nor present counts
+    /// as F1 = 0 only when it has examples).
+    #[serde(default)]
+    pub macro_f1: f64,
+    /// Matthews correlation coefficient, multi-class (0 when undefined).
+    #[serde(default)]
+    pub mcc: f64,
     /// Number of examples.
     pub count: usize,
+}
+
+impl Metrics {
+    /// Metrics of predictions from a confusion matrix `confusion[label][prediction]` and the
+    /// summed loss.
+    pub fn from_confusion(confusion: &[Vec<usize>], loss_sum: f64) -> Self {
+        let k = confusion.len();
+        let n: usize = confusion.iter().flatten().sum();
+        let correct: usize = (0..k).map(|i| confusion[i][i]).sum();
+        let actual: Vec<f64> = confusion
+            .iter()
+            .map(|r| r.iter().sum::<usize>() as f64)
+            .collect();
+        let predicted: Vec<f64> = (0..k)
+            .map(|j| confusion.iter().map(|r| r[j]).sum::<usize>() as f64)
+            .collect();
+        let mut f1_sum = 0.0;
+        let mut classes = 0;
+        for i in 0..k {
+            if actual[i] == 0.0 && predicted[i] == 0.0 {
+                continue;
+            }
+            classes += 1;
+            let tp = confusion[i][i] as f64;
+            f1_sum += 2.0 * tp / (actual[i] + predicted[i]);
+        }
+        let (nf, cf) = (n as f64, correct as f64);
+        let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+        let cov_xy = cf * nf - dot(&actual, &predicted);
+        let cov_xx = nf * nf - dot(&predicted, &predicted);
+        let cov_yy = nf * nf - dot(&actual, &actual);
+        let denom = (cov_xx * cov_yy).sqrt();
+        Metrics {
+            loss: loss_sum / nf.max(1.0),
+            accuracy: cf / nf.max(1.0),
+            macro_f1: if classes == 0 {
+                0.0
+            } else {
+                f1_sum / classes as f64
+            },
+            mcc: if denom > 0.0 { cov_xy / denom } else { 0.0 },
+            count: n,
+        }
+    }
 }
 
 /// Scores examples given a prompt model. Implementations hold the frozen backbone and any cache.
@@ -94,19 +156,19 @@ pub trait Readout<B: Backend> {
         // Chunks of similar length waste little compute on padding.
         let mut all: Vec<usize> = (0..n).collect();
         all.sort_by_key(|&i| examples.tokens[i].len());
-        let (mut loss_sum, mut correct) = (0.0, 0usize);
+        let k = self.data().num_classes();
+        let mut confusion = vec![vec![0usize; k]; k];
+        let mut loss_sum = 0.0;
         for chunk in all.chunks(self.eval_chunk()) {
             let logits = self.logits(&frozen, split, chunk);
             let labels = self.data().split(split).labels_of(chunk);
-            let (l, c) = loss_and_correct(logits, &labels);
+            let (l, predictions) = loss_and_predictions(logits, &labels);
             loss_sum += l * chunk.len() as f64;
-            correct += c;
+            for (&label, &p) in labels.iter().zip(&predictions) {
+                confusion[label][p.min(k - 1)] += 1;
+            }
         }
-        Metrics {
-            loss: loss_sum / n.max(1) as f64,
-            accuracy: correct as f64 / n.max(1) as f64,
-            count: n,
-        }
+        Metrics::from_confusion(&confusion, loss_sum)
     }
 
     /// How many examples [`Readout::evaluate`] scores at once.
@@ -138,18 +200,26 @@ pub fn cross_entropy<B: Backend>(logits: Tensor<B, 2>, labels: &[usize]) -> Tens
 
 /// Mean cross-entropy and number of correct argmax predictions.
 pub fn loss_and_correct<B: Backend>(logits: Tensor<B, 2>, labels: &[usize]) -> (f64, usize) {
-    let pred: Vec<i64> = logits
+    let (loss, pred) = loss_and_predictions(logits, labels);
+    let correct = pred.iter().zip(labels).filter(|(&p, &l)| p == l).count();
+    (loss, correct)
+}
+
+/// Mean cross-entropy and the argmax prediction of each example.
+pub fn loss_and_predictions<B: Backend>(
+    logits: Tensor<B, 2>,
+    labels: &[usize],
+) -> (f64, Vec<usize>) {
+    let pred: Vec<usize> = logits
         .clone()
         .argmax(1)
         .into_data()
         .convert::<i64>()
-        .into_vec()
-        .unwrap_or_default();
-    let correct = pred
-        .iter()
-        .zip(labels)
-        .filter(|(&p, &l)| p as usize == l)
-        .count();
+        .into_vec::<i64>()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| p.max(0) as usize)
+        .collect();
     let loss = cross_entropy(logits, labels)
         .into_data()
         .convert::<f64>()
@@ -158,5 +228,5 @@ pub fn loss_and_correct<B: Backend>(logits: Tensor<B, 2>, labels: &[usize]) -> (
         .first()
         .copied()
         .unwrap_or(f64::NAN);
-    (loss, correct)
+    (loss, pred)
 }

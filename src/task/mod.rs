@@ -4,8 +4,13 @@
 mod registry;
 mod spec;
 
+pub(crate) use spec::{validate_classes, validate_readout};
+
 pub use registry::{all_tasks, lookup, register};
-pub use spec::{BackboneKind, Corpus, InitSpec, Metric, TaskSpec};
+pub use spec::{
+    BackboneSpec, Corpus, DataSource, FileFormat, FileSource, InitSpec, Metric, PromptSpec,
+    SelectionSplit, TaskSpec, Text, MAX_PROMPT_LEN,
+};
 
 /// The built-in tasks, declared in the DSL under `tasks/`.
 pub const BUILTIN_TASKS: &[TaskSpec] = &[

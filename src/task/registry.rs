@@ -26,7 +26,7 @@ pub fn all_tasks() -> Vec<TaskSpec> {
         .clone();
     for t in BUILTIN_TASKS {
         if !tasks.iter().any(|r| r.name == t.name) {
-            tasks.push(*t);
+            tasks.push(t.clone());
         }
     }
     tasks
@@ -38,9 +38,9 @@ pub fn lookup(name: &str) -> Result<TaskSpec> {
     tasks
         .iter()
         .find(|t| t.name == name)
-        .copied()
+        .cloned()
         .ok_or_else(|| {
-            let known: Vec<_> = tasks.iter().map(|t| t.name).collect();
+            let known: Vec<_> = tasks.iter().map(|t| t.name.as_ref()).collect();
             Error::config(
                 format!("task `{name}`"),
                 format!("unknown; known tasks: {}", known.join(", ")),

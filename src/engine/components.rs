@@ -1,0 +1,123 @@
+//! What a run reads but never changes (its configuration and the frozen parts built for it),
+//! and what it talks to (mentor, cassette, run folder, progress, control).
+
+use std::path::Path;
+
+use burn::tensor::backend::AutodiffBackend;
+use indicatif::ProgressBar;
+
+use super::run::{RunConfig, RunControl};
+use super::setup::{AnyReadout, PromptSpace, TaskSetup};
+use super::state::Score;
+use crate::error::Result;
+use crate::gradient::{GradientConfig, GradientStage, PromptOptimizer};
+use crate::mentor::{Cassette, Mentor, MetaPromptTemplate};
+use crate::prompt::Projector;
+use crate::readout::{evaluate_valid, Metrics, PromptModel, SplitName};
+use crate::run::RunDir;
+use crate::task::Metric;
+
+/// The read-only parts of a run.
+pub struct Components<'a, B: AutodiffBackend> {
+    /// The run's configuration.
+    pub config: &'a RunConfig,
+    /// The readout over the frozen backbone.
+    pub readout: &'a AnyReadout<B>,
+    /// The prompt's vocabulary.
+    pub space: &'a PromptSpace<B>,
+    /// Nearest-token projection.
+    pub projector: &'a Projector<B>,
+    /// The mentor's meta-prompt, for schedules with mentor stages.
+    pub template: Option<MetaPromptTemplate>,
+    /// The metric selection ranks by.
+    pub metric: Metric,
+    round_stage: GradientConfig,
+    final_stage: GradientConfig,
+}
+
+impl<'a, B: AutodiffBackend> Components<'a, B> {
+    /// The components of `config` over what `setup` built.
+    pub fn new(config: &'a RunConfig, setup: &'a TaskSetup<B>) -> Result<Self> {
+        let sched = &config.schedule;
+        let template = match &sched.mentor {
+            Some(m) if m.template.ends_with(".hbs") => {
+                Some(MetaPromptTemplate::from_file(Path::new(&m.template))?)
+            }
+            Some(m) => Some(MetaPromptTemplate::builtin(&m.template)?),
+            None => None,
+        };
+        let stage = |steps| GradientConfig {
+            steps,
+            ..config.task.gradient.clone()
+        };
+        Ok(Self {
+            config,
+            readout: &setup.readout,
+            space: &setup.space,
+            projector: &setup.projector,
+            template,
+            metric: config.task.metric,
+            round_stage: stage(sched.steps_per_round),
+            final_stage: stage(sched.final_steps),
+        })
+    }
+
+    /// The gradient stage of `round` (the final stage is round `rounds`).
+    pub fn stage_config(&self, round: usize) -> &GradientConfig {
+        if round == self.config.schedule.rounds {
+            &self.final_stage
+        } else {
+            &self.round_stage
+        }
+    }
+
+    /// A gradient stage with `config`.
+    pub fn gradient_stage<'s>(
+        &'s self,
+        config: &'s GradientConfig,
+    ) -> GradientStage<'s, B, AnyReadout<B>> {
+        GradientStage::new(
+            self.readout,
+            self.projector,
+            self.space.vocab.as_ref(),
+            config,
+        )
+    }
+
+    /// A fresh AdamW optimizer with the run's settings.
+    pub fn fresh_optimizer(&self) -> PromptOptimizer<B> {
+        self.gradient_stage(&self.round_stage).optimizer()
+    }
+
+    /// Metrics and score of `model` on the selection split.
+    pub fn select_score(&self, model: &PromptModel<B>) -> (Metrics, Score) {
+        let m = evaluate_valid(self.readout, model, SplitName::Selection);
+        (m, Score::of(self.metric, &m))
+    }
+}
+
+/// What a run talks to. `RunIo::default()` is a run without a mentor, folder or progress bar.
+pub struct RunIo<'a> {
+    /// The mentor of mentor stages.
+    pub mentor: Option<&'a mut dyn Mentor>,
+    /// Record/replay of the mentor's calls.
+    pub cassette: Option<&'a mut Cassette>,
+    /// The run folder (records, checkpoints, plots).
+    pub out: Option<&'a RunDir>,
+    /// Stage progress.
+    pub progress: ProgressBar,
+    /// Checkpointing and resumption.
+    pub control: RunControl,
+}
+
+impl Default for RunIo<'_> {
+    fn default() -> Self {
+        Self {
+            mentor: None,
+            cassette: None,
+            out: None,
+            progress: ProgressBar::hidden(),
+            control: RunControl::default(),
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! What a run records: every prompt scored per round, the mentor's transcript, the outcome.
+
+use serde::{Deserialize, Serialize};
+
+use crate::mentor::{ChatRequest, ChatResponse, Dropped, Source};
+use crate::readout::Metrics;
+
+/// One scored prompt the engine considered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scored {
+    /// `projected`, `candidate` or `continuous`.
+    pub kind: String,
+    /// The text (empty for the continuous prompt).
+    pub text: String,
+    /// Metrics on the selection split.
+    pub selection: Metrics,
+}
+
+/// One mentor call, as sent and received.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MentorExchange {
+    /// The request.
+    pub request: ChatRequest,
+    /// The response.
+    pub response: ChatResponse,
+    /// Live or replayed from a cassette.
+    pub source: Source,
+    /// Candidates the parser kept.
+    pub candidates: Vec<String>,
+    /// Lines the parser dropped, with the reason.
+    pub dropped: Vec<Dropped>,
+}
+
+/// What one round did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoundRecord {
+    /// Round index (the final stage is round `rounds`).
+    pub round: usize,
+    /// Global step count after the round's gradient stage.
+    pub step: usize,
+    /// Every prompt scored in the round.
+    pub scored: Vec<Scored>,
+    /// The rendered meta-prompt, when the round had a mentor stage.
+    pub meta_prompt: Option<String>,
+    /// The mentor transcript of the round: the exact request (endpoint, model, messages, every
+    /// sampling setting), the response (model id, tokens, finish reason), where it came from,
+    /// and what the parser kept and dropped.
+    pub mentor: Option<MentorExchange>,
+    /// The mentor's raw reply.
+    pub reply: Option<String>,
+    /// What the next round starts from.
+    pub restart_from: String,
+    /// Divergences (non-finite loss or gradient) the round's gradient stage rolled back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollbacks: Vec<crate::gradient::Rollback>,
+}
+
+/// The outcome of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    /// Task.
+    pub task: String,
+    /// Schedule name.
+    pub schedule: String,
+    /// Run seed.
+    pub seed: u64,
+    /// Gradient steps taken.
+    pub gradient_steps: usize,
+    /// LLM calls and tokens.
+    pub llm_calls: u64,
+    /// Prompt plus completion tokens of the mentor.
+    pub llm_tokens: u64,
+    /// The metric that chose the final prompt.
+    #[serde(default)]
+    pub metric: crate::task::Metric,
+    /// Final prompt on the selection split.
+    pub selection: Metrics,
+    /// Final prompt on the test split.
+    pub test: Metrics,
+    /// The final prompt projected to tokens.
+    pub final_text: String,
+    /// Wall time, seconds.
+    pub wall_seconds: f64,
+}

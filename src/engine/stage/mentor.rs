@@ -1,0 +1,92 @@
+//! The mentor stage: the best prompts so far rendered into the meta-prompt, one call to the
+//! mentor (through the cassette when there is one), the reply parsed into candidates; the
+//! whole exchange is recorded in the round.
+
+use burn::tensor::backend::AutodiffBackend;
+use indicatif::ProgressBar;
+
+use crate::engine::components::{Components, RunIo};
+use crate::engine::records::{MentorExchange, RoundRecord};
+use crate::engine::schedule::MentorStage;
+use crate::engine::state::RunState;
+use crate::error::{Error, Result};
+use crate::mentor::{parse_reply, Message, MetaPromptContext, ParserConfig, Source};
+
+/// Asks the mentor for candidates; returns the texts the parser kept.
+pub fn mentor<B: AutodiffBackend>(
+    state: &mut RunState<B>,
+    c: &Components<'_, B>,
+    io: &mut RunIo<'_>,
+    stage: &MentorStage,
+    record: &mut RoundRecord,
+) -> Result<Vec<String>> {
+    let round = state.position.round;
+    let (Some(template), Some(m)) = (&c.template, io.mentor.as_deref_mut()) else {
+        return Err(Error::config(
+            format!("schedule `{}`", c.config.schedule.name),
+            "has mentor stages but no mentor was given",
+        ));
+    };
+    // The best `history` prompts, shown worst → best.
+    let mut shown = state.pool.clone();
+    shown.sort_by(|a, b| a.loss.total_cmp(&b.loss));
+    shown.truncate(stage.history);
+    let task = &c.config.task;
+    let ctx = MetaPromptContext::new(
+        task.description.clone(),
+        shown,
+        stage.candidates,
+        stage.word_limit,
+    );
+    let meta = template.render(&ctx)?;
+    let mut sampling = stage.sampling.clone();
+    sampling.seed = stage
+        .sampling
+        .seed
+        .wrapping_add(task.seed * 1000 + round as u64);
+    let request = m.request(vec![Message::user(meta.clone())], sampling);
+    show(&io.progress, c, round, "mentor");
+    io.progress.set_message(format!(
+        "{} candidates asked of {}",
+        stage.candidates, request.endpoint
+    ));
+    let before = m.usage();
+    let (response, source) = match io.cassette.as_deref_mut() {
+        Some(cassette) => cassette.call(&request, |r| m.send(r))?,
+        None => (m.send(&request)?, Source::Live),
+    };
+    state.spend(before, m.usage());
+    let parsed = parse_reply(
+        &response.text,
+        &ParserConfig {
+            max_candidates: stage.candidates,
+            ..ParserConfig::default()
+        },
+    );
+    show(&io.progress, c, round, "scoring");
+    io.progress
+        .set_message(format!("{} candidates", parsed.candidates.len()));
+    record.meta_prompt = Some(meta);
+    record.reply = Some(response.text.clone());
+    record.mentor = Some(MentorExchange {
+        request,
+        response,
+        source,
+        candidates: parsed.candidates.clone(),
+        dropped: parsed.dropped,
+    });
+    Ok(parsed.candidates)
+}
+
+/// Names the stage on the progress bar.
+pub(crate) fn show<B: AutodiffBackend>(
+    progress: &ProgressBar,
+    c: &Components<'_, B>,
+    round: usize,
+    stage: &str,
+) {
+    progress.set_prefix(format!(
+        "round {round}/{}: {stage}",
+        c.config.schedule.rounds
+    ));
+}

@@ -1,0 +1,42 @@
+//! Selection: every candidate scored on the selection split; the best one, if it beats the
+//! continuous prompt, is what the round may restart from.
+
+use burn::tensor::backend::AutodiffBackend;
+
+use super::score::score_text;
+use crate::engine::components::Components;
+use crate::engine::records::RoundRecord;
+use crate::engine::state::{RunState, Score};
+use crate::readout::PromptModel;
+
+/// A candidate prompt that beat the continuous prompt on selection.
+pub struct Candidate<B: AutodiffBackend> {
+    /// Its score.
+    pub score: Score,
+    /// Its prompt model (token embeddings of the text, the current head).
+    pub model: PromptModel<B>,
+    /// The text.
+    pub text: String,
+}
+
+/// Scores `candidates` and returns the best one that beats `continuous`.
+pub fn select<B: AutodiffBackend>(
+    state: &mut RunState<B>,
+    c: &Components<'_, B>,
+    record: &mut RoundRecord,
+    candidates: Vec<String>,
+    continuous: Score,
+) -> Option<Candidate<B>> {
+    let mut best: Option<Candidate<B>> = None;
+    for text in candidates {
+        let Some((score, model)) = score_text(state, c, record, "candidate", &text) else {
+            continue;
+        };
+        state.consider(score, &model);
+        let to_beat = best.as_ref().map_or(continuous, |b| b.score);
+        if score.beats(&to_beat) {
+            best = Some(Candidate { score, model, text });
+        }
+    }
+    best
+}
