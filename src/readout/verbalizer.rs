@@ -1,9 +1,14 @@
 //! Lester-style prompt tuning of a frozen decoder with a verbalizer: the sequence is
-//! soft prompt ⊕ input tokens ⊕ a cue ("\nSentiment:"), and the class scores are the decoder's
-//! next-token logits of each class word's first token after the cue. Gradients flow through the
-//! frozen decoder (constant weights) to the prompt only.
+//! soft prompt ⊕ input tokens ⊕ a cue ("\nSentiment:"), and the class scores come from the
+//! decoder's next-token predictions of each class word after the cue. When every class word is
+//! one token, the scores are those tokens' next-token logits (their softmax over the classes is
+//! the decoder's distribution renormalised to the class words); when some word has several
+//! tokens, each class is scored by the log-likelihood of its whole word (teacher-forced, one
+//! sequence per class). Gradients flow through the frozen decoder (constant weights) to the
+//! prompt only.
 
 use burn::module::Module;
+use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
@@ -24,13 +29,16 @@ pub struct VerbalizerReadout<B: Backend> {
     /// First token of each class word, in label order.
     #[module(skip)]
     verbalizers: Vec<u32>,
+    /// Every token of each class word, in label order.
+    #[module(skip)]
+    words: Vec<Vec<u32>>,
     /// Longest input kept (tokens); longer inputs keep their beginning.
     max_input: usize,
 }
 
 impl<B: Backend> VerbalizerReadout<B> {
     /// Builds the readout. `class_words` are scored as continuations of `cue` (a leading space
-    /// is added, as they follow a colon); their first tokens must differ.
+    /// is added, as they follow a colon); they must tokenize differently.
     pub fn new(
         decoder: Llama<B>,
         tokenizer: &DecoderTokenizer,
@@ -49,20 +57,21 @@ impl<B: Backend> VerbalizerReadout<B> {
                 ),
             ));
         }
-        let mut verbalizers = Vec::with_capacity(class_words.len());
+        let mut words: Vec<Vec<u32>> = Vec::with_capacity(class_words.len());
         for w in class_words {
             let ids = tokenizer.encode_plain(&format!(" {}", w.trim()))?;
-            let first = *ids
-                .first()
-                .ok_or_else(|| Error::config(format!("class word `{w}`"), "has no tokens"))?;
-            if verbalizers.contains(&first) {
+            if ids.is_empty() {
+                return Err(Error::config(format!("class word `{w}`"), "has no tokens"));
+            }
+            if words.contains(&ids) {
                 return Err(Error::config(
                     format!("class word `{w}`"),
-                    "starts with the same token as another class word",
+                    "tokenizes like another class word",
                 ));
             }
-            verbalizers.push(first);
+            words.push(ids);
         }
+        let verbalizers: Vec<u32> = words.iter().map(|w| w[0]).collect();
         let cue = tokenizer.encode_plain(cue)?;
         if max_input == 0 {
             return Err(Error::config("max input tokens", "must be positive"));
@@ -72,6 +81,7 @@ impl<B: Backend> VerbalizerReadout<B> {
             data,
             cue,
             verbalizers,
+            words,
             max_input,
         })
     }
@@ -105,18 +115,20 @@ impl<B: Backend> VerbalizerReadout<B> {
     pub fn verbalizers(&self) -> &[u32] {
         &self.verbalizers
     }
-}
 
-impl<B: Backend> Readout<B> for VerbalizerReadout<B> {
-    fn logits(&self, model: &PromptModel<B>, split: SplitName, idx: &[usize]) -> Tensor<B, 2> {
-        let prompt = model.prompt.rows();
-        let [l, d] = prompt.dims();
-        let n = idx.len();
-        let device = prompt.device();
-        // Input (cut to max_input) ⊕ cue, right-padded with id 0: causal attention keeps the
-        // padding out of every real position.
-        let seqs: Vec<Vec<u32>> = self
-            .data
+    /// The tokens of each class word.
+    pub fn words(&self) -> &[Vec<u32>] {
+        &self.words
+    }
+
+    /// Whether every class word is a single token (scored by its next-token logit).
+    pub fn single_token(&self) -> bool {
+        self.words.iter().all(|w| w.len() == 1)
+    }
+
+    /// Input (cut to `max_input`) ⊕ cue of each example.
+    fn inputs(&self, split: SplitName, idx: &[usize]) -> Vec<Vec<u32>> {
+        self.data
             .split(split)
             .tokens_of(idx)
             .iter()
@@ -124,7 +136,15 @@ impl<B: Backend> Readout<B> for VerbalizerReadout<B> {
                 let keep = t.len().min(self.max_input);
                 t[..keep].iter().chain(&self.cue).copied().collect()
             })
-            .collect();
+            .collect()
+    }
+
+    /// Hidden states `[n, L + T, d]` of prompt ⊕ each sequence, right-padded with id 0 (causal
+    /// attention keeps the padding out of every real position).
+    fn hidden(&self, prompt: Tensor<B, 2>, seqs: &[Vec<u32>]) -> Tensor<B, 3> {
+        let [l, d] = prompt.dims();
+        let n = seqs.len();
+        let device = prompt.device();
         let t = seqs.iter().map(Vec::len).max().unwrap_or(0).max(1);
         let ids: Vec<i64> = seqs
             .iter()
@@ -133,10 +153,71 @@ impl<B: Backend> Readout<B> for VerbalizerReadout<B> {
         let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [n, t]), &device);
         let tokens = self.decoder.embed_tokens(ids);
         let x = Tensor::cat(vec![prompt.unsqueeze::<3>().expand([n, l, d]), tokens], 1);
-        let hidden = self.decoder.forward(x, &mut self.decoder.cache());
+        self.decoder.forward(x, &mut self.decoder.cache())
+    }
+
+    /// Class scores `[n, C]`: the log-likelihood of each whole class word after input ⊕ cue.
+    fn word_log_likelihoods(&self, prompt: Tensor<B, 2>, inputs: &[Vec<u32>]) -> Tensor<B, 2> {
+        let [l, d] = prompt.dims();
+        let device = prompt.device();
+        let classes = self.words.len();
+        // One sequence per (example, class): input ⊕ cue ⊕ the word but its last token.
+        let mut seqs = Vec::with_capacity(inputs.len() * classes);
+        for input in inputs {
+            for w in &self.words {
+                seqs.push(
+                    input
+                        .iter()
+                        .chain(&w[..w.len() - 1])
+                        .copied()
+                        .collect::<Vec<_>>(),
+                );
+            }
+        }
+        let hidden = self.hidden(prompt, &seqs);
+        let len = hidden.dims()[1];
+        // Position predicting token j of the word: the one before it.
+        let (mut positions, mut targets, mut owner) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, input) in inputs.iter().enumerate() {
+            for (c, w) in self.words.iter().enumerate() {
+                let row = i * classes + c;
+                for (j, &tok) in w.iter().enumerate() {
+                    positions.push((row * len + l + input.len() - 1 + j) as i64);
+                    targets.push(tok as i64);
+                    owner.push(row);
+                }
+            }
+        }
+        let p = positions.len();
+        let positions = Tensor::<B, 1, Int>::from_data(TensorData::new(positions, [p]), &device);
+        let h = hidden.reshape([seqs.len() * len, d]).select(0, positions);
+        let logp = log_softmax(h.matmul(self.decoder.output_head_t()), 1);
+        let targets = Tensor::<B, 2, Int>::from_data(TensorData::new(targets, [p, 1]), &device);
+        let token_logp = logp.gather(1, targets);
+        // Sum each word's tokens: a [n·C, P] 0/1 matrix times the token log-probabilities.
+        let mut assign = vec![0f32; seqs.len() * p];
+        for (k, &row) in owner.iter().enumerate() {
+            assign[row * p + k] = 1.0;
+        }
+        let assign = Tensor::<B, 2>::from_data(TensorData::new(assign, [seqs.len(), p]), &device);
+        assign.matmul(token_logp).reshape([inputs.len(), classes])
+    }
+}
+
+impl<B: Backend> Readout<B> for VerbalizerReadout<B> {
+    fn logits(&self, model: &PromptModel<B>, split: SplitName, idx: &[usize]) -> Tensor<B, 2> {
+        let prompt = model.prompt.rows();
+        let inputs = self.inputs(split, idx);
+        if !self.single_token() {
+            return self.word_log_likelihoods(prompt, &inputs);
+        }
+        let [l, d] = prompt.dims();
+        let n = idx.len();
+        let device = prompt.device();
+        let hidden = self.hidden(prompt, &inputs);
         // The last real position of each sequence predicts the class word.
-        let len = l + t;
-        let last: Vec<i64> = seqs
+        let len = hidden.dims()[1];
+        let last: Vec<i64> = inputs
             .iter()
             .enumerate()
             .map(|(i, s)| (i * len + l + s.len() - 1) as i64)

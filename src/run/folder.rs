@@ -5,6 +5,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -21,6 +22,11 @@ impl RunDir {
         let path = path.into();
         fs::create_dir_all(&path).map_err(|e| Error::io("creating", &path, e))?;
         Ok(Self { path })
+    }
+
+    /// An existing folder, to read its records; nothing is created or checked.
+    pub fn open(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
     }
 
     /// A fresh folder `root/<name>-<UTC timestamp>`.
@@ -70,6 +76,21 @@ impl RunDir {
         }
         self.write_bytes(name, &out)
     }
+
+    /// Reads a JSON lines record file (blank lines skipped); errors name the file and the line.
+    pub fn read_jsonl<T: DeserializeOwned>(&self, name: &str) -> Result<Vec<T>> {
+        let path = self.path.join(name);
+        let text = fs::read_to_string(&path).map_err(|e| Error::io("reading", &path, e))?;
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| {
+                serde_json::from_str(l).map_err(|e| {
+                    Error::data(&path, format!("line {}: not a valid record: {e}", i + 1))
+                })
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -96,5 +117,19 @@ mod tests {
         let v: Vec<i32> =
             serde_json::from_slice(&fs::read(run.path().join("a.json")).unwrap()).unwrap();
         assert_eq!(v, [1, 2, 3]);
+    }
+
+    #[test]
+    fn jsonl_reads_back_what_was_written_and_names_a_bad_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::create(dir.path()).unwrap();
+        run.write_jsonl("t.jsonl", &[[1, 2], [3, 4]]).unwrap();
+        let back: Vec<[i32; 2]> = RunDir::open(dir.path()).read_jsonl("t.jsonl").unwrap();
+        assert_eq!(back, [[1, 2], [3, 4]]);
+        run.write_bytes("bad.jsonl", b"1\n\n[\n").unwrap();
+        let err = run.read_jsonl::<i32>("bad.jsonl").unwrap_err().to_string();
+        assert!(err.contains("bad.jsonl") && err.contains("line 3"), "{err}");
+        let err = run.read_jsonl::<i32>("none.jsonl").unwrap_err().to_string();
+        assert!(err.contains("none.jsonl"), "{err}");
     }
 }

@@ -6,7 +6,7 @@ mod spec;
 
 pub(crate) use spec::{validate_classes, validate_readout};
 
-pub use registry::{all_tasks, lookup, register};
+pub use registry::{all_tasks, lookup, register, resolve};
 pub use spec::{
     BackboneSpec, Corpus, DataSource, FileFormat, FileSource, InitSpec, Metric, PromptSpec,
     SelectionSplit, TaskSpec, Text, MAX_PROMPT_LEN,

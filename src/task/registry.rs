@@ -47,3 +47,12 @@ pub fn lookup(name: &str) -> Result<TaskSpec> {
             )
         })
 }
+
+/// A task by name, or read from a YAML file (`*.yaml`, `*.yml`) with the fields of `task!`;
+/// errors name the file and the key.
+pub fn resolve(name_or_file: &str) -> Result<TaskSpec> {
+    if name_or_file.ends_with(".yaml") || name_or_file.ends_with(".yml") {
+        return TaskSpec::from_yaml_file(std::path::Path::new(name_or_file));
+    }
+    lookup(name_or_file)
+}

@@ -6,6 +6,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use burn::tensor::backend::AutodiffBackend;
+
+use crate::cli::args::BenchArgs;
 use tandem::assets::Assets;
 use tandem::backend::{dispatch, BackendJob, BackendKind};
 use tandem::bench::{measure, prepare, reset_peak_rss, table, Measurement, Workload};
@@ -61,53 +63,56 @@ impl BackendJob for BenchJob {
     }
 }
 
-/// `tandem bench`.
-pub fn bench(
-    assets: Assets,
-    backends: Vec<String>,
-    only: Vec<String>,
-    warmup: usize,
-    iters: usize,
-    json: Option<PathBuf>,
-) -> Result<()> {
-    let kinds: Vec<BackendKind> = if backends.is_empty() {
-        BackendKind::available()
-    } else {
-        backends
-            .iter()
-            .map(|b| b.parse())
-            .collect::<tandem::Result<_>>()?
-    };
-    let mut workloads: Vec<Workload> = Vec::new();
-    for filter in if only.is_empty() {
-        vec!["all".to_string()]
-    } else {
-        only
-    } {
-        for w in Workload::select(&filter)? {
-            if !workloads.contains(&w) {
-                workloads.push(w);
+impl BenchArgs {
+    /// `tandem bench [--backend B ...] [--only ID ...] [options]`.
+    pub fn exec(self, assets: Assets) -> Result<()> {
+        let kinds: Vec<BackendKind> = if self.backends.is_empty() {
+            BackendKind::available()
+        } else {
+            self.backends
+                .iter()
+                .map(|b| b.parse())
+                .collect::<tandem::Result<_>>()?
+        };
+        let workloads = self.workloads()?;
+        if self.warmup == 0 || self.iters == 0 {
+            anyhow::bail!("--warmup and --iters must be at least 1");
+        }
+        let mut all = Vec::new();
+        for kind in kinds {
+            let job = BenchJob {
+                workloads: workloads.clone(),
+                warmup: self.warmup,
+                iters: self.iters,
+                assets: assets.clone(),
+                json: self.json.clone().map(|p| (p, all.clone())),
+            };
+            all.extend(dispatch(kind, job)?);
+        }
+        print!("{}", table(&all));
+        if let Some(path) = self.json {
+            let text = serde_json::to_string_pretty(&all)?;
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// The workloads `--only` selects (all without it), each once, in the order given.
+    fn workloads(&self) -> tandem::Result<Vec<Workload>> {
+        let all = ["all".to_string()];
+        let filters = if self.only.is_empty() {
+            &all[..]
+        } else {
+            &self.only[..]
+        };
+        let mut workloads: Vec<Workload> = Vec::new();
+        for filter in filters {
+            for w in Workload::select(filter)? {
+                if !workloads.contains(&w) {
+                    workloads.push(w);
+                }
             }
         }
+        Ok(workloads)
     }
-    if warmup == 0 || iters == 0 {
-        anyhow::bail!("--warmup and --iters must be at least 1");
-    }
-    let mut all = Vec::new();
-    for kind in kinds {
-        let job = BenchJob {
-            workloads: workloads.clone(),
-            warmup,
-            iters,
-            assets: assets.clone(),
-            json: json.clone().map(|p| (p, all.clone())),
-        };
-        all.extend(dispatch(kind, job)?);
-    }
-    print!("{}", table(&all));
-    if let Some(path) = json {
-        let text = serde_json::to_string_pretty(&all)?;
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-    }
-    Ok(())
 }

@@ -1,0 +1,212 @@
+//! `tandem mentor`: one mentor stage on a real trajectory: the meta-prompt, the mentor's reply
+//! and its parsed candidates.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use burn::tensor::backend::AutodiffBackend;
+use indicatif::ProgressBar;
+
+use super::jobs::load_llm;
+use crate::cli::args::MentorArgs;
+use tandem::assets::Assets;
+use tandem::backend::{dispatch, BackendJob, BackendKind};
+use tandem::gradient::TrajectoryPoint;
+use tandem::mentor::{
+    parse_reply, Cassette, ChatResponse, HttpMentor, HttpMentorConfig, LocalMentor, Mentor,
+    Message, MetaPromptContext, MetaPromptTemplate, ParserConfig, ReplayMode, Sampling,
+    ScoredPrompt, Source,
+};
+use tandem::task::resolve;
+use tandem::tune::{tune, TuneConfig};
+
+impl MentorArgs {
+    /// `tandem mentor TASK [--run DIR] [options]`.
+    pub fn exec(self, assets: Assets) -> Result<()> {
+        let kind: BackendKind = self.backend.parse()?;
+        resolve(&self.task)?;
+        let trajectory = match &self.run {
+            Some(dir) => Some(read_trajectory(dir)?),
+            None => None,
+        };
+        dispatch(
+            kind,
+            MentorJob {
+                args: self,
+                assets,
+                trajectory,
+            },
+        )?;
+        Ok(())
+    }
+}
+
+/// At most `n` scored prompts from a trajectory: duplicate texts keep their lowest loss, the
+/// rest are spread evenly over the trajectory.
+fn history_from(trajectory: &[TrajectoryPoint], n: usize) -> Vec<ScoredPrompt> {
+    let mut unique: Vec<ScoredPrompt> = Vec::new();
+    for p in trajectory {
+        let Some(acc) = p.selection_accuracy else {
+            continue;
+        };
+        let text = p.text.trim().to_string();
+        if text.is_empty() {
+            continue;
+        }
+        match unique.iter_mut().find(|s| s.text == text) {
+            Some(s) if p.loss < s.loss => {
+                s.loss = p.loss;
+                s.accuracy = acc;
+            }
+            Some(_) => {}
+            None => unique.push(ScoredPrompt {
+                text,
+                loss: p.loss,
+                accuracy: acc,
+            }),
+        }
+    }
+    if n == 0 {
+        return Vec::new();
+    }
+    if unique.len() <= n {
+        return unique;
+    }
+    (0..n)
+        .map(|i| unique[i * (unique.len() - 1) / (n - 1).max(1)].clone())
+        .collect()
+}
+
+fn read_trajectory(run: &Path) -> Result<Vec<TrajectoryPoint>> {
+    let path = run.join("trajectory.jsonl");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading the trajectory {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).with_context(|| {
+                format!("{} line {}: not a trajectory point", path.display(), i + 1)
+            })
+        })
+        .collect()
+}
+
+struct MentorJob {
+    args: MentorArgs,
+    assets: Assets,
+    trajectory: Option<Vec<TrajectoryPoint>>,
+}
+
+impl BackendJob for MentorJob {
+    type Output = ();
+
+    fn run<B: AutodiffBackend>(self, kind: BackendKind, device: B::Device) -> tandem::Result<()> {
+        run_mentor::<B>(self, kind, device).map_err(|e| tandem::Error::Mentor {
+            endpoint: "tandem mentor".into(),
+            reason: format!("{e:#}"),
+        })
+    }
+}
+
+fn run_mentor<B: AutodiffBackend>(
+    job: MentorJob,
+    kind: BackendKind,
+    device: B::Device,
+) -> Result<()> {
+    let a = &job.args;
+    let spec = resolve(&a.task)?;
+    let trajectory = match job.trajectory {
+        Some(t) => t,
+        None => {
+            let mut config = TuneConfig {
+                backend: kind,
+                ..spec.tune_config()
+            };
+            config.gradient.steps = a.steps;
+            config.gradient.record_every = 5;
+            config.validate()?;
+            eprintln!(
+                "running a {}-step gradient stage on {} for a trajectory ...",
+                a.steps, a.task
+            );
+            tune::<B>(&config, &job.assets, &device, None, &ProgressBar::hidden())?.1
+        }
+    };
+    let history = history_from(&trajectory, a.history);
+    if history.is_empty() {
+        anyhow::bail!("the trajectory has no scored points (record with a selection check)");
+    }
+    let template = if a.template.ends_with(".hbs") {
+        MetaPromptTemplate::from_file(Path::new(&a.template))?
+    } else {
+        MetaPromptTemplate::builtin(&a.template)?
+    };
+    let context = MetaPromptContext::new(
+        spec.description.to_string(),
+        history,
+        a.candidates,
+        a.word_limit,
+    );
+    let meta_prompt = template.render(&context)?;
+    let sampling = Sampling {
+        temperature: a.temperature,
+        top_p: a.top_p,
+        max_tokens: a.max_tokens,
+        stop: Vec::new(),
+        seed: a.seed,
+    };
+    let messages = vec![Message::user(meta_prompt.clone())];
+    let mut mentor: Box<dyn Mentor> = match &a.base_url {
+        Some(url) => Box::new(HttpMentor::new(HttpMentorConfig {
+            base_url: url.clone(),
+            model: a.model.clone(),
+            api_key_env: a.api_key_env.clone(),
+            ..HttpMentorConfig::default()
+        })?),
+        None => Box::new(LocalMentor::new(load_llm::<B::InnerBackend>(
+            &job.assets,
+            kind,
+            &device,
+        )?)),
+    };
+    let request = mentor.request(messages, sampling);
+    let (response, source): (ChatResponse, Source) = match &a.cassette {
+        Some(path) => {
+            let mode: ReplayMode = a.replay.parse()?;
+            Cassette::open(path, mode)?.call(&request, |r| mentor.send(r))?
+        }
+        None => (mentor.send(&request)?, Source::Live),
+    };
+    let parsed = parse_reply(
+        &response.text,
+        &ParserConfig {
+            max_candidates: a.candidates,
+            ..ParserConfig::default()
+        },
+    );
+    println!(
+        "=== meta-prompt ({} template, {} scored prompts) ===",
+        a.template,
+        context.history.len()
+    );
+    println!("{meta_prompt}");
+    println!(
+        "=== reply of {} at {} ({:?}, {} + {} tokens, {}) ===",
+        response.model_id,
+        request.endpoint,
+        source,
+        response.prompt_tokens,
+        response.completion_tokens,
+        response.finish_reason
+    );
+    println!("{}", response.text);
+    println!("=== candidates ===");
+    for (i, c) in parsed.candidates.iter().enumerate() {
+        println!("{}. {c}", i + 1);
+    }
+    for d in &parsed.dropped {
+        println!("dropped line {}: {:?} ({:?})", d.line_no, d.text, d.reason);
+    }
+    Ok(())
+}

@@ -1,0 +1,42 @@
+//! `tandem sweep`: schedules × seeds × tasks into one folder (finished runs skipped), then the
+//! report.
+
+use anyhow::Result;
+
+use super::jobs::RunJob;
+use crate::cli::args::{ReportArgs, SweepArgs};
+use tandem::assets::Assets;
+use tandem::backend::{dispatch, BackendKind};
+
+impl SweepArgs {
+    /// `tandem sweep --task T ... [options]`.
+    pub fn exec(self, assets: Assets) -> Result<()> {
+        let kind: BackendKind = self.backend.parse()?;
+        let schedules = if self.schedules.is_empty() {
+            tandem::engine::BUILTIN_SCHEDULES
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        } else {
+            self.schedules
+        };
+        let mut runs = Vec::new();
+        for t in &self.tasks {
+            for seed in 0..self.seeds {
+                for s in &schedules {
+                    runs.push((t.clone(), s.clone(), seed));
+                }
+            }
+        }
+        let job = RunJob {
+            runs,
+            sets: self.sets,
+            out: self.out.clone(),
+            mentor: self.mentor,
+            sweep: true,
+            assets,
+        };
+        dispatch(kind, job)?;
+        ReportArgs { dir: self.out }.exec()
+    }
+}

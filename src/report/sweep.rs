@@ -1,0 +1,291 @@
+//! The comparison table of a sweep folder: per task and schedule, the mean ± standard deviation
+//! over its seeds, as Markdown (for the terminal and the README) and CSV (`report.csv`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::engine::RunResult;
+use crate::error::{Error, Result};
+
+/// Mean and sample standard deviation (divided by n − 1; 0 for a single value).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MeanStd {
+    /// Arithmetic mean.
+    pub mean: f64,
+    /// Sample standard deviation.
+    pub std: f64,
+}
+
+impl MeanStd {
+    /// Mean and standard deviation of `values` (NaN mean when there are none).
+    pub fn of(values: &[f64]) -> Self {
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let var = if values.len() > 1 {
+            values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+        } else {
+            0.0
+        };
+        Self {
+            mean,
+            std: var.sqrt(),
+        }
+    }
+}
+
+/// One row of a sweep report: the finished runs of one task and schedule, over their seeds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepRow {
+    /// Task.
+    pub task: String,
+    /// Schedule name.
+    pub schedule: String,
+    /// Runs (one per seed).
+    pub seeds: usize,
+    /// Test accuracy, %.
+    pub test_accuracy: MeanStd,
+    /// Selection accuracy, %.
+    pub selection_accuracy: MeanStd,
+    /// Gradient steps of the first run (a schedule's budget, the same for every seed).
+    pub gradient_steps: usize,
+    /// Mean LLM calls.
+    pub llm_calls: f64,
+    /// Mean LLM tokens.
+    pub llm_tokens: f64,
+    /// Mean wall time, seconds.
+    pub wall_seconds: f64,
+}
+
+impl SweepRow {
+    fn of(runs: &[RunResult]) -> Self {
+        let mean = |f: fn(&RunResult) -> f64| MeanStd::of(&runs.iter().map(f).collect::<Vec<_>>());
+        Self {
+            task: runs[0].task.clone(),
+            schedule: runs[0].schedule.clone(),
+            seeds: runs.len(),
+            test_accuracy: mean(|r| 100.0 * r.test.accuracy),
+            selection_accuracy: mean(|r| 100.0 * r.selection.accuracy),
+            gradient_steps: runs[0].gradient_steps,
+            llm_calls: mean(|r| r.llm_calls as f64).mean,
+            llm_tokens: mean(|r| r.llm_tokens as f64).mean,
+            wall_seconds: mean(|r| r.wall_seconds).mean,
+        }
+    }
+}
+
+/// The comparison of a sweep folder's finished runs, one row per task and schedule (sorted).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepReport {
+    rows: Vec<SweepRow>,
+}
+
+impl SweepReport {
+    /// Reads `dir/*/results.json` (the finished runs; a folder without one is skipped). A
+    /// `results.json` that is not a run result is an error naming it.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let entries =
+            fs::read_dir(dir).map_err(|e| Error::io("reading the sweep folder", dir, e))?;
+        let mut paths: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path().join("results.json"))
+            .collect();
+        paths.sort();
+        let mut results = Vec::new();
+        for path in paths {
+            let Ok(text) = fs::read_to_string(&path) else {
+                continue;
+            };
+            let result: RunResult = serde_json::from_str(&text)
+                .map_err(|e| Error::data(&path, format!("not a run result: {e}")))?;
+            results.push(result);
+        }
+        Ok(Self::from_results(results))
+    }
+
+    /// Groups run results by task and schedule.
+    pub fn from_results(results: impl IntoIterator<Item = RunResult>) -> Self {
+        let mut groups: BTreeMap<(String, String), Vec<RunResult>> = BTreeMap::new();
+        for r in results {
+            groups
+                .entry((r.task.clone(), r.schedule.clone()))
+                .or_default()
+                .push(r);
+        }
+        Self {
+            rows: groups.values().map(|runs| SweepRow::of(runs)).collect(),
+        }
+    }
+
+    /// The rows, sorted by task, then schedule.
+    pub fn rows(&self) -> &[SweepRow] {
+        &self.rows
+    }
+
+    /// Whether no finished run was found.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The Markdown table: accuracies in % (test as mean ± std), means of the budgets spent.
+    pub fn markdown(&self) -> String {
+        let mut s = String::from(
+            "| task | schedule | seeds | test accuracy, % | selection accuracy, % | gradient steps | LLM calls | LLM tokens | wall s |\n\
+             |---|---|---|---|---|---|---|---|---|\n",
+        );
+        for r in &self.rows {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {:.2} ± {:.2} | {:.2} | {} | {:.1} | {:.0} | {:.1} |",
+                r.task,
+                r.schedule,
+                r.seeds,
+                r.test_accuracy.mean,
+                r.test_accuracy.std,
+                r.selection_accuracy.mean,
+                r.gradient_steps,
+                r.llm_calls,
+                r.llm_tokens,
+                r.wall_seconds
+            );
+        }
+        s
+    }
+
+    /// The same table as CSV (`report.csv`), with more digits and the test accuracy's std in
+    /// a column of its own.
+    pub fn csv(&self) -> String {
+        let mut s = String::from(
+            "task,schedule,seeds,test_acc_mean,test_acc_std,selection_acc_mean,gradient_steps,llm_calls_mean,llm_tokens_mean,wall_s_mean\n",
+        );
+        for r in &self.rows {
+            let _ = writeln!(
+                s,
+                "{},{},{},{:.4},{:.4},{:.4},{},{:.2},{:.1},{:.2}",
+                r.task,
+                r.schedule,
+                r.seeds,
+                r.test_accuracy.mean,
+                r.test_accuracy.std,
+                r.selection_accuracy.mean,
+                r.gradient_steps,
+                r.llm_calls,
+                r.llm_tokens,
+                r.wall_seconds
+            );
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::readout::Metrics;
+    use crate::run::RunDir;
+
+    fn result(task: &str, schedule: &str, seed: u64, test: f64, calls: u64) -> RunResult {
+        let metrics = |accuracy| Metrics {
+            loss: 0.5,
+            accuracy,
+            count: 100,
+        };
+        RunResult {
+            task: task.into(),
+            schedule: schedule.into(),
+            seed,
+            gradient_steps: 100,
+            llm_calls: calls,
+            llm_tokens: 10 * calls,
+            selection: metrics(test - 0.1),
+            test: metrics(test),
+            final_text: "a fine movie".into(),
+            wall_seconds: 2.0 + seed as f64,
+        }
+    }
+
+    /// A sweep folder: two seeds of `mr`/`catalyst`, one of `mr`/`gradient-only`, an unfinished
+    /// run and a stray file.
+    fn sweep_folder() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for r in [
+            result("mr", "catalyst", 0, 0.80, 4),
+            result("mr", "catalyst", 1, 0.90, 6),
+            result("mr", "gradient-only", 0, 0.75, 0),
+        ] {
+            let name = format!("{}-{}-s{}", r.task, r.schedule, r.seed);
+            let run = RunDir::create(dir.path().join(name)).unwrap();
+            run.write_json("results.json", &r).unwrap();
+        }
+        RunDir::create(dir.path().join("mr-catalyst-s2")).unwrap();
+        fs::write(dir.path().join("report.csv"), "old").unwrap();
+        dir
+    }
+
+    #[test]
+    fn rows_hold_the_mean_and_sample_std_over_seeds() {
+        let dir = sweep_folder();
+        let report = SweepReport::load(dir.path()).unwrap();
+        let rows = report.rows();
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        let (c, g) = (&rows[0], &rows[1]);
+        assert_eq!(
+            (c.task.as_str(), c.schedule.as_str(), c.seeds),
+            ("mr", "catalyst", 2)
+        );
+        assert!((c.test_accuracy.mean - 85.0).abs() < 1e-9, "{c:?}");
+        // Sample std (n − 1) of 80 and 90, not the population std (5).
+        assert!((c.test_accuracy.std - 50f64.sqrt()).abs() < 1e-9, "{c:?}");
+        assert!((c.selection_accuracy.mean - 75.0).abs() < 1e-9, "{c:?}");
+        assert_eq!(
+            (c.llm_calls, c.llm_tokens, c.wall_seconds),
+            (5.0, 50.0, 2.5)
+        );
+        assert_eq!((g.schedule.as_str(), g.seeds), ("gradient-only", 1));
+        assert_eq!(g.test_accuracy.std, 0.0);
+    }
+
+    #[test]
+    fn markdown_and_csv_have_one_row_per_task_and_schedule() {
+        let report = SweepReport::load(sweep_folder().path()).unwrap();
+        let markdown = report.markdown();
+        let md: Vec<&str> = markdown.lines().collect();
+        assert_eq!(md.len(), 4, "{md:?}");
+        assert!(md[0].starts_with("| task | schedule | seeds | test accuracy, % |"));
+        assert_eq!(
+            md[2],
+            "| mr | catalyst | 2 | 85.00 ± 7.07 | 75.00 | 100 | 5.0 | 50 | 2.5 |"
+        );
+        assert_eq!(
+            md[3],
+            "| mr | gradient-only | 1 | 75.00 ± 0.00 | 65.00 | 100 | 0.0 | 0 | 2.0 |"
+        );
+        let csv = report.csv();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 3, "{csv}");
+        assert!(lines[0].starts_with("task,schedule,seeds,test_acc_mean,test_acc_std,"));
+        assert_eq!(
+            lines[1],
+            "mr,catalyst,2,85.0000,7.0711,75.0000,100,5.00,50.0,2.50"
+        );
+    }
+
+    #[test]
+    fn an_empty_folder_gives_an_empty_report_and_a_broken_result_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(SweepReport::load(dir.path()).unwrap().is_empty());
+        let run = RunDir::create(dir.path().join("r")).unwrap();
+        run.write_bytes("results.json", b"{").unwrap();
+        let err = SweepReport::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("results.json") && err.contains("not a run result"),
+            "{err}"
+        );
+        let err = SweepReport::load(&dir.path().join("none")).unwrap_err();
+        assert!(
+            err.to_string().contains("reading the sweep folder"),
+            "{err}"
+        );
+    }
+}
