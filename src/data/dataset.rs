@@ -35,8 +35,41 @@ pub struct Dataset {
     pub class_names: Vec<String>,
     /// The examples.
     pub examples: Vec<Example>,
-    /// sha256 of the source file(s) the examples were read from.
+    /// sha256 of the source file the examples were read from; for a folder of split files, the
+    /// sha256 of the concatenated (hex) sha256s of the files read, in the order train,
+    /// validation, test.
     pub source_sha256: String,
+    /// The splits a folder of `train` / `validation` / `test` files gives; `None` for a single
+    /// file or a built-in corpus, which [`crate::data::Splits::new`] splits itself.
+    pub given: Option<GivenSplits>,
+}
+
+/// The splits a folder of split files gives, as indices into [`Dataset::examples`] (which hold
+/// the train file's rows, then the validation file's, then the test file's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GivenSplits {
+    /// The train file's examples: the pool k-shot samples draw from.
+    pub train: Vec<usize>,
+    /// The validation file's examples, which play selection; `None` when selection is a
+    /// stratified part of `train` (the validation file, if any, is then not read).
+    pub validation: Option<Vec<usize>>,
+    /// The test file's examples.
+    pub test: Vec<usize>,
+    /// The files read, in the order train, validation, test.
+    pub files: Vec<SplitFile>,
+}
+
+/// One split file of a folder, as the manifest records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitFile {
+    /// Which split it gives: `train`, `validation` or `test`.
+    pub split: String,
+    /// Its path, as declared (folder joined with the file name).
+    pub path: String,
+    /// sha256 of its contents.
+    pub sha256: String,
+    /// Number of examples read from it.
+    pub examples: usize,
 }
 
 impl Dataset {

@@ -52,6 +52,7 @@ pub fn load_mr(assets: &Assets) -> Result<Dataset> {
         class_names: vec!["negative".into(), "positive".into()],
         examples,
         source_sha256: sha256_file(&path)?,
+        given: None,
     })
 }
 
@@ -83,6 +84,7 @@ pub fn load_subj(assets: &Assets) -> Result<Dataset> {
         class_names: vec!["objective".into(), "subjective".into()],
         examples,
         source_sha256: sha256_file(&path)?,
+        given: None,
     })
 }
 
@@ -139,5 +141,6 @@ pub fn load_uci(assets: &Assets, source: UciSource) -> Result<Dataset> {
         class_names: vec!["negative".into(), "positive".into()],
         examples,
         source_sha256: sha256_file(&path)?,
+        given: None,
     })
 }

@@ -5,7 +5,7 @@ mod files;
 mod loaders;
 mod split;
 
-pub use dataset::{Dataset, Example};
+pub use dataset::{Dataset, Example, GivenSplits, SplitFile};
 pub use files::load_files;
 pub use loaders::{load_mr, load_subj, load_uci, UciSource};
-pub use split::{SplitConfig, SplitManifest, Splits};
+pub use split::{SelectionOrigin, SplitConfig, SplitManifest, Splits};

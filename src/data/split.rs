@@ -6,7 +6,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::Dataset;
+use super::{Dataset, GivenSplits, SplitFile};
 use crate::error::{Error, Result};
 
 /// How a dataset is split. The split seed is separate from the run seed so that runs with
@@ -96,64 +96,39 @@ pub struct SplitManifest {
     pub train_pool_size: usize,
     /// The indices.
     pub splits: Splits,
+    /// Where the selection split came from.
+    #[serde(default)]
+    pub selection_from: SelectionOrigin,
+    /// The split files of a folder that gave the splits, in the order train, validation, test
+    /// (empty when the dataset was split here).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_files: Vec<SplitFile>,
+}
+
+/// Where a manifest's selection split came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SelectionOrigin {
+    /// A stratified part of the whole dataset, drawn with the test split.
+    #[default]
+    Stratified,
+    /// A folder's validation file, as given.
+    ValidationFile,
+    /// A stratified part of a folder's train file.
+    TrainFile,
 }
 
 impl Splits {
-    /// Splits `dataset` per `config`; k-shot sampling draws from the training split with `shot_seed`.
+    /// Splits `dataset` per `config`; k-shot sampling draws from the training split with
+    /// `shot_seed`. A dataset with [`Dataset::given`] splits keeps them: train and test as
+    /// given, selection the validation file or a stratified part of train (`config.seed`).
+    /// Returns the splits and the size of the training pool before k-shot sampling.
     pub fn new(dataset: &Dataset, config: &SplitConfig, shot_seed: u64) -> Result<(Splits, usize)> {
         config.validate()?;
-        let n = dataset.examples.len().max(1) as f64;
-        let test_frac = config.test_frac.min(config.max_test as f64 / n);
-        let sel_frac = config.selection_frac.min(config.max_selection as f64 / n);
-        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-        let mut shot_rng = ChaCha8Rng::seed_from_u64(shot_seed ^ 0x5eed_5407);
-        let (mut train, mut selection, mut test) = (Vec::new(), Vec::new(), Vec::new());
-        let mut pool = 0;
-        for (class, mut idx) in dataset.indices_by_class().into_iter().enumerate() {
-            idx.shuffle(&mut rng);
-            let n_test = (idx.len() as f64 * test_frac).round() as usize;
-            let n_sel = (idx.len() as f64 * sel_frac).round() as usize;
-            if n_test == 0 || n_sel == 0 || n_test + n_sel >= idx.len() {
-                return Err(Error::config(
-                    format!("split of `{}`", dataset.name),
-                    format!(
-                        "class `{}` has {} examples: too few for test {n_test}, selection {n_sel} and training",
-                        dataset.class_names[class],
-                        idx.len()
-                    ),
-                ));
-            }
-            test.extend_from_slice(&idx[..n_test]);
-            selection.extend_from_slice(&idx[n_test..n_test + n_sel]);
-            let mut rest = idx[n_test + n_sel..].to_vec();
-            pool += rest.len();
-            if let Some(k) = config.shots {
-                if k > rest.len() {
-                    return Err(Error::config(
-                        "split.shots",
-                        format!(
-                            "{k} shots per class but class `{}` has only {} training examples",
-                            dataset.class_names[class],
-                            rest.len()
-                        ),
-                    ));
-                }
-                rest.shuffle(&mut shot_rng);
-                rest.truncate(k);
-            }
-            train.extend(rest);
+        match &dataset.given {
+            None => split_whole(dataset, config, shot_seed),
+            Some(given) => split_given(dataset, given, config, shot_seed),
         }
-        train.sort_unstable();
-        selection.sort_unstable();
-        test.sort_unstable();
-        Ok((
-            Splits {
-                train,
-                selection,
-                test,
-            },
-            pool,
-        ))
     }
 
     /// Builds the splits and their manifest.
@@ -163,6 +138,11 @@ impl Splits {
         shot_seed: u64,
     ) -> Result<(Splits, SplitManifest)> {
         let (splits, pool) = Self::new(dataset, config, shot_seed)?;
+        let (selection_from, source_files) = match &dataset.given {
+            None => (SelectionOrigin::Stratified, Vec::new()),
+            Some(g) if g.validation.is_some() => (SelectionOrigin::ValidationFile, g.files.clone()),
+            Some(g) => (SelectionOrigin::TrainFile, g.files.clone()),
+        };
         let manifest = SplitManifest {
             dataset: dataset.name.clone(),
             source_sha256: dataset.source_sha256.clone(),
@@ -171,9 +151,146 @@ impl Splits {
             shot_seed,
             train_pool_size: pool,
             splits: splits.clone(),
+            selection_from,
+            source_files,
         };
         Ok((splits, manifest))
     }
+}
+
+fn shot_rng(shot_seed: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(shot_seed ^ 0x5eed_5407)
+}
+
+/// Keeps `k` examples of `rest` (one class's training pool) drawn with `rng`, or all of them.
+fn take_shots(
+    rest: &mut Vec<usize>,
+    shots: Option<usize>,
+    class_name: &str,
+    rng: &mut ChaCha8Rng,
+) -> Result<()> {
+    if let Some(k) = shots {
+        if k > rest.len() {
+            return Err(Error::config(
+                "split.shots",
+                format!(
+                    "{k} shots per class but class `{class_name}` has only {} training examples",
+                    rest.len()
+                ),
+            ));
+        }
+        rest.shuffle(rng);
+        rest.truncate(k);
+    }
+    Ok(())
+}
+
+/// Stratified train / selection / test split of the whole dataset.
+fn split_whole(dataset: &Dataset, config: &SplitConfig, shot_seed: u64) -> Result<(Splits, usize)> {
+    let n = dataset.examples.len().max(1) as f64;
+    let test_frac = config.test_frac.min(config.max_test as f64 / n);
+    let sel_frac = config.selection_frac.min(config.max_selection as f64 / n);
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let mut shot_rng = shot_rng(shot_seed);
+    let (mut train, mut selection, mut test) = (Vec::new(), Vec::new(), Vec::new());
+    let mut pool = 0;
+    for (class, mut idx) in dataset.indices_by_class().into_iter().enumerate() {
+        idx.shuffle(&mut rng);
+        let n_test = (idx.len() as f64 * test_frac).round() as usize;
+        let n_sel = (idx.len() as f64 * sel_frac).round() as usize;
+        if n_test == 0 || n_sel == 0 || n_test + n_sel >= idx.len() {
+            return Err(Error::config(
+                format!("split of `{}`", dataset.name),
+                format!(
+                    "class `{}` has {} examples: too few for test {n_test}, selection {n_sel} and training",
+                    dataset.class_names[class],
+                    idx.len()
+                ),
+            ));
+        }
+        test.extend_from_slice(&idx[..n_test]);
+        selection.extend_from_slice(&idx[n_test..n_test + n_sel]);
+        let mut rest = idx[n_test + n_sel..].to_vec();
+        pool += rest.len();
+        take_shots(
+            &mut rest,
+            config.shots,
+            &dataset.class_names[class],
+            &mut shot_rng,
+        )?;
+        train.extend(rest);
+    }
+    train.sort_unstable();
+    selection.sort_unstable();
+    test.sort_unstable();
+    Ok((
+        Splits {
+            train,
+            selection,
+            test,
+        },
+        pool,
+    ))
+}
+
+/// The given splits of a folder: train (k-shot sampled) and test as given, selection the
+/// validation file or a stratified part of train.
+fn split_given(
+    dataset: &Dataset,
+    given: &GivenSplits,
+    config: &SplitConfig,
+    shot_seed: u64,
+) -> Result<(Splits, usize)> {
+    let n_train = given.train.len().max(1) as f64;
+    let sel_frac = config
+        .selection_frac
+        .min(config.max_selection as f64 / n_train);
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let mut shot_rng = shot_rng(shot_seed);
+    let mut by_class = vec![Vec::new(); dataset.num_classes()];
+    for &i in &given.train {
+        by_class[dataset.examples[i].label].push(i);
+    }
+    let mut selection = given.validation.clone().unwrap_or_default();
+    let (mut train, mut pool) = (Vec::new(), 0);
+    for (class, mut idx) in by_class.into_iter().enumerate() {
+        let name = &dataset.class_names[class];
+        let n_sel = match given.validation {
+            Some(_) => 0,
+            None => {
+                idx.shuffle(&mut rng);
+                (idx.len() as f64 * sel_frac).round() as usize
+            }
+        };
+        if idx.is_empty() || (given.validation.is_none() && (n_sel == 0 || n_sel >= idx.len())) {
+            let need = match given.validation {
+                Some(_) => "training".to_string(),
+                None => format!("selection {n_sel} and training"),
+            };
+            return Err(Error::config(
+                format!("split of `{}`", dataset.name),
+                format!(
+                    "class `{name}` has {} examples in the train file: too few for {need}",
+                    idx.len()
+                ),
+            ));
+        }
+        selection.extend_from_slice(&idx[..n_sel]);
+        let mut rest = idx[n_sel..].to_vec();
+        pool += rest.len();
+        take_shots(&mut rest, config.shots, name, &mut shot_rng)?;
+        train.extend(rest);
+    }
+    train.sort_unstable();
+    selection.sort_unstable();
+    Ok((
+        Splits {
+            train,
+            selection,
+            test: given.test.clone(),
+        },
+        pool,
+    ))
 }
 
 #[cfg(test)]
@@ -191,6 +308,7 @@ mod tests {
             class_names: vec!["negative".into(), "positive".into()],
             examples,
             source_sha256: String::new(),
+            given: None,
         }
     }
 

@@ -77,8 +77,9 @@ pub struct Metrics {
     pub loss: f64,
     /// Fraction classified correctly.
     pub accuracy: f64,
-    /// Unweighted mean of the per-class F1 scores (a class never predicted nor present counts
-    /// as F1 = 0 only when it has examples).
+    /// Unweighted mean of the per-class F1 scores, over the classes that have examples or are
+    /// predicted (as scikit-learn's `f1_score(average="macro")`): a class with examples that is
+    /// never predicted counts as F1 = 0; a class neither present nor predicted is left out.
     #[serde(default)]
     pub macro_f1: f64,
     /// Matthews correlation coefficient, multi-class (0 when undefined).
@@ -229,4 +230,112 @@ pub fn loss_and_predictions<B: Backend>(
         .copied()
         .unwrap_or(f64::NAN);
     (loss, pred)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Metrics;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-12
+    }
+
+    /// The classic binary MCC, class 1 positive: `confusion = [[tn, fp], [fn, tp]]`.
+    fn binary_mcc(c: [[usize; 2]; 2]) -> f64 {
+        let [[tn, fp], [fn_, tp]] = c.map(|r| r.map(|x| x as f64));
+        (tp * tn - fp * fn_) / ((tp + fp) * (tp + fn_) * (tn + fp) * (tn + fn_)).sqrt()
+    }
+
+    fn of(c: &[&[usize]]) -> Metrics {
+        let c: Vec<Vec<usize>> = c.iter().map(|r| r.to_vec()).collect();
+        Metrics::from_confusion(&c, 0.0)
+    }
+
+    #[test]
+    fn perfect_predictions() {
+        let m = Metrics::from_confusion(&[vec![3, 0, 0], vec![0, 2, 0], vec![0, 0, 4]], 4.5);
+        assert_eq!(m.count, 9);
+        assert!(close(m.loss, 0.5));
+        assert!(
+            close(m.accuracy, 1.0) && close(m.macro_f1, 1.0) && close(m.mcc, 1.0),
+            "{m:?}"
+        );
+    }
+
+    #[test]
+    fn all_one_class_predictions() {
+        // Everything predicted `0`: F1 of class 0 is 2·5/(5+10), class 1 has F1 0; MCC is
+        // undefined (no variance in the predictions) and reads 0.
+        let m = of(&[&[5, 0], &[5, 0]]);
+        assert!(close(m.accuracy, 0.5));
+        assert!(close(m.macro_f1, (10.0 / 15.0 + 0.0) / 2.0), "{m:?}");
+        assert_eq!(m.mcc, 0.0);
+        // Only class 0 present and predicted: class 1 is left out of the macro mean.
+        let m = of(&[&[10, 0], &[0, 0]]);
+        assert!(close(m.macro_f1, 1.0) && close(m.accuracy, 1.0));
+        assert_eq!(m.mcc, 0.0);
+    }
+
+    #[test]
+    fn no_examples_gives_zeros_not_nan() {
+        let m = of(&[&[0, 0], &[0, 0]]);
+        assert_eq!(
+            (m.count, m.loss, m.accuracy, m.macro_f1, m.mcc),
+            (0, 0.0, 0.0, 0.0, 0.0)
+        );
+    }
+
+    #[test]
+    fn sklearn_documented_macro_f1() {
+        // scikit-learn's f1_score example: y_true = [0, 1, 2, 0, 1, 2],
+        // y_pred = [0, 2, 1, 0, 0, 1] gives macro F1 0.2666… (F1 = 0.8, 0, 0).
+        let m = of(&[&[2, 0, 0], &[1, 0, 1], &[0, 2, 0]]);
+        assert!(close(m.macro_f1, 0.8 / 3.0), "{m:?}");
+        assert!(close(m.accuracy, 2.0 / 6.0));
+        // t = (2, 2, 2), p = (3, 2, 1): c·s − t·p = 2·6 − 12 = 0.
+        assert!(close(m.mcc, 0.0), "{m:?}");
+    }
+
+    #[test]
+    fn sklearn_documented_binary_mcc() {
+        // scikit-learn's matthews_corrcoef example: y_true = [+1, +1, +1, -1],
+        // y_pred = [+1, -1, +1, +1] gives -0.33…; classes in order (-1, +1).
+        let m = of(&[&[0, 1], &[1, 2]]);
+        assert!(close(m.mcc, -1.0 / 3.0), "{m:?}");
+    }
+
+    #[test]
+    fn three_class_by_hand() {
+        // n = 20, c = 15, row sums t = (6, 6, 8), column sums p = (7, 5, 8):
+        // MCC = (c·n − t·p) / sqrt((n² − p·p)(n² − t·t)) = (300 − 136) / sqrt(262 · 264).
+        let m = of(&[&[5, 1, 0], &[2, 3, 1], &[0, 1, 7]]);
+        assert!(close(m.mcc, 164.0 / (262.0f64 * 264.0).sqrt()), "{m:?}");
+        assert!((m.mcc - 0.623_578).abs() < 1e-6);
+        // F1 = 2tp / (t + p) per class: 10/13, 6/11, 14/16.
+        let f1 = (10.0 / 13.0 + 6.0 / 11.0 + 14.0 / 16.0) / 3.0;
+        assert!(close(m.macro_f1, f1), "{m:?}");
+        assert!(close(m.accuracy, 0.75));
+    }
+
+    #[test]
+    fn binary_mcc_is_the_classic_formula() {
+        for c in [
+            [[50, 10], [5, 35]],
+            [[1, 2], [3, 4]],
+            [[90, 1], [30, 2]],
+            [[7, 0], [1, 7]],
+        ] {
+            let m = of(&[&c[0], &c[1]]);
+            assert!(
+                close(m.mcc, binary_mcc(c)),
+                "{c:?}: {} vs {}",
+                m.mcc,
+                binary_mcc(c)
+            );
+            // Symmetric in which class is called positive.
+            let swapped = of(&[&[c[1][1], c[1][0]], &[c[0][1], c[0][0]]]);
+            assert!(close(swapped.mcc, m.mcc));
+        }
+        assert!(close(of(&[&[0, 5], &[5, 0]]).mcc, -1.0));
+    }
 }
