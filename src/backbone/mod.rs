@@ -77,7 +77,7 @@ impl<B: Backend> Backbone<B> {
         let weights = file("model.safetensors")?;
         if tokenizer.vocab_size() > config.vocab_size {
             return Err(crate::Error::model(
-                &dir.join("tokenizer.json"),
+                dir.join("tokenizer.json"),
                 format!(
                     "{} tokens but config.json's vocab_size is {}",
                     tokenizer.vocab_size(),
