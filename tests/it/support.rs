@@ -1,7 +1,5 @@
 //! Helpers shared by the integration tests: the real asset cache, fetched once per process.
 
-#![allow(dead_code)]
-
 use std::sync::Mutex;
 
 use tandem::assets::{AssetGroup, Assets};
