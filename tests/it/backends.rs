@@ -73,8 +73,9 @@ fn ten_steps<B: AutodiffBackend>(device: &B::Device) -> (Vec<f64>, Vec<f32>, Vec
 
 #[test]
 fn ten_gradient_steps_agree_with_ndarray() {
+    let gpu = support::wgpu_device();
     let (l_cpu, p_cpu, t_cpu) = ten_steps::<support::CpuAd>(&Default::default());
-    let (l_gpu, p_gpu, t_gpu) = ten_steps::<Wgpu>(&Default::default());
+    let (l_gpu, p_gpu, t_gpu) = ten_steps::<Wgpu>(&gpu);
     assert_eq!(l_cpu.len(), 10);
     for (i, (a, b)) in l_cpu.iter().zip(&l_gpu).enumerate() {
         assert!(
@@ -108,11 +109,12 @@ fn greedy<B: burn::tensor::backend::Backend>(llm: &ChatLlm<B>, ids: &[u32]) -> V
 
 #[test]
 fn the_mentor_decodes_the_same_greedy_tokens() {
+    let device = support::wgpu_device();
     let assets = support::assets(&[SMOLLM2]);
     let path = assets.path(&SMOLLM2.files[0]);
     let cpu =
         ChatLlm::<burn::backend::NdArray>::load_with(&path, &Default::default(), false).unwrap();
-    let gpu = ChatLlm::<burn::backend::Wgpu>::load_with(&path, &Default::default(), false).unwrap();
+    let gpu = ChatLlm::<burn::backend::Wgpu>::load_with(&path, &device, false).unwrap();
     let msgs = [Message::user("Name one colour of the sky.")];
     let ids = cpu.prompt_ids(&msgs).unwrap();
     assert_eq!(ids, gpu.prompt_ids(&msgs).unwrap());

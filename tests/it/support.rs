@@ -16,6 +16,16 @@ pub fn assets(groups: &[AssetGroup]) -> Assets {
     assets
 }
 
+/// The default wgpu device, once wgpu has found an adapter; otherwise the test fails with the
+/// one-line reason and what to install (burn's runtime would panic deep inside cubecl).
+#[cfg(feature = "wgpu")]
+pub fn wgpu_device() -> burn::backend::wgpu::WgpuDevice {
+    if let Err(e) = tandem::backend::preflight(tandem::backend::BackendKind::Wgpu) {
+        panic!("{e}");
+    }
+    Default::default()
+}
+
 /// The CPU backend without autodiff.
 pub type Cpu = burn::backend::NdArray;
 /// The CPU backend with autodiff.
