@@ -74,8 +74,9 @@ pub trait BackendJob {
 }
 
 /// Runs `job` on the backend `kind`, or explains which feature enables it. GPU backends are
-/// checked before use (the CUDA driver library must load), and a panic inside a GPU runtime
-/// (no device, driver error) becomes [`Error::BackendFailed`] instead of a crash.
+/// checked before use ([`preflight`]: the CUDA driver library must load, wgpu must find an
+/// adapter), and a panic inside a GPU runtime (driver error) becomes [`Error::BackendFailed`]
+/// instead of a crash.
 pub fn dispatch<J: BackendJob>(kind: BackendKind, job: J) -> Result<J::Output> {
     if kind == BackendKind::Ndarray {
         return run_on(kind, job);
@@ -104,8 +105,11 @@ pub fn dispatch<J: BackendJob>(kind: BackendKind, job: J) -> Result<J::Output> {
     }
 }
 
-/// Checks what a GPU backend needs from the system before starting it.
-fn preflight(kind: BackendKind) -> Result<()> {
+/// Checks what a GPU backend needs from the system before starting it ([`dispatch`] does, and
+/// so should code that uses a GPU backend's device directly): the CUDA driver library must load,
+/// wgpu must find an adapter (burn's wgpu runtime panics without one). A one-line
+/// [`Error::BackendFailed`] says what to install.
+pub fn preflight(kind: BackendKind) -> Result<()> {
     if kind == BackendKind::Cuda && cfg!(feature = "cuda") && !cuda_driver_loads() {
         return Err(Error::BackendFailed {
             backend: kind.name().into(),
@@ -115,7 +119,54 @@ fn preflight(kind: BackendKind) -> Result<()> {
                 .into(),
         });
     }
+    #[cfg(feature = "wgpu")]
+    if kind == BackendKind::Wgpu && !wgpu_adapter_found() {
+        return Err(Error::BackendFailed {
+            backend: kind.name().into(),
+            reason: WGPU_NO_ADAPTER.into(),
+        });
+    }
     Ok(())
+}
+
+/// Why the wgpu backend cannot start when no adapter is found, and what to install.
+#[cfg(feature = "wgpu")]
+const WGPU_NO_ADAPTER: &str = if cfg!(target_os = "linux") {
+    "no Vulkan/GPU adapter found; on Debian install Mesa's software Vulkan: \
+     apt-get install mesa-vulkan-drivers libvulkan1"
+} else {
+    "no GPU adapter found (wgpu needs a Vulkan, Metal or DX12 driver)"
+};
+
+/// Whether wgpu finds the adapter burn's default wgpu device asks for: the same graphics API
+/// ([`AutoGraphicsApi`](burn::backend::wgpu::graphics::AutoGraphicsApi), Vulkan on Linux) and
+/// request as cubecl's runtime, which panics where this is false.
+#[cfg(feature = "wgpu")]
+fn wgpu_adapter_found() -> bool {
+    use burn::backend::wgpu::graphics::{AutoGraphicsApi, GraphicsApi};
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends: AutoGraphicsApi::backend().into(),
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    });
+    block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+        power_preference: wgpu::PowerPreference::HighPerformance,
+        force_fallback_adapter: false,
+        compatible_surface: None,
+    }))
+    .is_ok()
+}
+
+/// Polls `future` to completion on this thread (wgpu's native futures are ready at once).
+#[cfg(feature = "wgpu")]
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::yield_now();
+    }
 }
 
 #[cfg(feature = "cuda")]

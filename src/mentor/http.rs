@@ -80,8 +80,20 @@ pub struct HttpMentor {
 }
 
 impl HttpMentor {
-    /// A client; reads the key from `config.api_key_env` if that variable is set.
+    /// A client; reads the key from the environment variable `config.api_key_env` if it is set.
     pub fn new(config: HttpMentorConfig) -> Result<Self> {
+        Self::with_env(config, |var| std::env::var(var).ok())
+    }
+
+    /// A client that looks the variable `config.api_key_env` up in `env` (a name → value
+    /// lookup) instead of the process environment: for programs and tests that hold the key
+    /// themselves, without `std::env::set_var`, which races with every other thread that reads
+    /// the environment. The key is kept as in [`HttpMentor::new`]: errors name the variable,
+    /// never the key, and it is neither printed nor written.
+    pub fn with_env(
+        config: HttpMentorConfig,
+        env: impl FnOnce(&str) -> Option<String>,
+    ) -> Result<Self> {
         if !(config.base_url.starts_with("http://") || config.base_url.starts_with("https://")) {
             return Err(Error::config(
                 format!("mentor base_url `{}`", config.base_url),
@@ -102,8 +114,7 @@ impl HttpMentor {
             .http_status_as_error(false)
             .build()
             .into();
-        let key = std::env::var(&config.api_key_env)
-            .ok()
+        let key = env(&config.api_key_env)
             .filter(|k| !k.is_empty())
             .map(Secret);
         Ok(Self {
@@ -349,12 +360,33 @@ mod tests {
 
     #[test]
     fn the_key_never_shows_in_debug_output() {
-        std::env::set_var("TANDEM_TEST_DEBUG_KEY", "sk-SENTINEL-123");
-        let m = HttpMentor::new(HttpMentorConfig {
-            api_key_env: "TANDEM_TEST_DEBUG_KEY".into(),
+        let m = HttpMentor::with_env(
+            HttpMentorConfig {
+                api_key_env: "TANDEM_TEST_DEBUG_KEY".into(),
+                ..Default::default()
+            },
+            |var| (var == "TANDEM_TEST_DEBUG_KEY").then(|| "sk-SENTINEL-123".into()),
+        )
+        .unwrap();
+        assert!(m.key.is_some());
+        assert!(!format!("{m:?}").contains("SENTINEL"));
+    }
+
+    #[test]
+    fn the_key_is_the_named_variable_and_an_empty_one_is_none() {
+        let config = HttpMentorConfig {
+            api_key_env: "TANDEM_TEST_KEY_VAR".into(),
             ..Default::default()
+        };
+        let mut asked = Vec::new();
+        let m = HttpMentor::with_env(config.clone(), |var| {
+            asked.push(var.to_string());
+            Some(String::new())
         })
         .unwrap();
-        assert!(!format!("{m:?}").contains("SENTINEL"));
+        assert_eq!(asked, ["TANDEM_TEST_KEY_VAR"]);
+        assert!(m.key.is_none(), "an empty variable is no key");
+        let m = HttpMentor::with_env(config, |_| None).unwrap();
+        assert!(m.key.is_none());
     }
 }

@@ -2,8 +2,6 @@
 //! IMDB), with small generated schedules so they run in CI in seconds to minutes. Failures shrink
 //! to minimal cases, persisted in `proptest-regressions/invariants.txt`.
 
-mod common;
-
 use std::sync::{Mutex, OnceLock};
 
 use indicatif::ProgressBar;
@@ -21,6 +19,8 @@ use tandem::prompt::{fit_to_len, Metric, Projector, SoftPrompt};
 use tandem::run::RunDir;
 use tandem::tune::TuneConfig;
 
+use crate::support;
+
 fn config(cases: u32) -> Config {
     Config {
         cases,
@@ -31,27 +31,27 @@ fn config(cases: u32) -> Config {
     }
 }
 
-fn backbone() -> &'static Backbone<common::Cpu> {
-    static BB: OnceLock<Backbone<common::Cpu>> = OnceLock::new();
+fn backbone() -> &'static Backbone<support::Cpu> {
+    static BB: OnceLock<Backbone<support::Cpu>> = OnceLock::new();
     BB.get_or_init(|| {
-        let assets = common::assets(&[MINILM]);
+        let assets = support::assets(&[MINILM]);
         Backbone::minilm(&assets, &Default::default()).unwrap()
     })
 }
 
-fn projectors() -> &'static [(Metric, Projector<common::Cpu>); 2] {
-    static P: OnceLock<[(Metric, Projector<common::Cpu>); 2]> = OnceLock::new();
+fn projectors() -> &'static [(Metric, Projector<support::Cpu>); 2] {
+    static P: OnceLock<[(Metric, Projector<support::Cpu>); 2]> = OnceLock::new();
     P.get_or_init(|| {
         let bb = backbone();
         [Metric::L2, Metric::Cosine].map(|m| (m, Projector::new(&bb.encoder, &bb.tokenizer, m)))
     })
 }
 
-/// The embedded mentor, shared by the tests of this binary (one load).
-fn mentor() -> &'static Mutex<LocalMentor<common::Cpu>> {
-    static M: OnceLock<Mutex<LocalMentor<common::Cpu>>> = OnceLock::new();
+/// The embedded mentor, shared by the tests of this module (one load).
+fn mentor() -> &'static Mutex<LocalMentor<support::Cpu>> {
+    static M: OnceLock<Mutex<LocalMentor<support::Cpu>>> = OnceLock::new();
     M.get_or_init(|| {
-        let assets = common::assets(&[SMOLLM2]);
+        let assets = support::assets(&[SMOLLM2]);
         let llm = ChatLlm::load(&assets.path(&SMOLLM2.files[0]), &Default::default()).unwrap();
         Mutex::new(LocalMentor::new(llm))
     })
@@ -84,8 +84,8 @@ proptest! {
         use burn::tensor::{Distribution, Tensor};
         use burn::tensor::backend::Backend;
         let bb = backbone();
-        common::Cpu::seed(&Default::default(), seed);
-        let rows: Tensor<common::Cpu, 2> =
+        support::Cpu::seed(&Default::default(), seed);
+        let rows: Tensor<support::Cpu, 2> =
             Tensor::random([len, bb.encoder.hidden_size()], Distribution::Normal(0.0, 0.05), &Default::default());
         for (metric, p) in projectors() {
             let proj = p.project(rows.clone(), 3);
@@ -189,14 +189,14 @@ fn run(
     out: Option<&RunDir>,
     control: RunControl,
 ) -> tandem::Result<(RunResult, Vec<RoundRecord>)> {
-    let assets = common::assets(&[MINILM, UCI_SENTIMENT, SMOLLM2]);
+    let assets = support::assets(&[MINILM, UCI_SENTIMENT, SMOLLM2]);
     let mut guard = config
         .schedule
         .mentor
         .as_ref()
         .map(|_| mentor().lock().unwrap_or_else(|e| e.into_inner()));
     let m = guard.as_deref_mut().map(|m| m as &mut dyn Mentor);
-    run_schedule::<common::CpuAd>(
+    run_schedule::<support::CpuAd>(
         config,
         &assets,
         &Default::default(),
@@ -223,7 +223,7 @@ proptest! {
     fn random_schedules_complete_within_budget_and_reproduce(
         s in schedule_strategy(2, 4), seed in 0u64..50,
     ) {
-        let config = RunConfig { task: common::tiny_task(seed), schedule: s.clone() };
+        let config = RunConfig { task: support::tiny_task(seed), schedule: s.clone() };
         let (r, rounds) = run(&config, None, RunControl::default()).unwrap();
         prop_assert_eq!(r.gradient_steps, s.gradient_steps());
         prop_assert!(r.llm_calls <= s.rounds as u64);
@@ -248,7 +248,7 @@ proptest! {
     fn halting_at_any_checkpoint_then_resuming_gives_the_same_result(
         s in schedule_strategy(2, 3), seed in 0u64..50, halt in 1usize..6,
     ) {
-        let config = RunConfig { task: common::tiny_task(seed), schedule: s };
+        let config = RunConfig { task: support::tiny_task(seed), schedule: s };
         let tmp = tempfile::tempdir().unwrap();
         let full = RunDir::create(tmp.path().join("full")).unwrap();
         let (want, _) = run(&config, Some(&full), RunControl::default()).unwrap();
@@ -272,10 +272,10 @@ proptest! {
     /// caps; a call that would is refused with a budget error.
     #[test]
     fn mentor_budgets_are_never_exceeded(max_calls in 0u64..4, max_tokens in 0u64..160) {
-        static LLM: Mutex<Option<ChatLlm<common::Cpu>>> = Mutex::new(None);
+        static LLM: Mutex<Option<ChatLlm<support::Cpu>>> = Mutex::new(None);
         let mut slot = LLM.lock().unwrap_or_else(|e| e.into_inner());
         let llm = slot.take().unwrap_or_else(|| {
-            let assets = common::assets(&[SMOLLM2]);
+            let assets = support::assets(&[SMOLLM2]);
             ChatLlm::load(&assets.path(&SMOLLM2.files[0]), &Default::default()).unwrap()
         });
         let mut local = LocalMentor::new(llm).with_budgets(Some(max_calls), Some(max_tokens));

@@ -1,15 +1,15 @@
 //! Projection to the nearest vocabulary tokens on the real MiniLM vocabulary.
 
-mod common;
-
 use tandem::assets::MINILM;
 use tandem::backbone::Backbone;
 use tandem::prompt::{Metric, Projector, SoftPrompt};
 
+use crate::support;
+
 #[test]
 fn vocabulary_rows_project_to_themselves_and_specials_never_appear() {
-    let assets = common::assets(&[MINILM]);
-    let bb = Backbone::<common::Cpu>::minilm(&assets, &Default::default()).unwrap();
+    let assets = support::assets(&[MINILM]);
+    let bb = Backbone::<support::Cpu>::minilm(&assets, &Default::default()).unwrap();
     let ids = bb
         .tokenizer
         .encode("the movie was a masterpiece of tension and wit");
@@ -43,8 +43,8 @@ fn vocabulary_rows_project_to_themselves_and_specials_never_appear() {
 
 #[test]
 fn reference_compat_cosine_picks_the_least_similar_token() {
-    let assets = common::assets(&[MINILM]);
-    let bb = Backbone::<common::Cpu>::minilm(&assets, &Default::default()).unwrap();
+    let assets = support::assets(&[MINILM]);
+    let bb = Backbone::<support::Cpu>::minilm(&assets, &Default::default()).unwrap();
     let ids = bb.tokenizer.encode("good film");
     let rows = SoftPrompt::token_rows(&bb.encoder, &ids);
     let fixed = Projector::new(&bb.encoder, &bb.tokenizer, Metric::Cosine).project(rows.clone(), 1);

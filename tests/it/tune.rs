@@ -1,8 +1,6 @@
 //! `tune` end to end on a small real task (UCI IMDB sentences): the run folder holds a config
 //! that round-trips, the split manifest, the trajectory and the results.
 
-mod common;
-
 use indicatif::ProgressBar;
 use tandem::assets::{Assets, MINILM, UCI_SENTIMENT};
 use tandem::data::SplitConfig;
@@ -11,6 +9,8 @@ use tandem::prompt::PromptInit;
 use tandem::readout::ReadoutConfig;
 use tandem::run::RunDir;
 use tandem::tune::{tune, TuneConfig, TuneResult};
+
+use crate::support;
 
 fn small_config(readout: ReadoutConfig) -> TuneConfig {
     TuneConfig {
@@ -41,7 +41,7 @@ fn run_tune(
     assets: &Assets,
     out: Option<&RunDir>,
 ) -> (TuneResult, Vec<TrajectoryPoint>) {
-    tune::<common::CpuAd>(
+    tune::<support::CpuAd>(
         config,
         assets,
         &Default::default(),
@@ -53,7 +53,7 @@ fn run_tune(
 
 #[test]
 fn tune_writes_a_complete_reproducible_run_folder() {
-    let assets = common::assets(&[MINILM, UCI_SENTIMENT]);
+    let assets = support::assets(&[MINILM, UCI_SENTIMENT]);
     let dir = tempfile::tempdir().unwrap();
     let run = RunDir::create(dir.path().join("run")).unwrap();
     let config = small_config(ReadoutConfig::default());
@@ -90,7 +90,7 @@ fn tune_writes_a_complete_reproducible_run_folder() {
 
 #[test]
 fn input_head_readout_runs_end_to_end() {
-    let assets = common::assets(&[MINILM, UCI_SENTIMENT]);
+    let assets = support::assets(&[MINILM, UCI_SENTIMENT]);
     let mut config = small_config(ReadoutConfig::InputHead);
     config.split.max_test = 40;
     config.split.max_selection = 20;

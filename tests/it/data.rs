@@ -1,14 +1,14 @@
 //! The built-in corpora load with the documented sizes, and split manifests describe the splits.
 
-mod common;
-
 use tandem::assets::{ROTTEN_TOMATOES, UCI_SENTIMENT};
 use tandem::data::{SplitConfig, SplitManifest, Splits};
 use tandem::task::{lookup, BUILTIN_TASKS};
 
+use crate::support;
+
 #[test]
 fn every_lookup_loads_with_its_documented_class_counts() {
-    let assets = common::assets(&[ROTTEN_TOMATOES, UCI_SENTIMENT]);
+    let assets = support::assets(&[ROTTEN_TOMATOES, UCI_SENTIMENT]);
     let expected = [
         ("mr", vec![5405, 7403]),
         ("subj", vec![1083, 1083]), // 1,097 plot rows, 14 of them empty
@@ -30,7 +30,7 @@ fn every_lookup_loads_with_its_documented_class_counts() {
 
 #[test]
 fn manifest_round_trips_and_reproduces_the_splits() {
-    let assets = common::assets(&[ROTTEN_TOMATOES]);
+    let assets = support::assets(&[ROTTEN_TOMATOES]);
     let ds = lookup("mr").unwrap().load(&assets).unwrap();
     let (splits, manifest) = Splits::with_manifest(&ds, &SplitConfig::default(), 4).unwrap();
     assert_eq!(splits.train.len(), 32);

@@ -1,6 +1,8 @@
 //! Property tests of the mentor-reply parser: total over arbitrary UTF-8 and adversarial replies.
+//! Failures shrink to minimal cases, persisted in `proptest-regressions/parser_props.txt`.
 
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use tandem::mentor::{parse_reply, DropReason, ParserConfig};
 
 fn check(reply: &str, k: usize) {
@@ -32,7 +34,15 @@ fn check(reply: &str, k: usize) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 512,
+        // Beside `invariants.txt`; proptest's default would put it in `tests/proptest-regressions/`
+        // (beside the `main.rs` of this test crate).
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "proptest-regressions/parser_props.txt",
+        ))),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn total_over_arbitrary_utf8(s in "\\PC*", k in 0usize..6) {

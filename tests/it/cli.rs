@@ -62,6 +62,34 @@ fn missing_backend_feature_says_which_to_enable() {
     assert!(text.contains("--features cuda"), "{text}");
 }
 
+/// Without a Vulkan driver (hidden from the Vulkan loader here) `--backend wgpu` is a one-line
+/// error that says what to install, not a panic inside burn's wgpu runtime.
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_without_an_adapter_says_what_to_install() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["tune", "mr", "--backend", "wgpu", "--steps", "1", "--out"])
+        .arg(dir.path())
+        .env("VK_ICD_FILENAMES", "/nonexistent")
+        .env("VK_DRIVER_FILES", "/nonexistent")
+        .env("TANDEM_ASSETS", dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+    let error: Vec<&str> = text.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(
+        error,
+        [
+            "error: backend `wgpu` failed: no Vulkan/GPU adapter found; on Debian install Mesa's \
+          software Vulkan: apt-get install mesa-vulkan-drivers libvulkan1"
+        ],
+        "{text}"
+    );
+}
+
 #[test]
 fn bad_config_file_is_named() {
     let dir = tempfile::tempdir().unwrap();

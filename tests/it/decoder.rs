@@ -1,15 +1,14 @@
 //! The embedded SmolLM2 decoder against llama.cpp on the same GGUF file
 //! (`tests/fixtures/llama_cpp_greedy.{py,json}`), and its sampling contract.
 
-mod common;
-
 use std::sync::OnceLock;
 
-use common::{assets, Cpu};
 use serde::Deserialize;
 use tandem::assets::SMOLLM2;
 use tandem::decoder::ChatLlm;
 use tandem::mentor::{Message, Sampling};
+
+use crate::support::{assets, Cpu};
 
 #[derive(Deserialize)]
 struct Fixture {
@@ -29,7 +28,7 @@ struct Chat {
 }
 
 fn fixture() -> Fixture {
-    serde_json::from_str(include_str!("fixtures/llama_cpp_greedy.json")).unwrap()
+    serde_json::from_str(include_str!("../fixtures/llama_cpp_greedy.json")).unwrap()
 }
 
 fn llm() -> &'static ChatLlm<Cpu> {
@@ -66,7 +65,7 @@ struct RefChat {
 }
 
 fn reference() -> Reference {
-    serde_json::from_str(include_str!("fixtures/smollm2_reference.json")).unwrap()
+    serde_json::from_str(include_str!("../fixtures/smollm2_reference.json")).unwrap()
 }
 
 /// Teacher-forced logits of tandem over each chat's prompt and llama.cpp's 32 greedy tokens.

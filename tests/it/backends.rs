@@ -1,9 +1,6 @@
 //! Backends agree (built with `--features wgpu`; on a CPU-only machine wgpu runs on Mesa's
 //! software Vulkan): 10 gradient steps from the same seed give the same losses, prompt and
 //! projection on wgpu as on ndarray, and the mentor decodes the same greedy tokens.
-#![cfg(feature = "wgpu")]
-
-mod common;
 
 use burn::tensor::backend::AutodiffBackend;
 use indicatif::ProgressBar;
@@ -17,15 +14,17 @@ use tandem::mentor::Message;
 use tandem::prompt::{Projector, PromptInit, SoftPrompt};
 use tandem::readout::{ClassPromptReadout, PromptModel};
 
+use crate::support;
+
 type Wgpu = burn::backend::Autodiff<burn::backend::Wgpu>;
 
 /// Losses of 10 steps, the final prompt's values and its projection.
 fn ten_steps<B: AutodiffBackend>(device: &B::Device) -> (Vec<f64>, Vec<f32>, Vec<u32>) {
-    let assets = common::assets(&[MINILM]);
+    let assets = support::assets(&[MINILM]);
     let bb = Backbone::<B>::minilm(&assets, device).unwrap();
     let readout = ClassPromptReadout::new(
         bb.clone(),
-        common::snippet_data(&bb.tokenizer),
+        support::snippet_data(&bb.tokenizer),
         20.0,
         32,
         None,
@@ -74,8 +73,9 @@ fn ten_steps<B: AutodiffBackend>(device: &B::Device) -> (Vec<f64>, Vec<f32>, Vec
 
 #[test]
 fn ten_gradient_steps_agree_with_ndarray() {
-    let (l_cpu, p_cpu, t_cpu) = ten_steps::<common::CpuAd>(&Default::default());
-    let (l_gpu, p_gpu, t_gpu) = ten_steps::<Wgpu>(&Default::default());
+    let gpu = support::wgpu_device();
+    let (l_cpu, p_cpu, t_cpu) = ten_steps::<support::CpuAd>(&Default::default());
+    let (l_gpu, p_gpu, t_gpu) = ten_steps::<Wgpu>(&gpu);
     assert_eq!(l_cpu.len(), 10);
     for (i, (a, b)) in l_cpu.iter().zip(&l_gpu).enumerate() {
         assert!(
@@ -109,11 +109,12 @@ fn greedy<B: burn::tensor::backend::Backend>(llm: &ChatLlm<B>, ids: &[u32]) -> V
 
 #[test]
 fn the_mentor_decodes_the_same_greedy_tokens() {
-    let assets = common::assets(&[SMOLLM2]);
+    let device = support::wgpu_device();
+    let assets = support::assets(&[SMOLLM2]);
     let path = assets.path(&SMOLLM2.files[0]);
     let cpu =
         ChatLlm::<burn::backend::NdArray>::load_with(&path, &Default::default(), false).unwrap();
-    let gpu = ChatLlm::<burn::backend::Wgpu>::load_with(&path, &Default::default(), false).unwrap();
+    let gpu = ChatLlm::<burn::backend::Wgpu>::load_with(&path, &device, false).unwrap();
     let msgs = [Message::user("Name one colour of the sky.")];
     let ids = cpu.prompt_ids(&msgs).unwrap();
     assert_eq!(ids, gpu.prompt_ids(&msgs).unwrap());

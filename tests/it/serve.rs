@@ -2,11 +2,8 @@
 //! embedded SmolLM2 behind tandem's own endpoint) on loopback. The same request and seed give
 //! the same reply, hence the same parsed candidates, as the in-process mentor.
 
-mod common;
-
 use std::sync::OnceLock;
 
-use common::{assets, Cpu};
 use tandem::assets::SMOLLM2;
 use tandem::decoder::ChatLlm;
 use tandem::mentor::{
@@ -15,6 +12,8 @@ use tandem::mentor::{
 };
 use tandem::serve::ChatServer;
 use tandem::Error;
+
+use crate::support::{assets, Cpu};
 
 fn llm() -> &'static ChatLlm<Cpu> {
     static LLM: OnceLock<ChatLlm<Cpu>> = OnceLock::new();

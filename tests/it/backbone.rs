@@ -1,11 +1,11 @@
 //! The burn MiniLM encoder against an independent NumPy reference computed from the same weights
 //! (`tests/fixtures/minilm_numpy.py`), and tokenization against the reference tokenizer.
 
-mod common;
-
 use serde::Deserialize;
 use tandem::assets::MINILM;
 use tandem::backbone::Backbone;
+
+use crate::support;
 
 #[derive(Deserialize)]
 struct Reference {
@@ -20,7 +20,7 @@ fn reference() -> Reference {
     serde_json::from_str(&text).unwrap()
 }
 
-fn rows(t: burn::tensor::Tensor<common::Cpu, 2>) -> Vec<Vec<f32>> {
+fn rows(t: burn::tensor::Tensor<support::Cpu, 2>) -> Vec<Vec<f32>> {
     let [n, d] = t.dims();
     let v: Vec<f32> = t.into_data().convert::<f32>().into_vec().unwrap();
     (0..n).map(|i| v[i * d..(i + 1) * d].to_vec()).collect()
@@ -39,8 +39,8 @@ fn rel_err(a: &[f32], b: &[f64]) -> f64 {
 
 #[test]
 fn tokenizer_matches_reference_ids() {
-    let assets = common::assets(&[MINILM]);
-    let bb = Backbone::<common::Cpu>::minilm(&assets, &Default::default()).unwrap();
+    let assets = support::assets(&[MINILM]);
+    let bb = Backbone::<support::Cpu>::minilm(&assets, &Default::default()).unwrap();
     let r = reference();
     for (s, ids) in r.sentences.iter().zip(&r.token_ids) {
         let mut ours = vec![bb.tokenizer.cls()];
@@ -52,8 +52,8 @@ fn tokenizer_matches_reference_ids() {
 
 #[test]
 fn padded_batch_embeddings_match_numpy_reference() {
-    let assets = common::assets(&[MINILM]);
-    let bb = Backbone::<common::Cpu>::minilm(&assets, &Default::default()).unwrap();
+    let assets = support::assets(&[MINILM]);
+    let bb = Backbone::<support::Cpu>::minilm(&assets, &Default::default()).unwrap();
     let r = reference();
     assert!(r.sentences.len() >= 8);
     let seqs: Vec<Vec<u32>> = r.sentences.iter().map(|s| bb.tokenizer.encode(s)).collect();
@@ -79,8 +79,8 @@ fn padded_batch_embeddings_match_numpy_reference() {
 
 #[test]
 fn padding_does_not_change_an_embedding() {
-    let assets = common::assets(&[MINILM]);
-    let bb = Backbone::<common::Cpu>::minilm(&assets, &Default::default()).unwrap();
+    let assets = support::assets(&[MINILM]);
+    let bb = Backbone::<support::Cpu>::minilm(&assets, &Default::default()).unwrap();
     let r = reference();
     let seqs: Vec<Vec<u32>> = r.sentences.iter().map(|s| bb.tokenizer.encode(s)).collect();
     let batched = rows(bb.embed(&seqs, r.max_len, 64));

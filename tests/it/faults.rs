@@ -2,8 +2,6 @@
 //! real LLM (tandem's own endpoint over the embedded SmolLM2), a diverging gradient stage,
 //! corrupt or truncated files, and the API key kept out of everything a run writes.
 
-mod common;
-
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -17,6 +15,8 @@ use tandem::mentor::{HttpMentor, HttpMentorConfig, Mentor};
 use tandem::run::RunDir;
 use tandem::serve::ChatServer;
 
+use crate::support;
+
 const KEY_ENV: &str = "TANDEM_FAULTS_TEST_KEY";
 const SENTINEL: &str = "sk-SENTINEL-7f3a9c";
 
@@ -25,9 +25,9 @@ const SENTINEL: &str = "sk-SENTINEL-7f3a9c";
 fn real_server() -> SocketAddr {
     static ADDR: OnceLock<SocketAddr> = OnceLock::new();
     *ADDR.get_or_init(|| {
-        let assets = common::assets(&[SMOLLM2]);
+        let assets = support::assets(&[SMOLLM2]);
         let llm =
-            ChatLlm::<common::Cpu>::load(&assets.path(&SMOLLM2.files[0]), &Default::default())
+            ChatLlm::<support::Cpu>::load(&assets.path(&SMOLLM2.files[0]), &Default::default())
                 .unwrap();
         let server = ChatServer::bind("127.0.0.1:0").unwrap();
         let addr = server.addr().unwrap();
@@ -76,7 +76,7 @@ fn proxy(script: Vec<Fault>) -> (String, Arc<Mutex<Vec<String>>>) {
 }
 
 fn handle(stream: TcpStream, fault: Fault, upstream: SocketAddr, log: &Mutex<Vec<String>>) {
-    let (head, body, mut stream) = common::read_request(stream);
+    let (head, body, mut stream) = support::read_request(stream);
     log.lock().unwrap().push(head.clone());
     let reply = |code: u16, extra: &str, body: &str| {
         format!(
@@ -120,18 +120,23 @@ fn handle(stream: TcpStream, fault: Fault, upstream: SocketAddr, log: &Mutex<Vec
     stream.write_all(out.as_bytes()).ok();
 }
 
+/// A client whose key variable holds the sentinel, in the client's own environment
+/// (`std::env::set_var` would race with the other tests' threads; the CLI test below reads the
+/// key from the process environment).
 fn http_mentor(url: &str, retries: u32) -> HttpMentor {
-    std::env::set_var(KEY_ENV, SENTINEL);
-    HttpMentor::new(HttpMentorConfig {
-        base_url: url.into(),
-        model: "SmolLM2-135M-Instruct.Q4_1".into(),
-        api_key_env: KEY_ENV.into(),
-        timeout_s: 4.0,
-        max_retries: retries,
-        backoff_s: 0.01,
-        max_backoff_s: 0.05,
-        ..Default::default()
-    })
+    HttpMentor::with_env(
+        HttpMentorConfig {
+            base_url: url.into(),
+            model: "SmolLM2-135M-Instruct.Q4_1".into(),
+            api_key_env: KEY_ENV.into(),
+            timeout_s: 4.0,
+            max_retries: retries,
+            backoff_s: 0.01,
+            max_backoff_s: 0.05,
+            ..Default::default()
+        },
+        |var| (var == KEY_ENV).then(|| SENTINEL.into()),
+    )
     .unwrap()
 }
 
@@ -145,7 +150,7 @@ fn config(rounds: usize) -> RunConfig {
         m.sampling.max_tokens = 24;
     }
     RunConfig {
-        task: common::tiny_task(5),
+        task: support::tiny_task(5),
         schedule: s,
     }
 }
@@ -156,9 +161,9 @@ fn run(
     out: Option<&RunDir>,
     resume: bool,
 ) -> tandem::Result<RunResult> {
-    let assets = common::assets(&[MINILM, UCI_SENTIMENT]);
+    let assets = support::assets(&[MINILM, UCI_SENTIMENT]);
     let mentor = config.schedule.mentor.as_ref().map(|_| mentor);
-    run_schedule::<common::CpuAd>(
+    run_schedule::<support::CpuAd>(
         config,
         &assets,
         &Default::default(),
@@ -290,9 +295,9 @@ fn divergence_is_rolled_back_and_recorded() {
     cfg.schedule = Schedule::builtin("gradient-only").unwrap();
     cfg.schedule.steps_per_round = 6;
     cfg.task.gradient.lr = 1e38;
-    let assets = common::assets(&[MINILM, UCI_SENTIMENT]);
+    let assets = support::assets(&[MINILM, UCI_SENTIMENT]);
     let go = |cfg: &RunConfig| {
-        run_schedule::<common::CpuAd>(
+        run_schedule::<support::CpuAd>(
             cfg,
             &assets,
             &Default::default(),
@@ -322,13 +327,13 @@ fn divergence_is_rolled_back_and_recorded() {
 /// Truncated or corrupt model, data and record files are errors that name the file.
 #[test]
 fn corrupt_and_truncated_files_are_named() {
-    let assets = common::assets(&[SMOLLM2, MINILM]);
+    let assets = support::assets(&[SMOLLM2, MINILM]);
     let tmp = tempfile::tempdir().unwrap();
     // A GGUF cut in half.
     let gguf = std::fs::read(assets.path(&SMOLLM2.files[0])).unwrap();
     let cut = tmp.path().join("cut.gguf");
     std::fs::write(&cut, &gguf[..gguf.len() / 2]).unwrap();
-    let e = ChatLlm::<common::Cpu>::load(&cut, &Default::default())
+    let e = ChatLlm::<support::Cpu>::load(&cut, &Default::default())
         .unwrap_err()
         .to_string();
     assert!(e.contains("cut.gguf"), "{e}");
@@ -336,7 +341,7 @@ fn corrupt_and_truncated_files_are_named() {
     let st = std::fs::read(assets.require(&MINILM, "minilm/model.safetensors").unwrap()).unwrap();
     let cut = tmp.path().join("cut.safetensors");
     std::fs::write(&cut, &st[..st.len() / 3]).unwrap();
-    let e = tandem::backbone::BertEncoder::<common::Cpu>::from_safetensors(
+    let e = tandem::backbone::BertEncoder::<support::Cpu>::from_safetensors(
         &cut,
         tandem::backbone::BertConfig::base(),
         &Default::default(),

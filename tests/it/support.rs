@@ -1,7 +1,5 @@
 //! Helpers shared by the integration tests: the real asset cache, fetched once per process.
 
-#![allow(dead_code)]
-
 use std::sync::Mutex;
 
 use tandem::assets::{AssetGroup, Assets};
@@ -16,6 +14,16 @@ pub fn assets(groups: &[AssetGroup]) -> Assets {
         assets.ensure(g).expect("fetching test assets");
     }
     assets
+}
+
+/// The default wgpu device, once wgpu has found an adapter; otherwise the test fails with the
+/// one-line reason and what to install (burn's runtime would panic deep inside cubecl).
+#[cfg(feature = "wgpu")]
+pub fn wgpu_device() -> burn::backend::wgpu::WgpuDevice {
+    if let Err(e) = tandem::backend::preflight(tandem::backend::BackendKind::Wgpu) {
+        panic!("{e}");
+    }
+    Default::default()
 }
 
 /// The CPU backend without autodiff.

@@ -2,18 +2,17 @@
 //! next-token logits, and gradient steps move the soft prompt only. Tiny on purpose: a 30-layer
 //! decoder forward and backward is heavy on two CPU cores.
 
-mod common;
-
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::ElementConversion;
-use common::{assets, Cpu, CpuAd};
 use tandem::assets::SMOLLM2;
 use tandem::decoder::{ChatLlm, DecoderTokenizer, GgufFile, Llama};
 use tandem::prompt::SoftPrompt;
 use tandem::readout::{
     EncodedData, EncodedSplit, PromptModel, Readout, SplitName, VerbalizerReadout,
 };
+
+use crate::support::{assets, Cpu, CpuAd};
 
 const TEXTS: [(&str, usize); 6] = [
     ("A warm, funny and beautifully acted film.", 1),

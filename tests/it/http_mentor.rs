@@ -2,8 +2,6 @@
 //! 5xx (honouring Retry-After), no retry on 401, connection errors, budgets, and the API key never
 //! appears in an error. (The success path against a real LLM comes with `tandem serve`.)
 
-mod common;
-
 use std::io::Write;
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
@@ -11,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use tandem::mentor::{HttpMentor, HttpMentorConfig, Message, Sampling};
 use tandem::Error;
+
+use crate::support;
 
 /// Serves the scripted responses, one per connection, and records the raw requests.
 fn serve(script: Vec<String>) -> (String, Arc<Mutex<Vec<String>>>) {
@@ -23,7 +23,7 @@ fn serve(script: Vec<String>) -> (String, Arc<Mutex<Vec<String>>>) {
             let Ok((stream, _)) = listener.accept() else {
                 return;
             };
-            let (head, body, mut stream) = common::read_request(stream);
+            let (head, body, mut stream) = support::read_request(stream);
             log.lock()
                 .unwrap()
                 .push(head + &String::from_utf8_lossy(&body));
@@ -37,18 +37,22 @@ fn status(code: u16, extra: &str) -> String {
     format!("HTTP/1.1 {code} X\r\nContent-Length: 5\r\nConnection: close\r\n{extra}\r\nerror")
 }
 
+/// A client whose key variable `TANDEM_HTTP_TEST_KEY` holds the sentinel (in the client's own
+/// environment: `std::env::set_var` would race with the other tests' threads).
 fn client(url: &str, retries: u32) -> HttpMentor {
-    std::env::set_var("TANDEM_HTTP_TEST_KEY", "sk-SENTINEL-999");
-    HttpMentor::new(HttpMentorConfig {
-        base_url: url.into(),
-        model: "test-model".into(),
-        api_key_env: "TANDEM_HTTP_TEST_KEY".into(),
-        timeout_s: 5.0,
-        max_retries: retries,
-        backoff_s: 0.05,
-        max_backoff_s: 2.0,
-        ..Default::default()
-    })
+    HttpMentor::with_env(
+        HttpMentorConfig {
+            base_url: url.into(),
+            model: "test-model".into(),
+            api_key_env: "TANDEM_HTTP_TEST_KEY".into(),
+            timeout_s: 5.0,
+            max_retries: retries,
+            backoff_s: 0.05,
+            max_backoff_s: 2.0,
+            ..Default::default()
+        },
+        |var| (var == "TANDEM_HTTP_TEST_KEY").then(|| "sk-SENTINEL-999".into()),
+    )
     .unwrap()
 }
 

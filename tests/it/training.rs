@@ -1,8 +1,6 @@
 //! The gradient stage on the real MiniLM backbone: the backbone stays bit-identical, gradients
 //! reach only the trainable tensors, training lowers the loss, and the trajectory is recorded.
 
-mod common;
-
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 use indicatif::ProgressBar;
@@ -17,10 +15,12 @@ use tandem::readout::{
     SplitName,
 };
 
-use common::CpuAd;
+use support::CpuAd;
+
+use crate::support;
 
 fn tiny_data(bb: &Backbone<CpuAd>) -> EncodedData {
-    common::snippet_data(&bb.tokenizer)
+    support::snippet_data(&bb.tokenizer)
 }
 
 fn weights_bits(bb: &Backbone<CpuAd>) -> Vec<Vec<u32>> {
@@ -72,7 +72,7 @@ fn init_model(bb: &Backbone<CpuAd>, head: bool) -> PromptModel<CpuAd> {
 
 #[test]
 fn backbone_is_bit_identical_after_training_both_readouts() {
-    let assets = common::assets(&[MINILM]);
+    let assets = support::assets(&[MINILM]);
     let bb = Backbone::<CpuAd>::minilm(&assets, &Default::default()).unwrap();
     let before = weights_bits(&bb);
     let projector = Projector::new(&bb.encoder, &bb.tokenizer, Default::default());
@@ -116,7 +116,7 @@ fn backbone_is_bit_identical_after_training_both_readouts() {
 
 #[test]
 fn gradients_reach_only_trainable_tensors() {
-    let assets = common::assets(&[MINILM]);
+    let assets = support::assets(&[MINILM]);
     let bb = Backbone::<CpuAd>::minilm(&assets, &Default::default()).unwrap();
     let readout = InputHeadReadout::new(bb.clone(), tiny_data(&bb), 32);
     let model = init_model(&bb, true);
@@ -124,7 +124,7 @@ fn gradients_reach_only_trainable_tensors() {
     let grads = GradientsParams::from_grads(loss.backward(), &model);
     // prompt, head weight, head bias — and nothing of the backbone.
     assert_eq!(grads.len(), 3);
-    let g: Tensor<common::Cpu, 2> = grads.get(model.prompt.vectors.id).expect("prompt gradient");
+    let g: Tensor<support::Cpu, 2> = grads.get(model.prompt.vectors.id).expect("prompt gradient");
     let norm: f32 = g.square().sum().into_scalar();
     assert!(
         norm > 0.0 && norm.is_finite(),
@@ -134,7 +134,7 @@ fn gradients_reach_only_trainable_tensors() {
 
 #[test]
 fn training_lowers_the_training_loss() {
-    let assets = common::assets(&[MINILM]);
+    let assets = support::assets(&[MINILM]);
     let bb = Backbone::<CpuAd>::minilm(&assets, &Default::default()).unwrap();
     let readout = ClassPromptReadout::new(bb.clone(), tiny_data(&bb), 20.0, 32, None);
     let projector = Projector::new(&bb.encoder, &bb.tokenizer, Default::default());
@@ -168,7 +168,7 @@ fn training_lowers_the_training_loss() {
 
 #[test]
 fn same_seed_same_stage_result() {
-    let assets = common::assets(&[MINILM]);
+    let assets = support::assets(&[MINILM]);
     let bb = Backbone::<CpuAd>::minilm(&assets, &Default::default()).unwrap();
     let readout = ClassPromptReadout::new(bb.clone(), tiny_data(&bb), 20.0, 32, None);
     let projector = Projector::new(&bb.encoder, &bb.tokenizer, Default::default());

@@ -3,8 +3,6 @@
 //! and the continuous prompt scored on the selection split, the run folder written, and the same
 //! seed reproducing the whole run (mentor sampling included).
 
-mod common;
-
 use indicatif::ProgressBar;
 use tandem::assets::{MINILM, SMOLLM2, UCI_SENTIMENT};
 use tandem::data::SplitConfig;
@@ -15,6 +13,8 @@ use tandem::mentor::{LocalMentor, Mentor};
 use tandem::prompt::PromptInit;
 use tandem::run::RunDir;
 use tandem::tune::TuneConfig;
+
+use crate::support;
 
 fn config(schedule: &str) -> RunConfig {
     let mut s = Schedule::builtin(schedule).unwrap();
@@ -60,12 +60,12 @@ fn config(schedule: &str) -> RunConfig {
 
 #[test]
 fn catalyst_alternates_with_the_embedded_mentor_and_reproduces() {
-    let assets = common::assets(&[MINILM, UCI_SENTIMENT, SMOLLM2]);
-    let llm =
-        ChatLlm::<common::Cpu>::load(&assets.path(&SMOLLM2.files[0]), &Default::default()).unwrap();
+    let assets = support::assets(&[MINILM, UCI_SENTIMENT, SMOLLM2]);
+    let llm = ChatLlm::<support::Cpu>::load(&assets.path(&SMOLLM2.files[0]), &Default::default())
+        .unwrap();
     let mut mentor = LocalMentor::new(llm);
     let run = |cfg: &RunConfig,
-               mentor: &mut LocalMentor<common::Cpu>,
+               mentor: &mut LocalMentor<support::Cpu>,
                out: Option<&RunDir>|
      -> (RunResult, Vec<RoundRecord>) {
         let m: Option<&mut dyn Mentor> = cfg
@@ -73,7 +73,7 @@ fn catalyst_alternates_with_the_embedded_mentor_and_reproduces() {
             .mentor
             .as_ref()
             .map(|_| mentor as &mut dyn Mentor);
-        run_schedule::<common::CpuAd>(
+        run_schedule::<support::CpuAd>(
             cfg,
             &assets,
             &Default::default(),
@@ -167,13 +167,13 @@ fn catalyst_alternates_with_the_embedded_mentor_and_reproduces() {
 /// during a mentor stage) and resumed ends with exactly the uninterrupted run's record.
 #[test]
 fn a_halted_run_resumes_to_the_identical_result() {
-    let assets = common::assets(&[MINILM, UCI_SENTIMENT, SMOLLM2]);
-    let llm =
-        ChatLlm::<common::Cpu>::load(&assets.path(&SMOLLM2.files[0]), &Default::default()).unwrap();
+    let assets = support::assets(&[MINILM, UCI_SENTIMENT, SMOLLM2]);
+    let llm = ChatLlm::<support::Cpu>::load(&assets.path(&SMOLLM2.files[0]), &Default::default())
+        .unwrap();
     let mut mentor = LocalMentor::new(llm);
     let cfg = config("catalyst");
     let mut go = |out: &RunDir, control: RunControl| {
-        run_schedule::<common::CpuAd>(
+        run_schedule::<support::CpuAd>(
             &cfg,
             &assets,
             &Default::default(),
