@@ -46,6 +46,10 @@ pub struct SweepRow {
     pub seeds: usize,
     /// Test accuracy, %.
     pub test_accuracy: MeanStd,
+    /// Test macro-F1, %.
+    pub test_macro_f1: MeanStd,
+    /// Test Matthews correlation coefficient (−1 to 1).
+    pub test_mcc: MeanStd,
     /// Selection accuracy, %.
     pub selection_accuracy: MeanStd,
     /// Gradient steps of the first run (a schedule's budget, the same for every seed).
@@ -66,6 +70,8 @@ impl SweepRow {
             schedule: runs[0].schedule.clone(),
             seeds: runs.len(),
             test_accuracy: mean(|r| 100.0 * r.test.accuracy),
+            test_macro_f1: mean(|r| 100.0 * r.test.macro_f1),
+            test_mcc: mean(|r| r.test.mcc),
             selection_accuracy: mean(|r| 100.0 * r.selection.accuracy),
             gradient_steps: runs[0].gradient_steps,
             llm_calls: mean(|r| r.llm_calls as f64).mean,
@@ -131,18 +137,22 @@ impl SweepReport {
     /// The Markdown table: accuracies in % (test as mean ± std), means of the budgets spent.
     pub fn markdown(&self) -> String {
         let mut s = String::from(
-            "| task | schedule | seeds | test accuracy, % | selection accuracy, % | gradient steps | LLM calls | LLM tokens | wall s |\n\
-             |---|---|---|---|---|---|---|---|---|\n",
+            "| task | schedule | seeds | test accuracy, % | test macro-F1, % | test MCC | selection accuracy, % | gradient steps | LLM calls | LLM tokens | wall s |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|\n",
         );
         for r in &self.rows {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {:.2} ± {:.2} | {:.2} | {} | {:.1} | {:.0} | {:.1} |",
+                "| {} | {} | {} | {:.2} ± {:.2} | {:.2} ± {:.2} | {:.3} ± {:.3} | {:.2} | {} | {:.1} | {:.0} | {:.1} |",
                 r.task,
                 r.schedule,
                 r.seeds,
                 r.test_accuracy.mean,
                 r.test_accuracy.std,
+                r.test_macro_f1.mean,
+                r.test_macro_f1.std,
+                r.test_mcc.mean,
+                r.test_mcc.std,
                 r.selection_accuracy.mean,
                 r.gradient_steps,
                 r.llm_calls,
@@ -157,17 +167,21 @@ impl SweepReport {
     /// a column of its own.
     pub fn csv(&self) -> String {
         let mut s = String::from(
-            "task,schedule,seeds,test_acc_mean,test_acc_std,selection_acc_mean,gradient_steps,llm_calls_mean,llm_tokens_mean,wall_s_mean\n",
+            "task,schedule,seeds,test_acc_mean,test_acc_std,test_macro_f1_mean,test_macro_f1_std,test_mcc_mean,test_mcc_std,selection_acc_mean,gradient_steps,llm_calls_mean,llm_tokens_mean,wall_s_mean\n",
         );
         for r in &self.rows {
             let _ = writeln!(
                 s,
-                "{},{},{},{:.4},{:.4},{:.4},{},{:.2},{:.1},{:.2}",
+                "{},{},{},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{},{:.2},{:.1},{:.2}",
                 r.task,
                 r.schedule,
                 r.seeds,
                 r.test_accuracy.mean,
                 r.test_accuracy.std,
+                r.test_macro_f1.mean,
+                r.test_macro_f1.std,
+                r.test_mcc.mean,
+                r.test_mcc.std,
                 r.selection_accuracy.mean,
                 r.gradient_steps,
                 r.llm_calls,
@@ -186,9 +200,11 @@ mod tests {
     use crate::run::RunDir;
 
     fn result(task: &str, schedule: &str, seed: u64, test: f64, calls: u64) -> RunResult {
-        let metrics = |accuracy| Metrics {
+        let metrics = |accuracy: f64| Metrics {
             loss: 0.5,
             accuracy,
+            macro_f1: accuracy - 0.05,
+            mcc: 2.0 * accuracy - 1.0,
             count: 100,
         };
         RunResult {
@@ -198,6 +214,7 @@ mod tests {
             gradient_steps: 100,
             llm_calls: calls,
             llm_tokens: 10 * calls,
+            metric: crate::task::Metric::Accuracy,
             selection: metrics(test - 0.1),
             test: metrics(test),
             final_text: "a fine movie".into(),
@@ -255,11 +272,11 @@ mod tests {
         assert!(md[0].starts_with("| task | schedule | seeds | test accuracy, % |"));
         assert_eq!(
             md[2],
-            "| mr | catalyst | 2 | 85.00 ± 7.07 | 75.00 | 100 | 5.0 | 50 | 2.5 |"
+            "| mr | catalyst | 2 | 85.00 ± 7.07 | 80.00 ± 7.07 | 0.700 ± 0.141 | 75.00 | 100 | 5.0 | 50 | 2.5 |"
         );
         assert_eq!(
             md[3],
-            "| mr | gradient-only | 1 | 75.00 ± 0.00 | 65.00 | 100 | 0.0 | 0 | 2.0 |"
+            "| mr | gradient-only | 1 | 75.00 ± 0.00 | 70.00 ± 0.00 | 0.500 ± 0.000 | 65.00 | 100 | 0.0 | 0 | 2.0 |"
         );
         let csv = report.csv();
         let lines: Vec<&str> = csv.lines().collect();
@@ -267,7 +284,7 @@ mod tests {
         assert!(lines[0].starts_with("task,schedule,seeds,test_acc_mean,test_acc_std,"));
         assert_eq!(
             lines[1],
-            "mr,catalyst,2,85.0000,7.0711,75.0000,100,5.00,50.0,2.50"
+            "mr,catalyst,2,85.0000,7.0711,80.0000,7.0711,0.7000,0.1414,75.0000,100,5.00,50.0,2.50"
         );
     }
 

@@ -49,12 +49,15 @@ const TERSE_MR: tandem::task::TaskSpec = tandem::task! {
 fn declared_tasks_carry_every_field_into_the_tuning_config() {
     use tandem::prompt::PromptInit;
     use tandem::readout::ReadoutConfig;
-    use tandem::task::{lookup, Corpus, InitSpec};
+    use tandem::task::{lookup, Corpus, DataSource, InitSpec};
 
     let mr = lookup("mr").unwrap();
-    assert_eq!(mr.data, Corpus::RottenTomatoes);
-    assert_eq!(mr.classes, ["negative", "positive"]);
-    assert_eq!(mr.init, InitSpec::Text("this movie review is"));
+    assert_eq!(mr.data, DataSource::Corpus(Corpus::RottenTomatoes));
+    assert_eq!(mr.classes.as_ref(), ["negative", "positive"]);
+    assert_eq!(
+        mr.prompt.init,
+        InitSpec::Text("this movie review is".into())
+    );
     let c = mr.tune_config();
     assert_eq!(
         (c.task.as_str(), c.prompt_len, c.split.shots),
@@ -75,9 +78,12 @@ fn declared_tasks_carry_every_field_into_the_tuning_config() {
     tandem::task::register(TERSE_MR);
     assert_eq!(lookup("mr-terse").unwrap(), TERSE_MR);
     t.validate().unwrap();
-    let names: Vec<_> = tandem::task::all_tasks().iter().map(|t| t.name).collect();
+    let names: Vec<_> = tandem::task::all_tasks()
+        .iter()
+        .map(|t| t.name.to_string())
+        .collect();
     assert_eq!(names[0], "mr-terse");
-    assert!(names.contains(&"uci-amazon"));
+    assert!(names.contains(&"uci-amazon".to_string()));
 }
 
 /// A context of the program's own, with a nested list and a nested record.

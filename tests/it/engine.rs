@@ -3,11 +3,12 @@
 //! and the continuous prompt scored on the selection split, the run folder written, and the same
 //! seed reproducing the whole run (mentor sampling included).
 
-use indicatif::ProgressBar;
 use tandem::assets::{MINILM, SMOLLM2, UCI_SENTIMENT};
 use tandem::data::SplitConfig;
 use tandem::decoder::ChatLlm;
-use tandem::engine::{run_schedule, RoundRecord, RunConfig, RunControl, RunResult, Schedule};
+use tandem::engine::{
+    run_schedule, RoundRecord, RunConfig, RunControl, RunIo, RunResult, Schedule,
+};
 use tandem::gradient::GradientConfig;
 use tandem::mentor::{LocalMentor, Mentor};
 use tandem::prompt::PromptInit;
@@ -36,7 +37,6 @@ fn config(schedule: &str) -> RunConfig {
     }
     RunConfig {
         task: TuneConfig {
-            task: "uci-imdb".into(),
             prompt_len: 4,
             init: PromptInit::Text("this movie review is".into()),
             seed: 3,
@@ -52,7 +52,7 @@ fn config(schedule: &str) -> RunConfig {
                 ..Default::default()
             },
             max_len: 48,
-            ..Default::default()
+            ..tandem::task::lookup("uci-imdb").unwrap().tune_config()
         },
         schedule: s,
     }
@@ -77,11 +77,11 @@ fn catalyst_alternates_with_the_embedded_mentor_and_reproduces() {
             cfg,
             &assets,
             &Default::default(),
-            m,
-            None,
-            out,
-            &ProgressBar::hidden(),
-            RunControl::default(),
+            RunIo {
+                mentor: m,
+                out,
+                ..RunIo::default()
+            },
         )
         .unwrap()
     };
@@ -177,11 +177,12 @@ fn a_halted_run_resumes_to_the_identical_result() {
             &cfg,
             &assets,
             &Default::default(),
-            Some(&mut mentor as &mut dyn Mentor),
-            None,
-            Some(out),
-            &ProgressBar::hidden(),
-            control,
+            RunIo {
+                mentor: Some(&mut mentor as &mut dyn Mentor),
+                out: Some(out),
+                control: control,
+                ..RunIo::default()
+            },
         )
     };
     let tmp = tempfile::tempdir().unwrap();

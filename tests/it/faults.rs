@@ -7,10 +7,9 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use indicatif::ProgressBar;
 use tandem::assets::{MINILM, SMOLLM2, UCI_SENTIMENT};
 use tandem::decoder::ChatLlm;
-use tandem::engine::{run_schedule, RunConfig, RunControl, RunResult, Schedule};
+use tandem::engine::{run_schedule, RunConfig, RunControl, RunIo, RunResult, Schedule};
 use tandem::mentor::{HttpMentor, HttpMentorConfig, Mentor};
 use tandem::run::RunDir;
 use tandem::serve::ChatServer;
@@ -155,10 +154,10 @@ fn config(rounds: usize) -> RunConfig {
     }
 }
 
-fn run(
+fn run<'a>(
     config: &RunConfig,
-    mentor: &mut dyn Mentor,
-    out: Option<&RunDir>,
+    mentor: &'a mut dyn Mentor,
+    out: Option<&'a RunDir>,
     resume: bool,
 ) -> tandem::Result<RunResult> {
     let assets = support::assets(&[MINILM, UCI_SENTIMENT]);
@@ -167,13 +166,14 @@ fn run(
         config,
         &assets,
         &Default::default(),
-        mentor,
-        None,
-        out,
-        &ProgressBar::hidden(),
-        RunControl {
-            resume,
-            halt_after: None,
+        RunIo {
+            mentor,
+            out,
+            control: RunControl {
+                resume,
+                halt_after: None,
+            },
+            ..RunIo::default()
         },
     )
     .map(|(r, _)| r)
@@ -297,16 +297,7 @@ fn divergence_is_rolled_back_and_recorded() {
     cfg.task.gradient.lr = 1e38;
     let assets = support::assets(&[MINILM, UCI_SENTIMENT]);
     let go = |cfg: &RunConfig| {
-        run_schedule::<support::CpuAd>(
-            cfg,
-            &assets,
-            &Default::default(),
-            None,
-            None,
-            None,
-            &ProgressBar::hidden(),
-            RunControl::default(),
-        )
+        run_schedule::<support::CpuAd>(cfg, &assets, &Default::default(), RunIo::default())
     };
     let (r, rounds) = go(&cfg).unwrap();
     let rollbacks: Vec<_> = rounds.iter().flat_map(|r| r.rollbacks.clone()).collect();

@@ -4,14 +4,13 @@
 
 use std::sync::{Mutex, OnceLock};
 
-use indicatif::ProgressBar;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 use tandem::assets::{MINILM, SMOLLM2, UCI_SENTIMENT};
 use tandem::backbone::Backbone;
 use tandem::decoder::ChatLlm;
 use tandem::engine::{
-    apply_overrides, run_schedule, MentorStage, Restart, RoundRecord, RunConfig, RunControl,
+    apply_overrides, run_schedule, MentorStage, Restart, RoundRecord, RunConfig, RunControl, RunIo,
     RunResult, Schedule,
 };
 use tandem::mentor::{LocalMentor, Mentor, Message, Sampling};
@@ -200,11 +199,12 @@ fn run(
         config,
         &assets,
         &Default::default(),
-        m,
-        None,
-        out,
-        &ProgressBar::hidden(),
-        control,
+        RunIo {
+            mentor: m,
+            out,
+            control: control,
+            ..RunIo::default()
+        },
     )
 }
 

@@ -37,7 +37,6 @@ pub fn tiny_task(seed: u64) -> tandem::tune::TuneConfig {
     use tandem::data::SplitConfig;
     use tandem::gradient::GradientConfig;
     tandem::tune::TuneConfig {
-        task: "uci-imdb".into(),
         prompt_len: 3,
         init: tandem::prompt::PromptInit::Text("this review is".into()),
         seed,
@@ -53,7 +52,7 @@ pub fn tiny_task(seed: u64) -> tandem::tune::TuneConfig {
             ..Default::default()
         },
         max_len: 40,
-        ..Default::default()
+        ..tandem::task::lookup("uci-imdb").unwrap().tune_config()
     }
 }
 

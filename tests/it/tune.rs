@@ -14,7 +14,6 @@ use crate::support;
 
 fn small_config(readout: ReadoutConfig) -> TuneConfig {
     TuneConfig {
-        task: "uci-imdb".into(),
         readout,
         prompt_len: 4,
         init: PromptInit::Text("this movie review is".into()),
@@ -32,7 +31,7 @@ fn small_config(readout: ReadoutConfig) -> TuneConfig {
             ..Default::default()
         },
         max_len: 48,
-        ..Default::default()
+        ..tandem::task::lookup("uci-imdb").unwrap().tune_config()
     }
 }
 
