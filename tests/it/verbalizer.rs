@@ -145,3 +145,69 @@ fn prompt_tuning_lowers_the_loss_and_moves_only_the_prompt() {
         "the decoder has no trainable parameters"
     );
 }
+
+/// Class words of several tokens are scored by the log-likelihood of the whole word: for each
+/// class, the sum over its tokens of the decoder's teacher-forced log-probability after
+/// prompt ⊕ text ⊕ cue (⊕ the word's earlier tokens), computed here from the decoder's own
+/// next-token logits.
+#[test]
+fn multi_token_class_words_are_scored_by_their_whole_log_likelihood() {
+    let a = assets(&[SMOLLM2]);
+    let path = a.path(&SMOLLM2.files[0]);
+    let file = GgufFile::open(&path).unwrap();
+    let tok = DecoderTokenizer::from_vocab(&file.vocab().unwrap(), &path).unwrap();
+    let decoder = Llama::<Cpu>::from_gguf(&file, &Default::default()).unwrap();
+    let words = vec![
+        "thoroughly disappointing".to_string(),
+        "thoroughly delightful".to_string(),
+    ];
+    let r = VerbalizerReadout::new(decoder, &tok, data(&tok), CUE, &words, 64).unwrap();
+    assert!(!r.single_token(), "{:?}", r.words());
+    assert!(r.words().iter().all(|w| w.len() >= 2), "{:?}", r.words());
+    assert_eq!(
+        r.verbalizers()[0],
+        r.verbalizers()[1],
+        "the words share their first token, which the first-token readout could not tell apart"
+    );
+    let init = "Review:";
+    let len = tok.encode_plain(init).unwrap().len();
+    let model = PromptModel {
+        prompt: SoftPrompt::from_tensor(r.prompt_rows(&tok, init, len).unwrap()),
+        head: None,
+    };
+    let idx: Vec<usize> = (0..3).collect();
+    let scores: Vec<f32> = r
+        .logits(&model, SplitName::Test, &idx)
+        .into_data()
+        .iter::<f32>()
+        .collect();
+    let llm = ChatLlm::<Cpu>::load_with(&path, &Default::default(), false).unwrap();
+    for (i, (text, _)) in TEXTS.iter().take(3).enumerate() {
+        for (c, word) in r.words().iter().enumerate() {
+            let ids: Vec<u32> = tok
+                .encode_plain(init)
+                .unwrap()
+                .into_iter()
+                .chain(tok.encode_plain(text).unwrap())
+                .chain(tok.encode_plain(CUE).unwrap())
+                .chain(word.iter().copied())
+                .collect();
+            // Rows predicting each of the word's tokens: the last `word.len()` positions before it.
+            let rows = llm.sequence_logits(&ids[..ids.len() - 1], word.len()).unwrap();
+            let expected: f64 = rows
+                .iter()
+                .zip(word)
+                .map(|(row, &w)| {
+                    let max = row.iter().cloned().fold(f32::MIN, f32::max) as f64;
+                    let lse = max + row.iter().map(|&x| (x as f64 - max).exp()).sum::<f64>().ln();
+                    row[w as usize] as f64 - lse
+                })
+                .sum();
+            let got = scores[i * 2 + c] as f64;
+            assert!(
+                (got - expected).abs() < 2e-3,
+                "text {i} class {c}: {got} vs {expected}"
+            );
+        }
+    }
+}
