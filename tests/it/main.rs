@@ -21,4 +21,5 @@ mod projection;
 mod serve;
 mod training;
 mod tune;
+mod user_tasks;
 mod verbalizer;

@@ -193,13 +193,20 @@ fn multi_token_class_words_are_scored_by_their_whole_log_likelihood() {
                 .chain(word.iter().copied())
                 .collect();
             // Rows predicting each of the word's tokens: the last `word.len()` positions before it.
-            let rows = llm.sequence_logits(&ids[..ids.len() - 1], word.len()).unwrap();
+            let rows = llm
+                .sequence_logits(&ids[..ids.len() - 1], word.len())
+                .unwrap();
             let expected: f64 = rows
                 .iter()
                 .zip(word)
                 .map(|(row, &w)| {
                     let max = row.iter().cloned().fold(f32::MIN, f32::max) as f64;
-                    let lse = max + row.iter().map(|&x| (x as f64 - max).exp()).sum::<f64>().ln();
+                    let lse = max
+                        + row
+                            .iter()
+                            .map(|&x| (x as f64 - max).exp())
+                            .sum::<f64>()
+                            .ln();
                     row[w as usize] as f64 - lse
                 })
                 .sum();
