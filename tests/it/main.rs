@@ -1,6 +1,8 @@
 //! tandem's integration tests, one binary (each `tests/*.rs` would link the library, burn and
 //! wgpu again). One module per area; `cargo test --release --features wgpu --test it engine::`
-//! runs one of them. The trybuild snapshots of the DSL's compile errors are `tests/ui.rs`.
+//! runs one of them. Two binaries link neither the library nor burn and stay apart:
+//! `tests/ui.rs` (trybuild snapshots of the DSL's compile errors) and `tests/kill_resume.rs`
+//! (its kill points are timed by a reference run, so it runs alone, not beside these areas).
 
 mod support;
 
@@ -15,7 +17,6 @@ mod engine;
 mod faults;
 mod http_mentor;
 mod invariants;
-mod kill_resume;
 mod parser_props;
 mod projection;
 mod serve;
