@@ -88,7 +88,7 @@ fn handle(stream: TcpStream, fault: Fault, upstream: SocketAddr, log: &Mutex<Vec
         Fault::ServerError => reply(500, "", "{\"error\":\"boom\"}"),
         Fault::Reset => return,
         Fault::Hang => {
-            std::thread::sleep(Duration::from_secs(8));
+            std::thread::sleep(Duration::from_secs(40));
             return;
         }
         Fault::Truncated => "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 400\r\nConnection: close\r\n\r\n{\"id\":\"x\",\"choices\":[{\"mess".to_string(),
@@ -128,7 +128,9 @@ fn http_mentor(url: &str, retries: u32) -> HttpMentor {
             base_url: url.into(),
             model: "SmolLM2-135M-Instruct.Q4_1".into(),
             api_key_env: KEY_ENV.into(),
-            timeout_s: 4.0,
+            // Long enough for a real reply on a loaded 2-core machine (4 s was not), short
+            // enough that the hung server (40 s) is cut off by it.
+            timeout_s: 15.0,
             max_retries: retries,
             backoff_s: 0.01,
             max_backoff_s: 0.05,
