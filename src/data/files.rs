@@ -213,17 +213,8 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn new(format: FileFormat, source: &'a FileSource, classes: &'a [String]) -> Result<Self> {
+        crate::task::check_labels(source, classes.len())?;
         if let Some(labels) = &source.labels {
-            if labels.len() != classes.len() {
-                return Err(Error::config(
-                    "data.labels",
-                    format!(
-                        "{} raw labels given for {} classes",
-                        labels.len(),
-                        classes.len()
-                    ),
-                ));
-            }
             for (i, l) in labels.iter().enumerate() {
                 if labels[..i].iter().any(|m| m.trim() == l.trim()) {
                     return Err(Error::config(

@@ -199,13 +199,6 @@ pub fn cross_entropy<B: Backend>(logits: Tensor<B, 2>, labels: &[usize]) -> Tens
     log_softmax(logits, 1).gather(1, idx).mean().neg()
 }
 
-/// Mean cross-entropy and number of correct argmax predictions.
-pub fn loss_and_correct<B: Backend>(logits: Tensor<B, 2>, labels: &[usize]) -> (f64, usize) {
-    let (loss, pred) = loss_and_predictions(logits, labels);
-    let correct = pred.iter().zip(labels).filter(|(&p, &l)| p == l).count();
-    (loss, correct)
-}
-
 /// Mean cross-entropy and the argmax prediction of each example.
 pub fn loss_and_predictions<B: Backend>(
     logits: Tensor<B, 2>,

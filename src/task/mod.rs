@@ -4,7 +4,7 @@
 mod registry;
 mod spec;
 
-pub(crate) use spec::{validate_classes, validate_readout};
+pub(crate) use spec::{check_labels, validate_classes, validate_readout};
 
 pub use registry::{all_tasks, lookup, register, resolve};
 pub use spec::{

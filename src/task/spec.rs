@@ -482,20 +482,20 @@ pub(crate) fn validate_classes<S: AsRef<str>>(classes: &[S], data: &DataSource) 
         }
     }
     if let Some((_, f)) = data.file() {
-        if let Some(labels) = &f.labels {
-            if labels.len() != classes.len() {
-                return Err(Error::config(
-                    "data.labels",
-                    format!(
-                        "{} raw labels given for {} classes",
-                        labels.len(),
-                        classes.len()
-                    ),
-                ));
-            }
-        }
+        check_labels(f, classes.len())?;
     }
     Ok(())
+}
+
+/// A file's declared raw labels, when given, name every class once.
+pub(crate) fn check_labels(source: &FileSource, classes: usize) -> Result<()> {
+    match &source.labels {
+        Some(labels) if labels.len() != classes => Err(Error::config(
+            "data.labels",
+            format!("{} raw labels given for {classes} classes", labels.len()),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The readout fits the backbone (the verbalizer needs a decoder, the others an encoder) and
