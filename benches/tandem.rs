@@ -49,7 +49,7 @@ fn run_backend<B: AutodiffBackend>(c: &mut Criterion, backend: &str, device: B::
         if !wanted(&format!("{group_name}/{backend}/{rest}")) {
             continue;
         }
-        let mut prepared = prepare::<B>(w, &assets, &device, backend == "ndarray")
+        let mut prepared = prepare::<B>(w, &assets, &device, matches!(backend, "ndarray" | "flex"))
             .unwrap_or_else(|e| panic!("preparing {id}: {e} (run `tandem fetch` first)"));
         // Warm-up outside the timed region: caches, kernel compilation and autotuning.
         for _ in 0..2 {
@@ -83,6 +83,7 @@ fn benches(c: &mut Criterion) {
         "ndarray",
         Default::default(),
     );
+    run_backend::<burn::backend::Autodiff<burn::backend::Flex>>(c, "flex", Default::default());
     #[cfg(feature = "wgpu")]
     run_backend::<burn::backend::Autodiff<burn::backend::Wgpu>>(c, "wgpu", Default::default());
     #[cfg(feature = "cuda")]

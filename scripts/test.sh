@@ -39,4 +39,7 @@ python3 -m pip --version >/dev/null 2>&1 || install python3-pip
 command -v npm >/dev/null || install npm
 ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 || install mesa-vulkan-drivers libvulkan1
 
+# Incremental compilation of tandem's own crates (dependencies are never incremental): a change
+# to one file rebuilds the changed parts of the library and the test binaries, not all of them.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-1}"
 exec cargo test --release --features wgpu "$@"

@@ -1,7 +1,7 @@
 //! Backend selection at run time. The library is generic over burn backends; only the edge
 //! (the CLI, benches) picks one, through [`dispatch`].
 
-use burn::backend::{Autodiff, NdArray};
+use burn::backend::{Autodiff, Flex, NdArray};
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +14,8 @@ pub enum BackendKind {
     /// CPU, through ndarray (always built).
     #[default]
     Ndarray,
+    /// CPU, through burn-flex (always built): `gemm`-crate matmuls, fused GELU and its backward.
+    Flex,
     /// GPU through wgpu (feature `wgpu`).
     Wgpu,
     /// NVIDIA GPU through CUDA (feature `cuda`).
@@ -25,14 +27,20 @@ impl BackendKind {
     pub fn name(self) -> &'static str {
         match self {
             BackendKind::Ndarray => "ndarray",
+            BackendKind::Flex => "flex",
             BackendKind::Wgpu => "wgpu",
             BackendKind::Cuda => "cuda",
         }
     }
 
+    /// Whether the backend runs on the host CPU (no driver to check, no runtime to panic).
+    pub fn is_cpu(self) -> bool {
+        matches!(self, BackendKind::Ndarray | BackendKind::Flex)
+    }
+
     /// Backends compiled into this build.
     pub fn available() -> Vec<BackendKind> {
-        let mut v = vec![BackendKind::Ndarray];
+        let mut v = vec![BackendKind::Ndarray, BackendKind::Flex];
         if cfg!(feature = "wgpu") {
             v.push(BackendKind::Wgpu);
         }
@@ -49,11 +57,12 @@ impl std::str::FromStr for BackendKind {
     fn from_str(s: &str) -> Result<Self> {
         match s {
             "ndarray" => Ok(BackendKind::Ndarray),
+            "flex" => Ok(BackendKind::Flex),
             "wgpu" => Ok(BackendKind::Wgpu),
             "cuda" => Ok(BackendKind::Cuda),
             _ => Err(Error::config(
                 format!("backend `{s}`"),
-                "expected `ndarray`, `wgpu` or `cuda`",
+                "expected `ndarray`, `flex`, `wgpu` or `cuda`",
             )),
         }
     }
@@ -78,7 +87,7 @@ pub trait BackendJob {
 /// adapter), and a panic inside a GPU runtime (driver error) becomes [`Error::BackendFailed`]
 /// instead of a crash.
 pub fn dispatch<J: BackendJob>(kind: BackendKind, job: J) -> Result<J::Output> {
-    if kind == BackendKind::Ndarray {
+    if kind.is_cpu() {
         return run_on(kind, job);
     }
     preflight(kind)?;
@@ -190,6 +199,7 @@ fn cuda_driver_loads() -> bool {
 fn run_on<J: BackendJob>(kind: BackendKind, job: J) -> Result<J::Output> {
     match kind {
         BackendKind::Ndarray => job.run::<Autodiff<NdArray>>(kind, Default::default()),
+        BackendKind::Flex => job.run::<Autodiff<Flex>>(kind, Default::default()),
         #[cfg(feature = "wgpu")]
         BackendKind::Wgpu => job.run::<Autodiff<burn::backend::Wgpu>>(kind, Default::default()),
         #[cfg(feature = "cuda")]

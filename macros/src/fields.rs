@@ -4,34 +4,18 @@ use proc_macro2::{Span, TokenStream};
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
-use syn::{braced, Ident, Lit, Token};
+use syn::{braced, parenthesized, Ident, Lit, Token};
 
-/// Every error of a declaration, collected so that all are reported at once.
-#[derive(Default)]
-pub struct Errors(Option<syn::Error>);
+use crate::ctxt::Ctxt;
 
-impl Errors {
-    /// Adds an error at `span`.
-    pub fn push(&mut self, span: Span, msg: impl std::fmt::Display) {
-        let e = syn::Error::new(span, msg);
-        match &mut self.0 {
-            Some(all) => all.combine(e),
-            None => self.0 = Some(e),
-        }
-    }
-
-    /// `Ok` when nothing was pushed, else every error combined.
-    pub fn finish(self) -> syn::Result<()> {
-        self.0.map_or(Ok(()), Err)
-    }
-}
-
-/// A field value: a literal, a bare word, a word with settings (`name { … }`), a list of
-/// literals, or a nested block of fields.
+/// A field value: a literal, a bare word, a word with settings (`name { … }`), a call
+/// (`name("path", key: value, …)`), a list of literals, or a nested block of fields.
 pub enum Value {
     Lit(Lit),
     Word(Ident),
     Tagged(Ident, Fields),
+    /// `word(literal, key: value, …)`: the literal argument, if any, and the named ones.
+    Call(Ident, Option<Lit>, Fields),
     Type(Box<syn::Type>),
     List(Vec<Lit>, Span),
     Block(Fields),
@@ -43,6 +27,7 @@ impl Value {
             Value::Lit(l) => l.span(),
             Value::Word(w) => w.span(),
             Value::Tagged(w, _) => w.span(),
+            Value::Call(w, _, _) => w.span(),
             Value::Type(t) => syn::spanned::Spanned::span(t),
             Value::List(_, span) => *span,
             Value::Block(b) => b.span,
@@ -85,6 +70,21 @@ impl Parse for Field {
                 let mut inner = Fields::parse_body(&content)?;
                 inner.span = brace.span.join();
                 Value::Tagged(word, inner)
+            } else if input.peek(syn::token::Paren) {
+                let content;
+                let paren = parenthesized!(content in input);
+                let arg = if content.peek(Lit) {
+                    let lit: Lit = content.parse()?;
+                    if !content.is_empty() {
+                        content.parse::<Token![,]>()?;
+                    }
+                    Some(lit)
+                } else {
+                    None
+                };
+                let mut inner = Fields::parse_body(&content)?;
+                inner.span = paren.span.join();
+                Value::Call(word, arg, inner)
             } else {
                 Value::Word(word)
             }
@@ -116,20 +116,22 @@ impl Fields {
     }
 }
 
-/// Reads typed fields out of a block, collecting every error.
+/// Reads typed fields out of a block; every error goes to the shared [`Ctxt`].
 pub struct Reader<'a> {
+    cx: &'a Ctxt,
     block: &'a Fields,
-    errors: Option<syn::Error>,
     what: &'static str,
 }
 
 impl<'a> Reader<'a> {
-    pub fn new(block: &'a Fields, what: &'static str, known: &'static [&'static str]) -> Self {
-        let mut r = Reader {
-            block,
-            errors: None,
-            what,
-        };
+    /// Reports unknown and repeated field names at once.
+    pub fn new(
+        cx: &'a Ctxt,
+        block: &'a Fields,
+        what: &'static str,
+        known: &'static [&'static str],
+    ) -> Self {
+        let r = Reader { cx, block, what };
         let mut seen: Vec<String> = Vec::new();
         for f in &block.fields {
             let n = f.name.to_string();
@@ -149,25 +151,26 @@ impl<'a> Reader<'a> {
         r
     }
 
-    pub fn error(&mut self, span: Span, msg: impl std::fmt::Display) {
-        let e = syn::Error::new(span, msg);
-        match &mut self.errors {
-            Some(all) => all.combine(e),
-            None => self.errors = Some(e),
-        }
+    pub fn error(&self, span: Span, msg: impl std::fmt::Display) {
+        self.cx.error(span, msg);
+    }
+
+    /// The span of the whole block, for missing fields and defaults.
+    pub fn span(&self) -> Span {
+        self.block.span
     }
 
     pub fn get(&self, name: &str) -> Option<&'a Field> {
         self.block.fields.iter().find(|f| f.name == name)
     }
 
-    fn missing(&mut self, name: &str) {
+    fn missing(&self, name: &str) {
         let span = self.block.span;
         let what = self.what;
         self.error(span, format!("missing field `{name}` of {what}"));
     }
 
-    pub fn usize(&mut self, name: &str, default: Option<usize>) -> Option<(usize, Span)> {
+    pub fn usize(&self, name: &str, default: Option<usize>) -> Option<(usize, Span)> {
         match self.get(name) {
             None => {
                 if default.is_none() {
@@ -191,12 +194,12 @@ impl<'a> Reader<'a> {
         }
     }
 
-    pub fn float(&mut self, name: &str, default: f64) -> f64 {
+    pub fn float(&self, name: &str, default: f64) -> f64 {
         self.float_at(name, default).0
     }
 
     /// A number and the span of its literal (the block's span when defaulted).
-    pub fn float_at(&mut self, name: &str, default: f64) -> (f64, Span) {
+    pub fn float_at(&self, name: &str, default: f64) -> (f64, Span) {
         match self.get(name) {
             None => (default, self.block.span),
             Some(f) => match &f.value {
@@ -210,7 +213,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    pub fn string(&mut self, name: &str, default: Option<&str>) -> Option<(String, Span)> {
+    pub fn string(&self, name: &str, default: Option<&str>) -> Option<(String, Span)> {
         match self.get(name) {
             None => {
                 if default.is_none() {
@@ -230,7 +233,7 @@ impl<'a> Reader<'a> {
 
     /// A word from `allowed` (no settings block).
     pub fn word(
-        &mut self,
+        &self,
         name: &str,
         allowed: &[&str],
         default: Option<&str>,
@@ -244,7 +247,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A list of string literals, `[ "a", "b" ]`.
-    pub fn strings(&mut self, name: &str) -> Option<(Vec<(String, Span)>, Span)> {
+    pub fn strings(&self, name: &str) -> Option<(Vec<(String, Span)>, Span)> {
         match self.get(name) {
             None => {
                 self.missing(name);
@@ -275,7 +278,7 @@ impl<'a> Reader<'a> {
 
     /// A word from `allowed`, optionally followed by its settings block (`word { … }`).
     pub fn variant(
-        &mut self,
+        &self,
         name: &str,
         allowed: &[&str],
         default: Option<&str>,
@@ -312,7 +315,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    pub fn block(&mut self, name: &str) -> Option<&'a Fields> {
+    pub fn block(&self, name: &str) -> Option<&'a Fields> {
         match self.get(name) {
             None => None,
             Some(f) => match &f.value {
@@ -322,16 +325,6 @@ impl<'a> Reader<'a> {
                     None
                 }
             },
-        }
-    }
-
-    /// Merges this reader's errors into `into`.
-    pub fn finish(self, into: &mut Option<syn::Error>) {
-        if let Some(e) = self.errors {
-            match into {
-                Some(all) => all.combine(e),
-                None => *into = Some(e),
-            }
         }
     }
 }

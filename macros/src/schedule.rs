@@ -3,7 +3,8 @@
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
 
-use crate::fields::{Errors, Fields, Reader};
+use crate::ctxt::Ctxt;
+use crate::fields::{Fields, Reader};
 
 const FIELDS: &[&str] = &[
     "name",
@@ -51,11 +52,13 @@ pub struct ScheduleDecl {
     span: Span,
 }
 
-/// Reads the declaration; every malformed or missing field is reported at once.
-pub fn parse(tokens: TokenStream) -> syn::Result<ScheduleDecl> {
-    let block = Fields::parse_tokens(tokens)?;
-    let mut errors = None;
-    let mut r = Reader::new(&block, "a schedule", FIELDS);
+/// Reads the declaration, reporting every malformed or missing field into `cx`; `None` when
+/// something was reported.
+pub fn parse(cx: &Ctxt, tokens: TokenStream) -> Option<ScheduleDecl> {
+    let block = Fields::parse_tokens(tokens)
+        .map_err(|e| cx.syn_error(e))
+        .ok()?;
+    let r = Reader::new(cx, &block, "a schedule", FIELDS);
     let name = r.string("name", None);
     let rounds = r.usize("rounds", None);
     let steps = r.usize("steps_per_round", None);
@@ -63,10 +66,9 @@ pub fn parse(tokens: TokenStream) -> syn::Result<ScheduleDecl> {
     let restart = r.word("restart", RESTARTS, None);
     let record_every = r.usize("record_every", Some(5));
     let mentor_block = r.block("mentor");
-    r.finish(&mut errors);
     let mentor = mentor_block.map(|b| {
-        let mut m = Reader::new(b, "a mentor stage", MENTOR_FIELDS);
-        let decl = (
+        let m = Reader::new(cx, b, "a mentor stage", MENTOR_FIELDS);
+        (
             m.string("template", Some("catalyst")),
             m.usize("candidates", Some(3)),
             m.usize("history", Some(8)),
@@ -76,14 +78,8 @@ pub fn parse(tokens: TokenStream) -> syn::Result<ScheduleDecl> {
             m.float("top_p", 0.95),
             m.usize("max_tokens", Some(160)),
             m.usize("seed", Some(0)),
-        );
-        m.finish(&mut errors);
-        decl
+        )
     });
-    if let Some(e) = errors {
-        return Err(e);
-    }
-    // Every field parsed (errors returned above), so the options are all present.
     let mentor = match mentor {
         Some((
             Some(template),
@@ -106,7 +102,7 @@ pub fn parse(tokens: TokenStream) -> syn::Result<ScheduleDecl> {
             max_tokens: mt.0,
             seed: seed.0,
         }),
-        Some(_) => return Err(syn::Error::new(block.span, "malformed mentor stage")),
+        Some(_) => return None,
         None => None,
     };
     match (name, rounds, steps, final_steps, restart, record_every) {
@@ -117,7 +113,7 @@ pub fn parse(tokens: TokenStream) -> syn::Result<ScheduleDecl> {
             Some(final_steps),
             Some(restart),
             Some(record_every),
-        ) => Ok(ScheduleDecl {
+        ) => Some(ScheduleDecl {
             name: name.0,
             rounds,
             steps_per_round,
@@ -127,14 +123,13 @@ pub fn parse(tokens: TokenStream) -> syn::Result<ScheduleDecl> {
             mentor,
             span: block.span,
         }),
-        _ => Err(syn::Error::new(block.span, "malformed schedule")),
+        _ => None,
     }
 }
 
 /// Checks that the schedule can run; each error points at the field responsible.
-pub fn validate(s: &ScheduleDecl) -> syn::Result<()> {
-    let mut errors = Errors::default();
-    let mut err = |span: Span, msg: String| errors.push(span, msg);
+pub fn validate(cx: &Ctxt, s: &ScheduleDecl) {
+    let err = |span: Span, msg: String| cx.error(span, msg);
     if s.rounds.0 == 0 {
         err(s.rounds.1, "a schedule needs at least one round".into());
     }
@@ -197,7 +192,6 @@ pub fn validate(s: &ScheduleDecl) -> syn::Result<()> {
             }
         }
     }
-    errors.finish()
 }
 
 /// The `tandem::engine::Schedule` value; a `.hbs` template's variables are checked against

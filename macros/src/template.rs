@@ -9,7 +9,8 @@ use handlebars::{Path, PathSeg};
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 
-use crate::fields::{Errors, Fields, Reader, Value};
+use crate::ctxt::Ctxt;
+use crate::fields::{Fields, Reader, Value};
 
 const FIELDS: &[&str] = &["name", "file", "context"];
 /// Helpers a meta-prompt template may call: tandem's (`fixed`, `percent`) and handlebars'
@@ -25,11 +26,12 @@ pub struct TemplateDecl {
     context: TokenStream,
 }
 
-/// Reads the declaration; every malformed or missing field is reported at once.
-pub fn parse(tokens: TokenStream) -> syn::Result<TemplateDecl> {
-    let block = Fields::parse_tokens(tokens)?;
-    let mut errors = None;
-    let mut r = Reader::new(&block, "a template", FIELDS);
+/// Reads the declaration, reporting every malformed or missing field into `cx`.
+pub fn parse(cx: &Ctxt, tokens: TokenStream) -> Option<TemplateDecl> {
+    let block = Fields::parse_tokens(tokens)
+        .map_err(|e| cx.syn_error(e))
+        .ok()?;
+    let r = Reader::new(cx, &block, "a template", FIELDS);
     let name = r.string("name", None);
     let file = r.string("file", None);
     let context = match r.get("context").map(|f| &f.value) {
@@ -44,18 +46,11 @@ pub fn parse(tokens: TokenStream) -> syn::Result<TemplateDecl> {
             None
         }
     };
-    r.finish(&mut errors);
-    if let Some(e) = errors {
-        return Err(e);
-    }
-    match (name, file, context) {
-        (Some(name), Some(file), Some(context)) => Ok(TemplateDecl {
-            name,
-            file,
-            context,
-        }),
-        _ => Err(syn::Error::new(block.span, "malformed template")),
-    }
+    Some(TemplateDecl {
+        name: name?,
+        file: file?,
+        context: context?,
+    })
 }
 
 /// The file's absolute path (relative paths are from the crate root) and its source.
@@ -113,7 +108,7 @@ pub fn checker(
     let mut walker = Walker {
         file,
         span,
-        errors: Errors::default(),
+        cx: Ctxt::new(),
         next_var: 0,
     };
     let root = Scope {
@@ -121,7 +116,7 @@ pub fn checker(
         param: None,
     };
     let body = walker.template(&template, &[root]);
-    walker.errors.finish()?;
+    walker.cx.check()?;
     Ok(quote! {
         #[allow(unused_variables, unused_must_use, dead_code, clippy::all)]
         fn __tandem_template_variables(__context: &#context) {
@@ -141,7 +136,7 @@ struct Scope {
 struct Walker<'a> {
     file: &'a str,
     span: Span,
-    errors: Errors,
+    cx: Ctxt,
     next_var: usize,
 }
 
@@ -150,8 +145,8 @@ impl Walker<'_> {
         let place = at
             .map(|m| format!(" (line {}, column {})", m.0, m.1))
             .unwrap_or_default();
-        self.errors
-            .push(self.span, format!("template `{}`{place}: {msg}", self.file));
+        self.cx
+            .error(self.span, format!("template `{}`{place}: {msg}", self.file));
     }
 
     fn template(&mut self, t: &Template, scopes: &[Scope]) -> TokenStream {

@@ -72,7 +72,9 @@ pub enum SelectionSplit {
 #[serde(deny_unknown_fields)]
 pub struct FileSource {
     /// The file, or a folder holding `train.EXT`, `validation.EXT` (optional) and `test.EXT`.
-    /// A relative path is taken from the working directory.
+    /// `task!` anchors a relative path at the crate root and a YAML task file at the working
+    /// directory, both to an absolute path; one set at run time is read from the working
+    /// directory.
     pub path: Text,
     /// Column (CSV/TSV header) or field (JSONL key) of the text.
     pub text: Text,
@@ -371,7 +373,29 @@ impl TaskSpec {
             }
             other => other,
         })?;
-        Ok(spec)
+        let cwd = std::env::current_dir().map_err(|e| Error::io("reading", Path::new("."), e))?;
+        Ok(spec.anchored_at(&cwd))
+    }
+
+    /// The task with relative data and model paths made absolute from `base` (`.` components
+    /// dropped), as `task!` does from the crate root.
+    pub fn anchored_at(mut self, base: &Path) -> Self {
+        let anchor = |p: &mut Text| {
+            let path = Path::new(p.as_ref());
+            if path.is_relative() {
+                let abs: std::path::PathBuf = base.join(path).components().collect();
+                *p = Cow::Owned(abs.display().to_string());
+            }
+        };
+        match &mut self.data {
+            DataSource::Csv(f) | DataSource::Tsv(f) | DataSource::Jsonl(f) => anchor(&mut f.path),
+            DataSource::Corpus(_) => {}
+        }
+        match &mut self.backbone {
+            BackboneSpec::Bert(p) | BackboneSpec::LlamaGguf(p) => anchor(p),
+            BackboneSpec::MiniLm | BackboneSpec::SmolLm2 => {}
+        }
+        self
     }
 
     /// The checks `task!` makes at compile time, for tasks read at run time; errors name the key.

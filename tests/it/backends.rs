@@ -74,10 +74,25 @@ fn ten_steps<B: AutodiffBackend>(device: &B::Device) -> (Vec<f64>, Vec<f32>, Vec
 #[test]
 fn ten_gradient_steps_agree_with_ndarray() {
     let gpu = support::wgpu_device();
-    let (l_cpu, p_cpu, t_cpu) = ten_steps::<support::CpuAd>(&Default::default());
     let (l_gpu, p_gpu, t_gpu) = ten_steps::<Wgpu>(&gpu);
+    assert_agree(
+        &ten_steps::<support::CpuAd>(&Default::default()),
+        &(l_gpu, p_gpu, t_gpu),
+    );
+}
+
+/// The second CPU backend, burn-flex (its own matmul, GELU and reductions), against ndarray.
+#[test]
+fn ten_gradient_steps_agree_on_flex_and_ndarray() {
+    let flex = ten_steps::<burn::backend::Autodiff<burn::backend::Flex>>(&Default::default());
+    assert_agree(&ten_steps::<support::CpuAd>(&Default::default()), &flex);
+}
+
+/// Losses within 1e-3 (relative), the prompt within 1e-3 of its scale, the same projection.
+fn assert_agree(cpu: &(Vec<f64>, Vec<f32>, Vec<u32>), other: &(Vec<f64>, Vec<f32>, Vec<u32>)) {
+    let ((l_cpu, p_cpu, t_cpu), (l_gpu, p_gpu, t_gpu)) = (cpu, other);
     assert_eq!(l_cpu.len(), 10);
-    for (i, (a, b)) in l_cpu.iter().zip(&l_gpu).enumerate() {
+    for (i, (a, b)) in l_cpu.iter().zip(l_gpu).enumerate() {
         assert!(
             (a - b).abs() <= 1e-3 * a.abs().max(1.0),
             "step {i}: loss {a} vs {b}"
@@ -86,7 +101,7 @@ fn ten_gradient_steps_agree_with_ndarray() {
     let scale = p_cpu.iter().fold(0f32, |m, x| m.max(x.abs()));
     let worst = p_cpu
         .iter()
-        .zip(&p_gpu)
+        .zip(p_gpu)
         .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
     assert!(
         worst <= 1e-3 * scale,

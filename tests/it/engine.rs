@@ -180,7 +180,7 @@ fn a_halted_run_resumes_to_the_identical_result() {
             RunIo {
                 mentor: Some(&mut mentor as &mut dyn Mentor),
                 out: Some(out),
-                control: control,
+                control,
                 ..RunIo::default()
             },
         )

@@ -12,63 +12,34 @@ use tandem::task::{Metric, TaskSpec};
 
 use crate::support;
 
-// The `task!` grammar for data files (`jsonl("…", text: …, label: …)`) is not in this release's
-// macro yet; the same declarations are written as the constants the macro expands to.
-use std::borrow::Cow;
-use tandem::readout::ReadoutConfig;
-use tandem::task::{BackboneSpec, DataSource, FileSource, InitSpec, PromptSpec, SelectionSplit};
-
-/// News headlines of four topics, one JSON object per line.
-const TOPICS: TaskSpec = TaskSpec {
-    name: Cow::Borrowed("topics"),
-    description: Cow::Borrowed(
-        "the topic of a news headline: sports, politics, technology or food",
-    ),
-    data: DataSource::Jsonl(FileSource {
-        path: Cow::Borrowed("tests/fixtures/tasks/topics.jsonl"),
-        text: Cow::Borrowed("headline"),
-        pair: None,
-        label: Cow::Borrowed("topic"),
-        labels: None,
-        selection: SelectionSplit::Validation,
-    }),
-    classes: Cow::Borrowed(&[
-        Cow::Borrowed("sports"),
-        Cow::Borrowed("politics"),
-        Cow::Borrowed("technology"),
-        Cow::Borrowed("food"),
-    ]),
-    backbone: BackboneSpec::MiniLm,
-    readout: ReadoutConfig::InputHead,
-    prompt: PromptSpec {
-        length: 3,
-        init: InitSpec::Text(Cow::Borrowed("this headline is about")),
-    },
-    metric: Metric::MacroF1,
-    shots: Some(4),
+/// News headlines of four topics, one JSON object per line; selection by macro-F1.
+const TOPICS: TaskSpec = tandem::task! {
+    name: "topics",
+    description: "the topic of a news headline: sports, politics, technology or food",
+    data: jsonl("tests/fixtures/tasks/topics.jsonl", text: "headline", label: "topic"),
+    classes: ["sports", "politics", "technology", "food"],
+    readout: input_head,
+    prompt: { length: 3, init: "this headline is about" },
+    metric: macro_f1,
+    shots: 4,
 };
 
 /// Sentence pairs, raw labels `1` (same meaning) and `0` renamed by the declared classes.
-const PAIRS: TaskSpec = TaskSpec {
-    name: Cow::Borrowed("paraphrase"),
-    description: Cow::Borrowed("whether the second sentence says the same as the first"),
-    data: DataSource::Csv(FileSource {
-        path: Cow::Borrowed("tests/fixtures/tasks/pairs.csv"),
-        text: Cow::Borrowed("first"),
-        pair: Some(Cow::Borrowed("second")),
-        label: Cow::Borrowed("same"),
-        labels: Some(Cow::Borrowed(&[Cow::Borrowed("1"), Cow::Borrowed("0")])),
-        selection: SelectionSplit::Validation,
-    }),
-    classes: Cow::Borrowed(&[Cow::Borrowed("paraphrase"), Cow::Borrowed("different")]),
-    backbone: BackboneSpec::MiniLm,
-    readout: ReadoutConfig::InputHead,
-    prompt: PromptSpec {
-        length: 3,
-        init: InitSpec::Text(Cow::Borrowed("same meaning")),
-    },
-    metric: Metric::Mcc,
-    shots: Some(4),
+const PAIRS: TaskSpec = tandem::task! {
+    name: "paraphrase",
+    description: "whether the second sentence says the same as the first",
+    data: csv(
+        "tests/fixtures/tasks/pairs.csv",
+        text: "first",
+        pair: "second",
+        label: "same",
+        labels: [1, 0],
+    ),
+    classes: ["paraphrase", "different"],
+    readout: input_head,
+    prompt: { length: 3, init: "same meaning" },
+    metric: mcc,
+    shots: 4,
 };
 
 const TOPICS_YAML: &str = r#"
@@ -207,4 +178,51 @@ fn selection_follows_the_tasks_metric() {
         "final {} < best scored {best}",
         result.selection.macro_f1
     );
+}
+
+/// `mr` on the SmolLM2 decoder, as `examples/tasks/mr-smollm2.yaml` declares it.
+const MR_SMOLLM2: TaskSpec = tandem::task! {
+    name: "mr-smollm2",
+    description: "sentiment of movie-review snippets (Rotten Tomatoes): negative or positive",
+    data: rotten_tomatoes,
+    classes: ["negative", "positive"],
+    backbone: smollm2,
+    readout: verbalizer { cue: "\nSentiment:" },
+    prompt: { length: 4, init: "Movie review:" },
+    shots: 8,
+};
+
+/// The example YAML files read as the `task!` declarations of the same tasks, and a decoder
+/// without a readout gets the verbalizer with its default cue.
+#[test]
+fn task_macro_and_yaml_examples_declare_the_same_tasks() {
+    assert_eq!(
+        tandem::task::resolve("examples/tasks/mr-smollm2.yaml").unwrap(),
+        MR_SMOLLM2
+    );
+    assert_eq!(
+        tandem::task::resolve("examples/tasks/topics.yaml").unwrap(),
+        TOPICS
+    );
+    // A relative path in `task!` is anchored at the crate root.
+    let (_, file) = TOPICS.data.file().unwrap();
+    assert_eq!(
+        std::path::Path::new(file.path.as_ref()),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tasks/topics.jsonl")
+    );
+    const DEFAULT_READOUT: TaskSpec = tandem::task! {
+        name: "d",
+        description: "a decoder task",
+        data: subj,
+        classes: ["subjective", "objective"],
+        backbone: smollm2,
+    };
+    assert_eq!(
+        DEFAULT_READOUT.readout,
+        tandem::readout::ReadoutConfig::Verbalizer {
+            cue: tandem::readout::DEFAULT_CUE.into()
+        }
+    );
+    assert!(DEFAULT_READOUT.validate().is_ok());
+    assert!(MR_SMOLLM2.validate().is_ok() && PAIRS.validate().is_ok());
 }

@@ -35,8 +35,7 @@ impl BackendJob for BenchJob {
             reset_peak_rss();
             let t = Instant::now();
             // The quantized host decoder is the CPU path; GPU backends decode through burn.
-            let mut prepared =
-                prepare::<B>(w, &self.assets, &device, kind == BackendKind::Ndarray)?;
+            let mut prepared = prepare::<B>(w, &self.assets, &device, kind.is_cpu())?;
             let prepare_s = t.elapsed().as_secs_f64();
             let m = measure(
                 w,

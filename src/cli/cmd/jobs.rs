@@ -22,7 +22,7 @@ pub fn load_llm<B: Backend>(
     assets.ensure(&SMOLLM2)?;
     let path = assets.path(&SMOLLM2.files[0]);
     eprintln!("loading {} ...", path.display());
-    ChatLlm::load_with(&path, device, kind == BackendKind::Ndarray)
+    ChatLlm::load_with(&path, device, kind.is_cpu())
 }
 
 /// The mentor a run asks: an OpenAI-compatible endpoint when `--base-url` is given, else the
