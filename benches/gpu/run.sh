@@ -5,7 +5,7 @@
 #
 #   benches/gpu/run.sh BIN [OUT]           # on a GPU machine, BIN built elsewhere with
 #                                          # --features cuda,wgpu (see benches/gpu/README.md)
-#   DEVICE=cpu BACKENDS=ndarray benches/gpu/run.sh target/release/tandem   # the CPU table
+#   DEVICE=cpu BACKENDS="ndarray flex" benches/gpu/run.sh target/release/tandem   # the CPU table
 #
 # Environment: ASSETS (default ./assets), PYTHON (default python3), ITERS (20), WARMUP (3),
 # DEVICE (cuda), BACKENDS ("cuda wgpu"), PRECISIONS ("fp32 tf32 bf16"; cpu: fp32),

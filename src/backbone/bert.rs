@@ -436,16 +436,27 @@ impl<B: Backend> BertEncoder<B> {
     }
 }
 
-/// GELU with the exact (erf) form, built from primitive ops so that autodiff differentiates the
-/// function actually computed. (burn 0.21's `gelu` computes the erf form forward but its backward
-/// is the derivative of the tanh approximation.) The forward is the same op sequence as burn's.
+/// GELU in its exact (erf) form, forward and backward. burn-flex computes both in one pass each
+/// (its `gelu_backward` is the erf form's derivative), so on flex this is burn's `gelu`. Elsewhere
+/// burn 0.21's `gelu` computes the erf form forward but its backward is the derivative of the
+/// tanh approximation, so the function is built from primitive ops (the same op sequence as
+/// burn's forward) that autodiff differentiates exactly.
 fn exact_gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    if has_exact_fused_gelu::<B>(&x.device()) {
+        return burn::tensor::activation::gelu(x);
+    }
     let cdf = x
         .clone()
         .div_scalar(std::f64::consts::SQRT_2)
         .erf()
         .add_scalar(1.0);
     (x * cdf).div_scalar(2.0)
+}
+
+/// Whether `B` is burn-flex, on its own or under autodiff (`flex`, `autodiff<flex>`).
+fn has_exact_fused_gelu<B: Backend>(device: &B::Device) -> bool {
+    let name = B::name(device);
+    name == "flex" || name == "autodiff<flex>"
 }
 
 fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
@@ -465,7 +476,17 @@ mod tests {
 
     #[test]
     fn gelu_gradient_is_the_exact_derivative() {
-        type B = Autodiff<NdArray>;
+        gelu_gradient_is_exact::<Autodiff<NdArray>>();
+        gelu_gradient_is_exact::<Autodiff<burn::backend::Flex>>();
+        assert!(has_exact_fused_gelu::<Autodiff<burn::backend::Flex>>(
+            &Default::default()
+        ));
+        assert!(!has_exact_fused_gelu::<Autodiff<NdArray>>(
+            &Default::default()
+        ));
+    }
+
+    fn gelu_gradient_is_exact<B: burn::tensor::backend::AutodiffBackend>() {
         let xs: Vec<f32> = vec![-3.0, -1.5, -0.7, 0.0, 0.4, 1.0, 2.5];
         let x =
             Tensor::<B, 1>::from_data(TensorData::new(xs.clone(), [xs.len()]), &Default::default())

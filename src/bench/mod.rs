@@ -1,9 +1,11 @@
 //! Benchmark workloads shared by the criterion benches (`benches/tandem.rs`) and
 //! `tandem bench`: the same preparation and the same synchronised iteration, timed by either.
 
+mod cpu;
 mod measure;
 mod workload;
 
+pub use cpu::{kernels, CpuInfo};
 pub use measure::{measure, peak_rss_mib, reset_peak_rss, table, Measurement};
 pub use workload::{
     bench_backbone, prepare, synthetic_tokens, BenchModel, BenchReadout, Prepared, Workload,

@@ -71,6 +71,9 @@ pub enum Workload {
     /// One optimizer step: forward, input-only backward through the frozen encoder, clipping,
     /// AdamW on the prompt (and head).
     GradStep(BenchReadout, BenchModel),
+    /// One optimizer step of a 4-vector prompt through the frozen SmolLM2-135M decoder with the
+    /// verbalizer readout (`mr`, 8 examples of at most 40 tokens, prompt ⊕ text ⊕ cue).
+    DecoderStep,
     /// Projection of an 8-vector prompt onto MiniLM's 30,522-token vocabulary (L2, top-3).
     Projection,
     /// 32 greedy tokens of the embedded SmolLM2-135M after a fixed chat prompt.
@@ -93,6 +96,7 @@ impl Workload {
             }
         }
         all.extend([
+            Workload::DecoderStep,
             Workload::Projection,
             Workload::MentorDecode,
             Workload::TemplateRender,
@@ -107,6 +111,7 @@ impl Workload {
             Workload::GradStep(r, m) => {
                 format!("grad_step/{}/{}/b{}", r.name(), m.name(), m.shape().0)
             }
+            Workload::DecoderStep => format!("grad_step/verbalizer/smollm2/b{DECODER_BATCH}"),
             Workload::Projection => "projection/minilm_vocab/l8".into(),
             Workload::MentorDecode => "mentor_decode/smollm2/t32".into(),
             Workload::TemplateRender => "template_render/catalyst/h8".into(),
@@ -135,6 +140,7 @@ impl Workload {
     pub fn items(self) -> (usize, &'static str) {
         match self {
             Workload::GradStep(_, m) => (m.shape().0, "samples"),
+            Workload::DecoderStep => (DECODER_BATCH, "samples"),
             Workload::Projection => (8, "vectors"),
             Workload::MentorDecode => (32, "tokens"),
             Workload::TemplateRender => (1, "renders"),
@@ -230,6 +236,7 @@ pub fn prepare<'a, B: AutodiffBackend>(
 ) -> Result<Prepared<'a>> {
     match workload {
         Workload::GradStep(readout, model) => grad_step::<B>(readout, model, assets, device),
+        Workload::DecoderStep => decoder_step::<B>(assets, device),
         Workload::Projection => {
             let backbone = Backbone::<B::InnerBackend>::minilm(assets, device)?;
             let projector = Projector::new(&backbone.encoder, &backbone.tokenizer, Metric::L2);
@@ -323,6 +330,58 @@ fn catalyst_round<'a, B: AutodiffBackend>(
             };
             run_schedule::<B>(&config, assets, device, io)?;
             Ok(None)
+        }),
+    })
+}
+
+/// Examples in one decoder gradient step.
+const DECODER_BATCH: usize = 8;
+
+/// The engine's own set-up of `mr` on the decoder backbone, then one step per iteration.
+fn decoder_step<'a, B: AutodiffBackend>(
+    assets: &'a Assets,
+    device: &'a B::Device,
+) -> Result<Prepared<'a>> {
+    use crate::engine::TaskSetup;
+    let mut config = crate::task::lookup("mr")?.tune_config();
+    config.backbone = crate::task::BackboneSpec::SmolLm2;
+    config.readout = crate::readout::ReadoutConfig::Verbalizer {
+        cue: crate::readout::DEFAULT_CUE.into(),
+    };
+    config.prompt_len = 4;
+    config.init = PromptInit::Text("Movie review:".into());
+    config.split.shots = Some(DECODER_BATCH / 2);
+    config.split.max_selection = 8;
+    config.split.max_test = 8;
+    config.max_len = 40;
+    config.gradient.batch_size = DECODER_BATCH;
+    let setup = TaskSetup::<B>::new(&config, assets, device)?;
+    let gradient = GradientConfig {
+        steps: 1,
+        schedule: LrSchedule::Constant,
+        keep_best: false,
+        ..config.gradient.clone()
+    };
+    let idx: Vec<usize> = (0..setup.readout.data().train.len().min(DECODER_BATCH)).collect();
+    let mut model = Some(setup.model.clone());
+    let mut optim: Option<crate::gradient::PromptOptimizer<B>> = None;
+    let device = device.clone();
+    Ok(Prepared {
+        step: Box::new(move || {
+            let stage = GradientStage::new(
+                &setup.readout,
+                &setup.projector,
+                setup.space.vocab.as_ref(),
+                &gradient,
+            );
+            let optim = optim.get_or_insert_with(|| stage.optimizer());
+            let m = model
+                .take()
+                .ok_or_else(|| Error::config("bench", "model lost"))?;
+            let (next, loss) = stage.step(m, optim, &idx, 3e-3, 1)?;
+            B::sync(&device).map_err(|e| Error::config("device sync", format!("{e:?}")))?;
+            model = Some(next);
+            Ok(Some(loss))
         }),
     })
 }

@@ -249,7 +249,7 @@ pub struct TuneArgs {
     /// Run seed.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Backend: `ndarray`, `wgpu` or `cuda`.
+    /// Backend: `ndarray` (default), `flex` (both CPU), `wgpu` or `cuda`.
     #[arg(long)]
     pub backend: Option<String>,
     /// Folder under which the run folder is created.

@@ -10,7 +10,9 @@ use burn::tensor::backend::AutodiffBackend;
 use crate::cli::args::BenchArgs;
 use tandem::assets::Assets;
 use tandem::backend::{dispatch, BackendJob, BackendKind};
-use tandem::bench::{measure, prepare, reset_peak_rss, table, Measurement, Workload};
+use tandem::bench::{
+    kernels, measure, prepare, reset_peak_rss, table, CpuInfo, Measurement, Workload,
+};
 
 struct BenchJob {
     workloads: Vec<Workload>,
@@ -77,8 +79,11 @@ impl BenchArgs {
         if self.warmup == 0 || self.iters == 0 {
             anyhow::bail!("--warmup and --iters must be at least 1");
         }
+        let cpu = CpuInfo::detect();
+        eprintln!("CPU: {cpu}");
         let mut all = Vec::new();
         for kind in kinds {
+            eprintln!("{kind}: {}", kernels(kind, &cpu));
             let job = BenchJob {
                 workloads: workloads.clone(),
                 warmup: self.warmup,
@@ -88,6 +93,7 @@ impl BenchArgs {
             };
             all.extend(dispatch(kind, job)?);
         }
+        println!("CPU: {cpu}\n");
         print!("{}", table(&all));
         if let Some(path) = self.json {
             let text = serde_json::to_string_pretty(&all)?;
