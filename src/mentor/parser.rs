@@ -48,6 +48,12 @@ pub enum DropReason {
     NotText,
     /// A valid candidate beyond the first K.
     OverLimit,
+    /// Inside a reasoning block (`<think>…</think>`) of a reasoning model.
+    Reasoning,
+    /// An echo of the meta-prompt's own score labels ("Loss: 0.512", "Accuracy: 0.780").
+    EchoedScore,
+    /// A refusal or apology ("I'm sorry, but I can't …").
+    Refusal,
 }
 
 /// A dropped line and the reason.
@@ -74,6 +80,7 @@ pub struct ParsedReply {
 pub fn parse_reply(reply: &str, config: &ParserConfig) -> ParsedReply {
     let mut out = ParsedReply::default();
     let mut seen: Vec<String> = Vec::new();
+    let mut thinking = false;
     for (i, raw) in reply.lines().enumerate() {
         let line = raw.trim();
         if line.is_empty() {
@@ -84,19 +91,31 @@ pub fn parse_reply(reply: &str, config: &ParserConfig) -> ParsedReply {
             text: line.to_string(),
             reason,
         };
+        // A reasoning block: its lines are dropped; text beside it on its line is kept.
+        let line = reasoning_split(line, &mut thinking).unwrap_or(line);
+        if line.is_empty() {
+            out.dropped.push(drop(DropReason::Reasoning));
+            continue;
+        }
         if line.starts_with("```") || line.starts_with("~~~") {
             out.dropped.push(drop(DropReason::CodeFence));
             continue;
         }
         let text = clean(line);
+        if is_refusal(&text) {
+            out.dropped.push(drop(DropReason::Refusal));
+            continue;
+        }
         if opens_like_preamble(line) || is_heading(&text) {
             out.dropped.push(drop(DropReason::Preamble));
             continue;
         }
         let chars = text.chars().count();
         let words = text.split_whitespace().count();
-        let reason = if text.is_empty() {
+        let reason = if !text.chars().any(char::is_alphanumeric) {
             Some(DropReason::Empty)
+        } else if echoes_score(&text) {
+            Some(DropReason::EchoedScore)
         } else if text.starts_with("![") || text.contains("://") {
             Some(DropReason::NotText)
         } else if chars < config.min_chars {
@@ -119,6 +138,79 @@ pub fn parse_reply(reply: &str, config: &ParserConfig) -> ParsedReply {
         }
     }
     out
+}
+
+/// What is left of `line` outside a `<think>…</think>` block, tracking whether the block is
+/// open across lines; `None` when the line has no part of a block.
+fn reasoning_split<'a>(line: &'a str, thinking: &mut bool) -> Option<&'a str> {
+    let lower = line.to_ascii_lowercase();
+    if *thinking {
+        return Some(match lower.find("</think>") {
+            Some(end) => {
+                *thinking = false;
+                line[end + "</think>".len()..].trim()
+            }
+            None => "",
+        });
+    }
+    let start = lower.find("<think>")?;
+    match lower[start..].find("</think>") {
+        // One line: the block is cut out, what surrounds it stays.
+        Some(len) => {
+            let after = &line[start + len + "</think>".len()..];
+            Some(if start == 0 {
+                after.trim()
+            } else {
+                line[..start].trim()
+            })
+        }
+        None => {
+            *thinking = true;
+            Some(line[..start].trim())
+        }
+    }
+}
+
+/// "I'm sorry, but I can't …", "As an AI language model …": judged on the cleaned text.
+fn is_refusal(text: &str) -> bool {
+    let lower = text.to_lowercase().replace('’', "'");
+    [
+        "i'm sorry",
+        "i am sorry",
+        "sorry, but",
+        "i apologize",
+        "i can't",
+        "i cannot",
+        "i can not",
+        "i'm unable",
+        "i am unable",
+        "i won't",
+        "as an ai",
+        "unfortunately, i",
+    ]
+    .iter()
+    .any(|p| lower.starts_with(p))
+}
+
+/// A line that reports a score the way the meta-prompt shows them: a score word followed by a
+/// number ("Loss: 0.512", "accuracy = 78%", "Score 0.9"), anywhere in the line.
+fn echoes_score(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    ["loss", "accuracy", "score", "acc", "f1", "mcc"]
+        .iter()
+        .any(|label| {
+            lower.match_indices(label).any(|(at, _)| {
+                let before_ok = lower[..at]
+                    .chars()
+                    .next_back()
+                    .is_none_or(|c| !c.is_alphanumeric());
+                let rest = lower[at + label.len()..].trim_start_matches([' ', ':', '=', '(']);
+                before_ok
+                    && rest
+                        .trim_start_matches('-')
+                        .starts_with(|c: char| c.is_ascii_digit() || c == '.')
+            })
+        })
 }
 
 /// Words that open an introduction or a closing remark rather than a prompt.
@@ -173,7 +265,7 @@ fn is_heading(text: &str) -> bool {
 
 /// Strips list markers, labels, emphasis and quotes, repeatedly, and folds white space.
 fn clean(line: &str) -> String {
-    let mut s = line.trim().to_string();
+    let mut s = strip_controls(line).trim().to_string();
     // Each pass removes at least one character or stops, so this ends.
     loop {
         let before = s.len();
@@ -187,6 +279,39 @@ fn clean(line: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Removes ANSI escape sequences (`ESC [ … letter`), other control characters and literal
+/// backslash escapes (`\n`, `\t`, `\"`) that a model copied from a JSON string.
+fn strip_controls(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => {
+                // CSI: ESC '[' parameters… final byte in '@'..='~'.
+                if chars.peek() == Some(&'[') {
+                    chars.next();
+                    for f in chars.by_ref() {
+                        if ('@'..='~').contains(&f) {
+                            break;
+                        }
+                    }
+                }
+            }
+            '\\' => match chars.peek() {
+                Some('n' | 't' | 'r') => {
+                    chars.next();
+                    out.push(' ');
+                }
+                Some('"' | '\'') => out.extend(chars.next()),
+                _ => out.push(c),
+            },
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Removes one leading bullet, number ("1.", "10)", "(3)", "#2", "2:") or label ("Template 1:").
 fn strip_marker(s: &str) -> &str {
     for bullet in ["- ", "* ", "• ", "+ ", "– ", "— ", "> "] {
@@ -196,6 +321,20 @@ fn strip_marker(s: &str) -> &str {
     }
     if s == "-" || s == "*" || s == "•" {
         return "";
+    }
+    // "**1.** text", "__2)__ text", "*3:* text": emphasis around the number only.
+    for m in ["**", "__", "*", "_"] {
+        if let Some(rest) = s.strip_prefix(m) {
+            let digits = rest.chars().take_while(char::is_ascii_digit).count();
+            if digits > 0 {
+                let after = &rest[digits..];
+                for sep in [".", ")", ":"] {
+                    if let Some(tail) = after.strip_prefix(sep).and_then(|t| t.strip_prefix(m)) {
+                        return tail;
+                    }
+                }
+            }
+        }
     }
     // "(3)" or "[3]"
     for (open, close) in [('(', ')'), ('[', ']')] {
@@ -358,6 +497,63 @@ mod tests {
         assert_eq!(
             p.candidates,
             ["Surely a great film", "Okayish movie overall"]
+        );
+    }
+
+    /// Replies seen from real models (issue 13): each line dropped with its reason, or cleaned.
+    #[test]
+    fn reasoning_scores_refusals_controls_and_stubs() {
+        let reply = "<think>\nThe user wants prompts.\n1. not this one\n</think>\n\
+                     1. what the review says about the film\n\
+                     Loss: 0.512\n\
+                     2. Accuracy: 0.780\n\
+                     I'm sorry, but I can't help with that.\n\
+                     **3.** the reviewer's overall feeling\n\
+                     4.\n\
+                     5. **\n\
+                     \u{1b}[1mthe tone of this review\u{1b}[0m\n\
+                     the mood\\n of the text \\\"here\\\"";
+        let p = parse_reply(
+            reply,
+            &ParserConfig {
+                max_candidates: 8,
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            p.candidates,
+            [
+                "what the review says about the film",
+                "the reviewer's overall feeling",
+                "the tone of this review",
+                "the mood of the text \"here\"",
+            ]
+        );
+        let reasons: Vec<&DropReason> = p.dropped.iter().map(|d| &d.reason).collect();
+        assert_eq!(
+            reasons,
+            [
+                &DropReason::Reasoning,
+                &DropReason::Reasoning,
+                &DropReason::Reasoning,
+                &DropReason::Reasoning,
+                &DropReason::EchoedScore,
+                &DropReason::EchoedScore,
+                &DropReason::Refusal,
+                &DropReason::Empty,
+                &DropReason::Empty,
+            ]
+        );
+        // One-line blocks are cut out; an unclosed block runs to the end.
+        let p = parse(
+            "<think>hmm</think> a prompt after thinking\n<think>never closed\nstill thinking",
+        );
+        assert_eq!(p.candidates, ["a prompt after thinking"]);
+        assert!(p.dropped.iter().all(|d| d.reason == DropReason::Reasoning));
+        // A score word inside a real prompt is kept when no number follows it.
+        assert_eq!(
+            parse("reduce the loss of meaning").candidates,
+            ["reduce the loss of meaning"]
         );
     }
 }

@@ -58,6 +58,11 @@ proptest! {
                 "```[a-z]{0,8}",
                 "(Here are|Sure|Templates?)[a-z ]{0,20}:?",
                 "[\"'“”‘’«»`*_]{0,8}",
+                "</?think>[a-z ]{0,20}(</think>)?",
+                "(Loss|Accuracy|Score): ?-?[0-9]\\.[0-9]{1,3},?",
+                "\\*\\*[0-9]{1,2}[.):]\\*\\* [a-z ]{0,30}",
+                "(I'm sorry|I cannot|As an AI)[a-z ,]{0,30}",
+                "\u{1b}\\[[0-9;]{0,4}m[a-z ]{0,20}[\\\\]?[ntr\"]?",
                 "\\PC{0,20}",
             ],
             0..40,
@@ -79,6 +84,14 @@ fn adversarial_replies() {
     check("\r\n\r\n1)\r\n", 3);
     let p = parse_reply("\"'«**“nested quotes here”**»'\"", &ParserConfig::default());
     assert_eq!(p.candidates, ["nested quotes here"]);
+    // Reasoning blocks, echoed scores and refusals never become candidates.
+    check(&"<think>\n".repeat(1000), 3);
+    check("</think></think><think><think>", 3);
+    let p = parse_reply(
+        "<think>1. inside</think>\nLoss: 0.905,\nAccuracy: 1.000\nI'm sorry, I can't.\n1. kept prompt",
+        &ParserConfig::default(),
+    );
+    assert_eq!(p.candidates, ["kept prompt"]);
     let p = parse_reply("```\n```", &ParserConfig::default());
     assert!(p.dropped.iter().all(|d| d.reason == DropReason::CodeFence));
 }
