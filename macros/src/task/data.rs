@@ -166,13 +166,9 @@ pub fn check(cx: &Ctxt, data: &mut DataDecl, classes: usize, classes_span: Span)
                 format!("{} raw labels given for {classes} classes", labels.len()),
             );
         }
-        for (i, (l, span)) in labels.iter().enumerate() {
-            if l.trim().is_empty() {
-                cx.error(*span, "a raw label must not be empty");
-            } else if labels[..i].iter().any(|(m, _)| m == l) {
-                cx.error(*span, format!("raw label `{l}` is given twice"));
-            }
-        }
+        super::check_distinct(cx, labels, "a raw label must not be empty", |l| {
+            format!("raw label `{l}` is given twice")
+        });
     }
     f.resolved = check_path(cx, f);
 }

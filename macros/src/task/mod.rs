@@ -135,13 +135,9 @@ pub fn check(cx: &Ctxt, t: &mut TaskDecl) {
             format!("a task needs at least 2 classes, {} given", classes.len()),
         );
     }
-    for (i, (c, span)) in classes.iter().enumerate() {
-        if c.trim().is_empty() {
-            cx.error(*span, "a class name must not be empty");
-        } else if classes[..i].iter().any(|(d, _)| d == c) {
-            cx.error(*span, format!("class `{c}` is named twice"));
-        }
-    }
+    check_distinct(cx, classes, "a class name must not be empty", |c| {
+        format!("class `{c}` is named twice")
+    });
     data::check(cx, &mut t.data, classes.len(), *list_span);
     backbone::check(cx, &mut t.backbone, &t.readout, t.data.has_pairs());
     let (len, span) = t.prompt_len;
@@ -161,6 +157,22 @@ pub fn check(cx: &Ctxt, t: &mut TaskDecl) {
             span,
             "`shots` must be at least 1 (or `all` for the full training split)",
         );
+    }
+}
+
+/// Reports each empty name (`empty`) and each repeat of an earlier one (`twice`) at its span.
+fn check_distinct(
+    cx: &Ctxt,
+    names: &[(String, Span)],
+    empty: &str,
+    twice: impl Fn(&str) -> String,
+) {
+    for (i, (name, span)) in names.iter().enumerate() {
+        if name.trim().is_empty() {
+            cx.error(*span, empty);
+        } else if names[..i].iter().any(|(earlier, _)| earlier == name) {
+            cx.error(*span, twice(name));
+        }
     }
 }
 
