@@ -3,13 +3,15 @@
 //! user's JSONL file declared in YAML), then `tandem run --resume`: every trial ends with the
 //! uninterrupted run's record — exactly, or for the decoder, whose resumed forward passes differ
 //! in the last bits (about 2e-5 relative on metrics, `tests/it/invariants.rs`; 1.2e-4 seen on a
-//! projection distance), with the same texts and numbers within 1e-3 relative. A half-written checkpoint is never read: checkpoints are
-//! swapped in by renames.
+//! projection distance), with the same texts and numbers within 1e-3 relative. A half-written
+//! checkpoint is never read: checkpoints are swapped in by renames.
 //!
-//! Its own test binary (it only spawns the CLI, so links neither the library nor burn): the kill
-//! points are fractions of a reference run's wall time, which only holds while the load stays
-//! the same. Beside the areas of `tests/it`, whose tests start and end during the trials, 6 of
-//! 10 kills landed after the end.
+//! Its own test binary (it only spawns the CLI, so links neither the library nor burn). The kill
+//! points follow the run's progress, not the clock: a reference run is watched for its
+//! milestones (the run folder's config, each checkpoint, the results), and each trial waits for
+//! one milestone, then for a fraction of the time the reference took to the next one. Kill
+//! points taken as fractions of the reference's wall time missed on a faster machine (CI: 4 of
+//! 10 kills after the end).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -142,27 +144,76 @@ fn differs(a: &serde_json::Value, b: &serde_json::Value, tol: f64, at: &str) -> 
     }
 }
 
+/// How far a run under `out` has come: `"config"` once its folder holds the config, then the
+/// phase and round of each checkpoint, then `"results"`; `None` before the folder exists.
+fn milestone(out: &Path) -> Option<String> {
+    let dir = run_dir(out)?;
+    if dir.join("results.json").exists() {
+        return Some("results".into());
+    }
+    let checkpoint = std::fs::read_to_string(dir.join("checkpoint/state.json"))
+        .ok()
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+        .map(|v| format!("{} round {}", v["phase"], v["round"]));
+    checkpoint.or_else(|| dir.join("config.yaml").exists().then(|| "config".into()))
+}
+
+/// Runs `tandem` with `args` to the end, noting when each milestone was first seen.
+fn watch(args: Vec<String>, out: &Path) -> Vec<(String, Duration)> {
+    let mut child = tandem().args(args).spawn().unwrap();
+    let (start, mut seen) = (Instant::now(), vec![("spawn".to_string(), Duration::ZERO)]);
+    loop {
+        let done = child.try_wait().unwrap();
+        if let Some(m) = milestone(out) {
+            if seen.last().is_none_or(|(last, _)| *last != m) {
+                seen.push((m, start.elapsed()));
+            }
+        }
+        if let Some(status) = done {
+            assert!(status.success(), "the reference run failed");
+            return seen;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Runs the case's trials; returns where each kill landed.
 fn trials(case: &Case, tmp: &Path) -> Vec<String> {
     let reference = tmp.join("reference");
-    let t = Instant::now();
-    let status = tandem().args(args(case, &reference)).status().unwrap();
-    assert!(status.success(), "{}: the reference run failed", case.name);
-    let wall = t.elapsed();
+    let seen = watch(args(case, &reference), &reference);
+    assert_eq!(
+        seen.last().map(|(m, _)| m.as_str()),
+        Some("results"),
+        "{}: the reference run ended without results: {seen:?}",
+        case.name
+    );
     let want = serde_json::Value::Array(record(&run_dir(&reference).unwrap()));
+    // The stretches between milestones, the last one (to the results) included.
+    let stretches = seen.len() - 1;
+    let rank = |m: &Option<String>| {
+        m.as_ref()
+            .and_then(|m| seen.iter().position(|(s, _)| s == m))
+            .unwrap_or(0)
+    };
 
     let (mut mid_run, mut phases) = (0, Vec::new());
     for trial in 0..case.trials {
         let out = tmp.join(format!("trial{trial}"));
-        // Spread over the run, start-up included (a warm process runs faster than the first).
-        let at = wall.mul_f64(0.1 + 0.65 * (trial as f64 + 0.5) / case.trials as f64);
+        // The trials spread evenly over the stretches laid end to end; the last stretch, whose
+        // end is the process's, is cut short by a fifth against a faster trial.
+        let at = (trial as f64 + 0.5) / case.trials as f64 * stretches as f64;
+        let stretch = at as usize;
+        let fraction = at.fract() * if stretch + 1 == stretches { 0.8 } else { 1.0 };
+        let delay = (seen[stretch + 1].1 - seen[stretch].1).mul_f64(fraction);
         let mut child = tandem().args(args(case, &out)).spawn().unwrap();
-        let start = Instant::now();
-        while start.elapsed() < at {
-            if child.try_wait().unwrap().is_some() {
-                break;
+        let mut reached = None;
+        while child.try_wait().unwrap().is_none() {
+            match reached {
+                None if rank(&milestone(&out)) >= stretch => reached = Some(Instant::now()),
+                Some(at) if at.elapsed() >= delay => break,
+                _ => {}
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(5));
         }
         child.kill().ok(); // SIGKILL
         child.wait().unwrap();
@@ -175,12 +226,8 @@ fn trials(case: &Case, tmp: &Path) -> Vec<String> {
             continue;
         }
         mid_run += 1;
-        let phase = std::fs::read_to_string(dir.join("checkpoint/state.json"))
-            .ok()
-            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-            .map(|v| format!("{} round {}", v["phase"], v["round"]))
-            .unwrap_or_else(|| "no checkpoint yet".into());
-        phases.push(phase);
+        let phase = milestone(&out).unwrap_or_else(|| "no config yet".into());
+        phases.push(format!("{phase} + {:.0}% of the stretch", fraction * 100.0));
         if !dir.join("config.yaml").exists() {
             continue;
         }
@@ -204,7 +251,8 @@ fn trials(case: &Case, tmp: &Path) -> Vec<String> {
     }
     assert!(
         mid_run + 2 >= case.trials,
-        "{}: only {mid_run} kills landed mid-run: {phases:?}",
+        "{}: only {mid_run} kills landed mid-run: {phases:?} (milestones of the reference: \
+         {seen:?})",
         case.name
     );
     phases

@@ -1,13 +1,15 @@
 //! Benchmark workloads: each is prepared once (weights loaded, data encoded, caches built) and
 //! then runs one iteration per call, with the device synchronised before it returns.
 
+use std::sync::Arc;
+
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::assets::{Assets, MINILM, SMOLLM2};
-use crate::backbone::{Backbone, BertConfig, BertEncoder, BertTokenizer};
+use crate::backbone::{Backbone, BertConfig, BertEncoder, BertTokenizer, Vocabulary};
 use crate::decoder::{argmax, ChatLlm};
 use crate::error::{Error, Result};
 use crate::gradient::{GradientConfig, GradientStage, LrSchedule};
@@ -363,27 +365,17 @@ fn decoder_step<'a, B: AutodiffBackend>(
         ..config.gradient.clone()
     };
     let idx: Vec<usize> = (0..setup.readout.data().train.len().min(DECODER_BATCH)).collect();
-    let mut model = Some(setup.model.clone());
-    let mut optim: Option<crate::gradient::PromptOptimizer<B>> = None;
-    let device = device.clone();
-    Ok(Prepared {
-        step: Box::new(move || {
-            let stage = GradientStage::new(
-                &setup.readout,
-                &setup.projector,
-                setup.space.vocab.as_ref(),
-                &gradient,
-            );
-            let optim = optim.get_or_insert_with(|| stage.optimizer());
-            let m = model
-                .take()
-                .ok_or_else(|| Error::config("bench", "model lost"))?;
-            let (next, loss) = stage.step(m, optim, &idx, 3e-3, 1)?;
-            B::sync(&device).map_err(|e| Error::config("device sync", format!("{e:?}")))?;
-            model = Some(next);
-            Ok(Some(loss))
-        }),
-    })
+    let stepper = Stepper {
+        readout: setup.readout,
+        projector: setup.projector,
+        vocab: setup.space.vocab,
+        config: gradient,
+        model: Some(setup.model),
+        optim: None,
+        idx,
+        device: device.clone(),
+    };
+    Ok(stepper.prepared())
 }
 
 fn grad_step<'a, B: AutodiffBackend>(
@@ -415,13 +407,7 @@ fn grad_step<'a, B: AutodiffBackend>(
     match readout {
         BenchReadout::ClassPrompt => {
             let r = ClassPromptReadout::new(backbone.clone(), data, 20.0, max_len, None);
-            Ok(stepper(
-                r,
-                backbone,
-                config,
-                PromptModel { prompt, head: None },
-                idx,
-            ))
+            Ok(Stepper::over(r, &backbone, config, PromptModel { prompt, head: None }, idx).prepared())
         }
         BenchReadout::InputHead => {
             let head = Head::init(backbone.encoder.hidden_size(), 2, &mut rng, device);
@@ -430,38 +416,79 @@ fn grad_step<'a, B: AutodiffBackend>(
                 prompt,
                 head: Some(head),
             };
-            Ok(stepper(r, backbone, config, m, idx))
+            Ok(Stepper::over(r, &backbone, config, m, idx).prepared())
         }
     }
 }
 
-fn stepper<'a, B: AutodiffBackend, R>(
+/// One gradient step per iteration, the engine's own stage over a readout: the state of a
+/// gradient-step workload.
+struct Stepper<B: AutodiffBackend, R> {
     readout: R,
-    backbone: Backbone<B>,
+    projector: Projector<B>,
+    vocab: Arc<dyn Vocabulary>,
     config: GradientConfig,
-    model: PromptModel<B>,
+    /// The prompt model between steps (taken by a step, put back after it).
+    model: Option<PromptModel<B>>,
+    /// Made on the first step, kept for the next.
+    optim: Option<crate::gradient::PromptOptimizer<B>>,
     idx: Vec<usize>,
-) -> Prepared<'a>
+    device: B::Device,
+}
+
+impl<B, R> Stepper<B, R>
 where
-    R: Readout<B> + burn::module::AutodiffModule<B> + 'a,
+    B: AutodiffBackend,
+    R: Readout<B> + burn::module::AutodiffModule<B>,
     R::InnerModule: Readout<B::InnerBackend>,
 {
-    let device = backbone.device();
-    let projector = Projector::new(&backbone.encoder, &backbone.tokenizer, config.metric);
-    let mut model = Some(model);
-    let mut optim: Option<crate::gradient::PromptOptimizer<B>> = None;
-    Prepared {
-        step: Box::new(move || {
-            let stage = GradientStage::new(&readout, &projector, &backbone.tokenizer, &config);
-            let optim = optim.get_or_insert_with(|| stage.optimizer());
-            let m = model
-                .take()
-                .ok_or_else(|| Error::config("bench", "model lost"))?;
-            // Reading the loss back is a host synchronisation; `sync` waits for the update too.
-            let (next, loss) = stage.step(m, optim, &idx, 3e-3, 1)?;
-            B::sync(&device).map_err(|e| Error::config("device sync", format!("{e:?}")))?;
-            model = Some(next);
-            Ok(Some(loss))
-        }),
+    /// Steps over `readout` on `backbone`'s vocabulary, with the nearest-token projector the
+    /// run would use.
+    fn over(
+        readout: R,
+        backbone: &Backbone<B>,
+        config: GradientConfig,
+        model: PromptModel<B>,
+        idx: Vec<usize>,
+    ) -> Self {
+        Self {
+            projector: Projector::new(&backbone.encoder, &backbone.tokenizer, config.metric),
+            vocab: Arc::new(backbone.tokenizer.clone()),
+            readout,
+            config,
+            model: Some(model),
+            optim: None,
+            idx,
+            device: backbone.device(),
+        }
+    }
+
+    /// One step; returns its loss.
+    fn step(&mut self) -> Result<f64> {
+        let stage = GradientStage::new(
+            &self.readout,
+            &self.projector,
+            self.vocab.as_ref(),
+            &self.config,
+        );
+        let optim = self.optim.get_or_insert_with(|| stage.optimizer());
+        let m = self
+            .model
+            .take()
+            .ok_or_else(|| Error::config("bench", "model lost"))?;
+        // Reading the loss back is a host synchronisation; `sync` waits for the update too.
+        let (next, loss) = stage.step(m, optim, &self.idx, 3e-3, 1)?;
+        B::sync(&self.device).map_err(|e| Error::config("device sync", format!("{e:?}")))?;
+        self.model = Some(next);
+        Ok(loss)
+    }
+
+    fn prepared<'a>(mut self) -> Prepared<'a>
+    where
+        Self: 'a,
+    {
+        Prepared {
+            step: Box::new(move || self.step().map(Some)),
+        }
     }
 }

@@ -54,6 +54,8 @@ pub enum DropReason {
     EchoedScore,
     /// A refusal or apology ("I'm sorry, but I can't …").
     Refusal,
+    /// A line of a JSON array's brackets or keys (its elements are parsed).
+    JsonSyntax,
 }
 
 /// A dropped line and the reason.
@@ -81,16 +83,25 @@ pub fn parse_reply(reply: &str, config: &ParserConfig) -> ParsedReply {
     let mut out = ParsedReply::default();
     let mut seen: Vec<String> = Vec::new();
     let mut thinking = false;
-    for (i, raw) in reply.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() {
+    for piece in reply_lines(reply) {
+        let line = piece.text.trim();
+        if line.is_empty() && piece.kind == PieceKind::Line {
             continue;
         }
         let drop = |reason| Dropped {
-            line_no: i + 1,
+            line_no: piece.line_no,
             text: line.to_string(),
             reason,
         };
+        if piece.kind == PieceKind::Syntax {
+            out.dropped.push(drop(DropReason::JsonSyntax));
+            continue;
+        }
+        if line.is_empty() {
+            // An empty element of a JSON array.
+            out.dropped.push(drop(DropReason::Empty));
+            continue;
+        }
         // A reasoning block: its lines are dropped; text beside it on its line is kept.
         let line = reasoning_split(line, &mut thinking).unwrap_or(line);
         if line.is_empty() {
@@ -138,6 +149,118 @@ pub fn parse_reply(reply: &str, config: &ParserConfig) -> ParsedReply {
         }
     }
     out
+}
+
+/// A piece of a reply the parser judges: a line, or an element of a JSON array in the reply.
+struct Piece {
+    /// 1-based number of the line it is on (starts on, for an element).
+    line_no: usize,
+    text: String,
+    kind: PieceKind,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum PieceKind {
+    /// A line of the reply (or the text beside a JSON array on its line).
+    Line,
+    /// An element of a JSON array.
+    Element,
+    /// A line of a JSON array's brackets and keys, holding no element.
+    Syntax,
+}
+
+/// The reply's lines with their 1-based numbers; a JSON array of strings in the reply (`["a",
+/// "b"]`, or an object's array field, `{"prompts": [...]}`, on one line or many, fenced or not)
+/// stands for its elements, each numbered by the line it starts on. Every non-blank line gives
+/// at least one piece.
+fn reply_lines(reply: &str) -> Vec<Piece> {
+    let newlines: Vec<usize> = reply.match_indices('\n').map(|(i, _)| i).collect();
+    let line_of = |at: usize| 1 + newlines.partition_point(|&n| n < at);
+    let piece = |line_no, text: &str, kind| Piece {
+        line_no,
+        text: text.to_string(),
+        kind,
+    };
+    let plain = |from: usize, to: usize| {
+        let first = line_of(from);
+        reply[from..to]
+            .lines()
+            .enumerate()
+            .map(move |(i, l)| piece(first + i, l, PieceKind::Line))
+    };
+    let Some((start, end, strings)) = json_strings(reply) else {
+        return plain(0, reply.len()).collect();
+    };
+    // The array's own lines give its elements; text before and after it on its first and last
+    // lines, and the lines around it, are lines.
+    let (span_start, span_end) = (line_start(reply, start), line_end(reply, end));
+    let (before, after) = (&reply[span_start..start], &reply[end..span_end]);
+    let mut elements = Vec::new();
+    let mut cursor = start;
+    for text in strings {
+        let literal = serde_json::to_string(&text).unwrap_or_default();
+        let at = reply[cursor..end].find(&literal).map(|i| cursor + i);
+        elements.push(piece(line_of(at.unwrap_or(cursor)), &text, PieceKind::Element));
+        cursor = at.map_or(cursor, |at| at + literal.len());
+    }
+    let mut pieces: Vec<_> = plain(0, span_start).collect();
+    if !before.trim().is_empty() {
+        pieces.push(piece(line_of(start), before, PieceKind::Line));
+    }
+    let (first, last) = (line_of(start), line_of(end));
+    let element_lines: std::collections::BTreeSet<usize> =
+        elements.iter().map(|e| e.line_no).collect();
+    for (i, line) in reply[span_start..span_end].lines().enumerate() {
+        let no = first + i;
+        let beside = (no == first && !before.trim().is_empty())
+            || (no == last && !after.trim().is_empty());
+        if !line.trim().is_empty() && !beside && !element_lines.contains(&no) {
+            pieces.push(piece(no, line, PieceKind::Syntax));
+        }
+    }
+    pieces.extend(elements);
+    if !after.trim().is_empty() {
+        pieces.push(piece(last, after, PieceKind::Line));
+    }
+    pieces.extend(plain(span_end, reply.len()));
+    pieces.sort_by_key(|p| p.line_no);
+    pieces
+}
+
+/// The first JSON array of at least one string, all strings, in `reply` (or the first such
+/// array field of a JSON object), with the byte span of the value it was read from.
+fn json_strings(reply: &str) -> Option<(usize, usize, Vec<String>)> {
+    for (start, _) in reply.match_indices(['[', '{']).take(16) {
+        let mut values = serde_json::Deserializer::from_str(&reply[start..]).into_iter();
+        let Some(Ok(value)) = values.next() else {
+            continue;
+        };
+        let end = start + values.byte_offset();
+        let array = match &value {
+            serde_json::Value::Object(fields) => fields.values().find_map(all_strings),
+            v => all_strings(v),
+        };
+        if let Some(strings) = array {
+            return Some((start, end, strings));
+        }
+    }
+    None
+}
+
+/// The elements of `v` when it is a non-empty array of strings.
+fn all_strings(v: &serde_json::Value) -> Option<Vec<String>> {
+    let items = v.as_array().filter(|a| !a.is_empty())?;
+    items.iter().map(|i| i.as_str().map(str::to_string)).collect()
+}
+
+/// The byte where the line holding byte `at` starts.
+fn line_start(s: &str, at: usize) -> usize {
+    s[..at].rfind('\n').map_or(0, |i| i + 1)
+}
+
+/// The byte where the line holding byte `at` ends (its newline, or the end).
+fn line_end(s: &str, at: usize) -> usize {
+    s[at..].find('\n').map_or(s.len(), |i| at + i)
 }
 
 /// What is left of `line` outside a `<think>…</think>` block, tracking whether the block is
@@ -501,6 +624,41 @@ mod tests {
     }
 
     /// Replies seen from real models (issue 13): each line dropped with its reason, or cleaned.
+    #[test]
+    fn json_arrays_of_strings_stand_for_their_elements() {
+        let fenced = "Here are the prompts:\n```json\n[\n  \"Rate the review\",\n  \
+                      \"Is this review positive?\"\n]\n```\nI hope these help!";
+        let p = parse(fenced);
+        assert_eq!(p.candidates, ["Rate the review", "Is this review positive?"]);
+        let lines: Vec<_> = p.dropped.iter().map(|d| (d.line_no, &d.reason)).collect();
+        assert_eq!(
+            lines,
+            [
+                (1, &DropReason::Preamble),
+                (2, &DropReason::CodeFence),
+                (3, &DropReason::JsonSyntax),
+                (6, &DropReason::JsonSyntax),
+                (7, &DropReason::CodeFence),
+                (8, &DropReason::Preamble)
+            ]
+        );
+        // One line, an object's field, escapes decoded, the lines after it parsed as lines.
+        let p = parse(
+            "{\"prompts\": [\"Say \\\"yes\\\" or no\", \"Judge the tone\"]}\n\
+             Judge the mood of the text",
+        );
+        assert_eq!(
+            p.candidates,
+            ["Say \"yes\" or no", "Judge the tone", "Judge the mood of the text"]
+        );
+        // Arrays of other things, and brackets in prose, are lines as before.
+        let p = parse("[3] Classify [the review] by its tone\n[\"a\", 2]");
+        assert_eq!(
+            p.candidates,
+            ["Classify [the review] by its tone", "[\"a\", 2]"]
+        );
+    }
+
     #[test]
     fn reasoning_scores_refusals_controls_and_stubs() {
         let reply = "<think>\nThe user wants prompts.\n1. not this one\n</think>\n\

@@ -25,12 +25,17 @@ fn check(reply: &str, k: usize) {
     for (i, c) in lower.iter().enumerate() {
         assert!(!lower[..i].contains(c), "duplicate candidate {c:?}");
     }
+    // Every non-blank line is accounted for, once; a JSON array's line may hold several
+    // elements.
     let nonblank = reply.lines().filter(|l| !l.trim().is_empty()).count();
-    assert_eq!(
-        p.candidates.len() + p.dropped.len(),
-        nonblank,
-        "every non-blank line is accounted for"
-    );
+    let accounted = p.candidates.len() + p.dropped.len();
+    if reply.contains(['[', '{']) {
+        assert!(accounted >= nonblank, "{accounted} pieces < {nonblank} lines");
+    } else {
+        assert_eq!(accounted, nonblank, "every non-blank line is accounted for");
+    }
+    let lines = reply.lines().count();
+    assert!(p.dropped.iter().all(|d| (1..=lines).contains(&d.line_no)));
 }
 
 proptest! {
@@ -64,6 +69,7 @@ proptest! {
                 "(I'm sorry|I cannot|As an AI)[a-z ,]{0,30}",
                 "\u{1b}\\[[0-9;]{0,4}m[a-z ]{0,20}[\\\\]?[ntr\"]?",
                 "\\PC{0,20}",
+                "[{]?(\"prompts\": )?\\[ ?(\"[a-z \\\\\"]{0,20}\",? ?){0,3}\\]?[}]?",
             ],
             0..40,
         ),
@@ -92,6 +98,13 @@ fn adversarial_replies() {
         &ParserConfig::default(),
     );
     assert_eq!(p.candidates, ["kept prompt"]);
+    check(&format!("[{}\"a\"]", "[".repeat(200)), 3);
+    check(&format!("{}\"deep\"{}", "[".repeat(10_000), "]".repeat(10_000)), 3);
+    check(&"[\"a\",\n".repeat(2_000), 3);
+    let many: Vec<String> = (0..20_000).map(|i| format!("\"prompt {i}\"")).collect();
+    let p = parse_reply(&format!("[\n{}\n]", many.join(",\n")), &ParserConfig::default());
+    assert_eq!(p.candidates, ["prompt 0", "prompt 1", "prompt 2"]);
+    assert_eq!(p.dropped.last().map(|d| d.line_no), Some(20_002));
     let p = parse_reply("```\n```", &ParserConfig::default());
     assert!(p.dropped.iter().all(|d| d.reason == DropReason::CodeFence));
 }
