@@ -1,10 +1,11 @@
 //! `kill -9` at spread-out points of a real `tandem run` (catalyst with the embedded mentor on
 //! small tasks: a built-in corpus on MiniLM, `mr` on the SmolLM2 decoder with the verbalizer, a
 //! user's JSONL file declared in YAML), then `tandem run --resume`: every trial ends with the
-//! uninterrupted run's record — exactly, or for the decoder, whose resumed forward passes differ
-//! in the last bits (about 2e-5 relative on metrics, `tests/it/invariants.rs`; 1.2e-4 seen on a
-//! projection distance), with the same texts and numbers within 1e-3 relative. A half-written
-//! checkpoint is never read: checkpoints are swapped in by renames.
+//! uninterrupted run's record, byte for byte. A half-written checkpoint is never read:
+//! checkpoints are swapped in by renames. The decoder runs on burn-flex: on burn-ndarray its
+//! gradient is not the same from one process to the next (two uninterrupted runs differ from
+//! the second step on, by about 1e-5 relative, even on one core with one rayon thread), so no
+//! record of it could be compared bit for bit; on flex, three runs gave the same bytes.
 //!
 //! Its own test binary (it only spawns the CLI, so links neither the library nor burn). The kill
 //! points follow the run's progress, not the clock: a reference run is watched for its
@@ -17,15 +18,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// One task's trials: its `tandem run` arguments, the kills, and how close a resumed record
-/// must be.
+/// One task's trials: its `tandem run` arguments and the kills.
 struct Case {
     name: &'static str,
     task: &'static str,
+    backend: &'static str,
     sets: &'static [&'static str],
     trials: usize,
-    /// Relative tolerance on the numbers of the records (0: the same bytes).
-    tolerance: f64,
 }
 
 const SCHEDULE: &[&str] = &[
@@ -41,6 +40,7 @@ const CASES: &[Case] = &[
     Case {
         name: "encoder, built-in corpus",
         task: "uci-imdb",
+        backend: "ndarray",
         sets: &[
             "task.prompt_len=3",
             "task.split.max_test=60",
@@ -50,11 +50,11 @@ const CASES: &[Case] = &[
             "task.max_len=40",
         ],
         trials: 10,
-        tolerance: 0.0,
     },
     Case {
         name: "decoder",
         task: "examples/tasks/mr-smollm2.yaml",
+        backend: "flex",
         sets: &[
             "task.prompt_len=2",
             "task.split.max_test=6",
@@ -65,23 +65,30 @@ const CASES: &[Case] = &[
             "task.max_len=24",
         ],
         trials: 5,
-        // Measured: 1.2e-4 relative on a projection distance (a difference of nearby numbers).
-        tolerance: 1e-3,
     },
     Case {
         name: "file task",
         task: "examples/tasks/topics.yaml",
+        backend: "ndarray",
         sets: &["task.gradient.batch_size=4", "task.max_len=40"],
         trials: 5,
-        tolerance: 0.0,
     },
 ];
 
 fn args(case: &Case, out: &Path) -> Vec<String> {
-    let mut a: Vec<String> = ["run", case.task, "--schedule", "catalyst", "--seed", "2"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut a: Vec<String> = [
+        "run",
+        case.task,
+        "--schedule",
+        "catalyst",
+        "--seed",
+        "2",
+        "--backend",
+        case.backend,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     for set in SCHEDULE.iter().chain(case.sets) {
         a.push("--set".into());
         a.push(set.to_string());
@@ -120,23 +127,18 @@ fn record(dir: &Path) -> Vec<serde_json::Value> {
     record
 }
 
-/// Where `a` and `b` differ beyond `tol` (relative, on numbers; texts and shapes exactly).
-fn differs(a: &serde_json::Value, b: &serde_json::Value, tol: f64, at: &str) -> Option<String> {
+/// The first place where `a` and `b` differ.
+fn differs(a: &serde_json::Value, b: &serde_json::Value, at: &str) -> Option<String> {
     use serde_json::Value::*;
     match (a, b) {
-        (Number(x), Number(y)) if tol > 0.0 => {
-            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
-            let scale = x.abs().max(y.abs()).max(1e-12);
-            ((x - y).abs() / scale > tol).then(|| format!("{at}: {x} vs {y}"))
-        }
         (Array(x), Array(y)) if x.len() == y.len() => x
             .iter()
             .zip(y)
             .enumerate()
-            .find_map(|(i, (x, y))| differs(x, y, tol, &format!("{at}[{i}]"))),
+            .find_map(|(i, (x, y))| differs(x, y, &format!("{at}[{i}]"))),
         (Object(x), Object(y)) if x.len() == y.len() => {
             x.iter().find_map(|(k, v)| match y.get(k) {
-                Some(w) => differs(v, w, tol, &format!("{at}.{k}")),
+                Some(w) => differs(v, w, &format!("{at}.{k}")),
                 None => Some(format!("{at}.{k}: missing")),
             })
         }
@@ -241,7 +243,7 @@ fn trials(case: &Case, tmp: &Path) -> Vec<String> {
             case.name
         );
         let got = serde_json::Value::Array(record(&dir));
-        if let Some(diff) = differs(&got, &want, case.tolerance, "record") {
+        if let Some(diff) = differs(&got, &want, "record") {
             panic!(
                 "{} trial {trial} ({}): the resumed record differs at {diff}",
                 case.name,

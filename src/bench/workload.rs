@@ -407,7 +407,14 @@ fn grad_step<'a, B: AutodiffBackend>(
     match readout {
         BenchReadout::ClassPrompt => {
             let r = ClassPromptReadout::new(backbone.clone(), data, 20.0, max_len, None);
-            Ok(Stepper::over(r, &backbone, config, PromptModel { prompt, head: None }, idx).prepared())
+            Ok(Stepper::over(
+                r,
+                &backbone,
+                config,
+                PromptModel { prompt, head: None },
+                idx,
+            )
+            .prepared())
         }
         BenchReadout::InputHead => {
             let head = Head::init(backbone.encoder.hidden_size(), 2, &mut rng, device);

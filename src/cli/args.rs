@@ -78,9 +78,9 @@ pub struct RunArgs {
     /// `--set schedule.rounds=6 --set task.gradient.lr=0.01`.
     #[arg(long = "set", conflicts_with = "resume", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
-    /// Backend.
-    #[arg(long, default_value = "ndarray")]
-    pub backend: String,
+    /// Backend (default: ndarray; a resumed run continues on the backend it was started on).
+    #[arg(long)]
+    pub backend: Option<String>,
     /// Folder under which run folders are created.
     #[arg(long, default_value = "runs")]
     pub out: PathBuf,
@@ -121,6 +121,9 @@ pub struct SweepArgs {
 pub struct ReportArgs {
     /// Sweep folder.
     pub dir: PathBuf,
+    /// The schedule every other one is compared with, paired by task and seed.
+    #[arg(long, default_value = "gradient-only")]
+    pub baseline: String,
 }
 
 /// Options of `tandem bench`.

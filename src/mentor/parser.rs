@@ -200,7 +200,11 @@ fn reply_lines(reply: &str) -> Vec<Piece> {
     for text in strings {
         let literal = serde_json::to_string(&text).unwrap_or_default();
         let at = reply[cursor..end].find(&literal).map(|i| cursor + i);
-        elements.push(piece(line_of(at.unwrap_or(cursor)), &text, PieceKind::Element));
+        elements.push(piece(
+            line_of(at.unwrap_or(cursor)),
+            &text,
+            PieceKind::Element,
+        ));
         cursor = at.map_or(cursor, |at| at + literal.len());
     }
     let mut pieces: Vec<_> = plain(0, span_start).collect();
@@ -212,8 +216,8 @@ fn reply_lines(reply: &str) -> Vec<Piece> {
         elements.iter().map(|e| e.line_no).collect();
     for (i, line) in reply[span_start..span_end].lines().enumerate() {
         let no = first + i;
-        let beside = (no == first && !before.trim().is_empty())
-            || (no == last && !after.trim().is_empty());
+        let beside =
+            (no == first && !before.trim().is_empty()) || (no == last && !after.trim().is_empty());
         if !line.trim().is_empty() && !beside && !element_lines.contains(&no) {
             pieces.push(piece(no, line, PieceKind::Syntax));
         }
@@ -250,7 +254,10 @@ fn json_strings(reply: &str) -> Option<(usize, usize, Vec<String>)> {
 /// The elements of `v` when it is a non-empty array of strings.
 fn all_strings(v: &serde_json::Value) -> Option<Vec<String>> {
     let items = v.as_array().filter(|a| !a.is_empty())?;
-    items.iter().map(|i| i.as_str().map(str::to_string)).collect()
+    items
+        .iter()
+        .map(|i| i.as_str().map(str::to_string))
+        .collect()
 }
 
 /// The byte where the line holding byte `at` starts.
@@ -629,7 +636,10 @@ mod tests {
         let fenced = "Here are the prompts:\n```json\n[\n  \"Rate the review\",\n  \
                       \"Is this review positive?\"\n]\n```\nI hope these help!";
         let p = parse(fenced);
-        assert_eq!(p.candidates, ["Rate the review", "Is this review positive?"]);
+        assert_eq!(
+            p.candidates,
+            ["Rate the review", "Is this review positive?"]
+        );
         let lines: Vec<_> = p.dropped.iter().map(|d| (d.line_no, &d.reason)).collect();
         assert_eq!(
             lines,
@@ -649,7 +659,11 @@ mod tests {
         );
         assert_eq!(
             p.candidates,
-            ["Say \"yes\" or no", "Judge the tone", "Judge the mood of the text"]
+            [
+                "Say \"yes\" or no",
+                "Judge the tone",
+                "Judge the mood of the text"
+            ]
         );
         // Arrays of other things, and brackets in prose, are lines as before.
         let p = parse("[3] Classify [the review] by its tone\n[\"a\", 2]");

@@ -1,10 +1,14 @@
 //! Reporting of finished runs: plots, the one-screen summary and the comparison table of a
 //! sweep.
 
+mod paired;
 mod plots;
 mod summary;
 mod sweep;
 
+pub use paired::{
+    bootstrap_ci95, paired_comparisons, paired_markdown, sign_flip_p, PairedComparison,
+};
 pub use plots::{loss_svg, plot_run, selection_svg, svg_to_png};
 pub use summary::run_summary;
 pub use sweep::{MeanStd, SweepReport, SweepRow};

@@ -6,6 +6,7 @@ use std::fmt::Write;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use super::paired::{paired_comparisons, PairedComparison};
 use crate::engine::RunResult;
 use crate::error::{Error, Result};
 
@@ -85,6 +86,8 @@ impl SweepRow {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SweepReport {
     rows: Vec<SweepRow>,
+    /// The runs, for the paired comparisons.
+    results: Vec<RunResult>,
 }
 
 impl SweepReport {
@@ -112,16 +115,23 @@ impl SweepReport {
 
     /// Groups run results by task and schedule.
     pub fn from_results(results: impl IntoIterator<Item = RunResult>) -> Self {
+        let results: Vec<RunResult> = results.into_iter().collect();
         let mut groups: BTreeMap<(String, String), Vec<RunResult>> = BTreeMap::new();
-        for r in results {
+        for r in &results {
             groups
                 .entry((r.task.clone(), r.schedule.clone()))
                 .or_default()
-                .push(r);
+                .push(r.clone());
         }
         Self {
             rows: groups.values().map(|runs| SweepRow::of(runs)).collect(),
+            results,
         }
+    }
+
+    /// Each schedule against `baseline`, paired by task and seed.
+    pub fn paired(&self, baseline: &str) -> Vec<PairedComparison> {
+        paired_comparisons(&self.results, baseline)
     }
 
     /// The rows, sorted by task, then schedule.
@@ -304,5 +314,43 @@ mod tests {
             err.to_string().contains("reading the sweep folder"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn schedules_are_paired_with_the_baseline_by_task_and_seed() {
+        // catalyst beats gradient-only by 2, 4, 0, 6 points on seeds 0-3; seed 4 has no
+        // baseline run and `subj` no baseline at all.
+        let mut runs = Vec::new();
+        for (seed, base, diff) in [
+            (0, 0.70, 0.02),
+            (1, 0.72, 0.04),
+            (2, 0.75, 0.0),
+            (3, 0.71, 0.06),
+        ] {
+            runs.push(result("mr", "gradient-only", seed, base, 0));
+            runs.push(result("mr", "catalyst", seed, base + diff, 4));
+        }
+        runs.push(result("mr", "catalyst", 4, 0.99, 4));
+        runs.push(result("subj", "catalyst", 0, 0.9, 4));
+        let report = SweepReport::from_results(runs);
+        let paired = report.paired("gradient-only");
+        assert_eq!(paired.len(), 1, "{paired:?}");
+        let p = &paired[0];
+        assert_eq!(
+            (p.task.as_str(), p.schedule.as_str(), p.pairs),
+            ("mr", "catalyst", 4)
+        );
+        assert!((p.mean_diff - 3.0).abs() < 1e-9, "{}", p.mean_diff);
+        assert_eq!((p.wins, p.ties, p.losses), (3, 1, 0));
+        assert!(p.ci95.0 >= 0.0 && p.ci95.0 < 3.0 && p.ci95.1 > 3.0 && p.ci95.1 <= 6.0);
+        // Sign flips of [2, 4, 0, 6]: only the two with all of 2, 4, 6 on one side reach 12
+        // (the 0 flips freely): 4 of 16.
+        assert!((p.p_value - 4.0 / 16.0).abs() < 1e-12, "{}", p.p_value);
+        let table = super::super::paired_markdown(&paired);
+        assert!(
+            table.contains("| mr | catalyst | gradient-only | 4 | +3.00 pp accuracy |"),
+            "{table}"
+        );
+        assert!(report.paired("no-such-schedule").is_empty());
     }
 }

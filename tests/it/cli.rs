@@ -148,3 +148,30 @@ fn plotting_a_folder_that_is_not_a_run_names_it() {
         "{text}"
     );
 }
+
+#[test]
+fn a_run_resumes_on_its_own_backend_and_refuses_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = tandem::engine::RunConfig {
+        task: tandem::tune::TuneConfig {
+            backend: tandem::backend::BackendKind::Flex,
+            ..tandem::task::lookup("mr").unwrap().tune_config()
+        },
+        schedule: tandem::engine::Schedule::builtin("catalyst").unwrap(),
+    };
+    let yaml = serde_yaml::to_string(&config).unwrap();
+    std::fs::write(dir.path().join("config.yaml"), yaml).unwrap();
+    let path = dir.path().display().to_string();
+    let (code, text) = tandem(&["run", "--resume", &path, "--backend", "ndarray"]);
+    assert_ne!(code, 0);
+    assert!(
+        text.contains("--backend ndarray") && text.contains("started on flex"),
+        "{text}"
+    );
+    // A folder without a config is named with the file it lacks.
+    let empty = tempfile::tempdir().unwrap();
+    let path = empty.path().display().to_string();
+    let (code, text) = tandem(&["run", "--resume", &path]);
+    assert_ne!(code, 0);
+    assert!(text.contains("config.yaml"), "{text}");
+}

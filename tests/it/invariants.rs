@@ -183,7 +183,21 @@ proptest! {
     }
 }
 
+/// Runs `config` on its backend (`ndarray`, or `flex`) with the shared embedded mentor.
 fn run(
+    config: &RunConfig,
+    out: Option<&RunDir>,
+    control: RunControl,
+) -> tandem::Result<(RunResult, Vec<RoundRecord>)> {
+    match config.task.backend {
+        tandem::backend::BackendKind::Flex => {
+            run_on::<burn::backend::Autodiff<burn::backend::Flex>>(config, out, control)
+        }
+        _ => run_on::<support::CpuAd>(config, out, control),
+    }
+}
+
+fn run_on<B: burn::tensor::backend::AutodiffBackend>(
     config: &RunConfig,
     out: Option<&RunDir>,
     control: RunControl,
@@ -195,7 +209,7 @@ fn run(
         .as_ref()
         .map(|_| mentor().lock().unwrap_or_else(|e| e.into_inner()));
     let m = guard.as_deref_mut().map(|m| m as &mut dyn Mentor);
-    run_schedule::<support::CpuAd>(
+    run_schedule::<B>(
         config,
         &assets,
         &Default::default(),
@@ -298,8 +312,10 @@ proptest! {
 
 /// The same resume invariant on the other backbones and data: the frozen SmolLM2 decoder with
 /// the verbalizer readout (`mr`), and a task declared on a user's JSONL file (`topics`, 4
-/// classes). Each is halted after every checkpoint in turn and resumed; every resumed run of the
-/// file task equals the uninterrupted one exactly, the decoder's follows the same path.
+/// classes). Each is halted after every checkpoint in turn and resumed; every resumed run equals
+/// the uninterrupted one exactly. The decoder runs on burn-flex: on burn-ndarray its gradient
+/// differs in the last bits from one process to the next (and from one call to the next), so a
+/// resumed run could only be compared within a tolerance.
 #[test]
 fn decoder_and_file_tasks_resume_to_the_same_result_from_any_checkpoint() {
     let mut schedule = Schedule::builtin("catalyst").unwrap();
@@ -325,6 +341,7 @@ fn decoder_and_file_tasks_resume_to_the_same_result_from_any_checkpoint() {
         t.gradient.record_every = 1;
         t.gradient.lr = 0.003;
         t.max_len = 24;
+        t.backend = tandem::backend::BackendKind::Flex;
         t
     };
     let file = {
@@ -370,47 +387,8 @@ fn decoder_and_file_tasks_resume_to_the_same_result_from_any_checkpoint() {
                 },
             )
             .unwrap();
-            if config.task.backbone == tandem::task::BackboneSpec::MiniLm {
-                assert_eq!(without_time(got), without_time(want.clone()), "halt {halt}");
-                assert_eq!(rounds, want_rounds);
-                continue;
-            }
-            // The decoder's resumed run takes the same path (steps, mentor calls and tokens,
-            // every prompt scored, restarts, final text) with metrics equal to 1e-4 relative:
-            // measured 2e-5 on the loss, not bit for bit (see the release note).
-            assert_eq!(
-                (
-                    got.gradient_steps,
-                    got.llm_calls,
-                    got.llm_tokens,
-                    &got.final_text
-                ),
-                (
-                    want.gradient_steps,
-                    want.llm_calls,
-                    want.llm_tokens,
-                    &want.final_text
-                ),
-                "halt {halt}"
-            );
-            for (a, b) in [(got.selection, want.selection), (got.test, want.test)] {
-                assert_eq!((a.accuracy, a.count), (b.accuracy, b.count), "halt {halt}");
-                assert!(
-                    (a.loss - b.loss).abs() <= 1e-4 * b.loss.abs(),
-                    "halt {halt}: {a:?} vs {b:?}"
-                );
-            }
-            assert_eq!(rounds.len(), want_rounds.len());
-            for (r, w) in rounds.iter().zip(&want_rounds) {
-                let texts = |r: &RoundRecord| {
-                    r.scored
-                        .iter()
-                        .map(|s| (s.kind.clone(), s.text.clone()))
-                        .collect::<Vec<_>>()
-                };
-                assert_eq!(texts(r), texts(w), "halt {halt}");
-                assert_eq!((&r.reply, &r.restart_from), (&w.reply, &w.restart_from));
-            }
+            assert_eq!(without_time(got), without_time(want.clone()), "halt {halt}");
+            assert_eq!(rounds, want_rounds, "halt {halt}");
         }
     }
 }

@@ -30,7 +30,10 @@ fn check(reply: &str, k: usize) {
     let nonblank = reply.lines().filter(|l| !l.trim().is_empty()).count();
     let accounted = p.candidates.len() + p.dropped.len();
     if reply.contains(['[', '{']) {
-        assert!(accounted >= nonblank, "{accounted} pieces < {nonblank} lines");
+        assert!(
+            accounted >= nonblank,
+            "{accounted} pieces < {nonblank} lines"
+        );
     } else {
         assert_eq!(accounted, nonblank, "every non-blank line is accounted for");
     }
@@ -99,10 +102,16 @@ fn adversarial_replies() {
     );
     assert_eq!(p.candidates, ["kept prompt"]);
     check(&format!("[{}\"a\"]", "[".repeat(200)), 3);
-    check(&format!("{}\"deep\"{}", "[".repeat(10_000), "]".repeat(10_000)), 3);
+    check(
+        &format!("{}\"deep\"{}", "[".repeat(10_000), "]".repeat(10_000)),
+        3,
+    );
     check(&"[\"a\",\n".repeat(2_000), 3);
     let many: Vec<String> = (0..20_000).map(|i| format!("\"prompt {i}\"")).collect();
-    let p = parse_reply(&format!("[\n{}\n]", many.join(",\n")), &ParserConfig::default());
+    let p = parse_reply(
+        &format!("[\n{}\n]", many.join(",\n")),
+        &ParserConfig::default(),
+    );
     assert_eq!(p.candidates, ["prompt 0", "prompt 1", "prompt 2"]);
     assert_eq!(p.dropped.last().map(|d| d.line_no), Some(20_002));
     let p = parse_reply("```\n```", &ParserConfig::default());

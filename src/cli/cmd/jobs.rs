@@ -197,10 +197,29 @@ fn run_in<B: AutodiffBackend>(
 pub struct ResumeJob {
     /// The run folder.
     pub dir: PathBuf,
+    /// Its configuration, as written to its `config.yaml`.
+    pub config: tandem::engine::RunConfig,
     /// The asset cache.
     pub assets: Assets,
     /// The mentor.
     pub mentor: MentorOpts,
+}
+
+impl ResumeJob {
+    /// The run in `dir`, its configuration read from its `config.yaml`.
+    pub fn open(dir: PathBuf, assets: Assets, mentor: MentorOpts) -> tandem::Result<Self> {
+        let path = dir.join("config.yaml");
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| tandem::Error::io("reading", &path, e))?;
+        let config = serde_yaml::from_str(&text)
+            .map_err(|e| tandem::Error::config(path.display().to_string(), e.to_string()))?;
+        Ok(Self {
+            dir,
+            config,
+            assets,
+            mentor,
+        })
+    }
 }
 
 impl BackendJob for ResumeJob {
@@ -211,12 +230,16 @@ impl BackendJob for ResumeJob {
         kind: BackendKind,
         device: B::Device,
     ) -> tandem::Result<Self::Output> {
-        use tandem::engine::RunConfig;
-        let path = self.dir.join("config.yaml");
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| tandem::Error::io("reading", &path, e))?;
-        let config: RunConfig = serde_yaml::from_str(&text)
-            .map_err(|e| tandem::Error::config(path.display().to_string(), e.to_string()))?;
+        let config = self.config;
+        if config.task.backend != kind {
+            return Err(tandem::Error::config(
+                "task.backend",
+                format!(
+                    "is {} but the run would resume on {kind}",
+                    config.task.backend
+                ),
+            ));
+        }
         let mut mentor = match config.schedule.mentor {
             Some(_) => Some(make_mentor::<B::InnerBackend>(
                 &self.mentor,

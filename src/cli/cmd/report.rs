@@ -1,5 +1,6 @@
 //! `tandem report`: the comparison table of a sweep folder (`tandem::report::SweepReport`),
-//! Markdown on stdout and `report.csv` in the folder.
+//! Markdown on stdout and `report.csv` in the folder, then each schedule against a baseline,
+//! paired by task and seed.
 
 use anyhow::{Context, Result};
 
@@ -18,6 +19,21 @@ impl ReportArgs {
             );
         }
         print!("{}", report.markdown());
+        let paired = report.paired(&self.baseline);
+        if paired.is_empty() {
+            println!(
+                "\n(no schedule shares a seed with the baseline `{}` on any task: no paired \
+                 comparison)",
+                self.baseline
+            );
+        } else {
+            println!(
+                "\nEach schedule against `{}`, paired by task and seed (test metric; the \
+                 interval resamples the pairs, p tests the mean difference against sign flips):\n",
+                self.baseline
+            );
+            print!("{}", tandem::report::paired_markdown(&paired));
+        }
         let path = dir.join("report.csv");
         std::fs::write(&path, report.csv())
             .with_context(|| format!("writing {}", path.display()))?;

@@ -16,9 +16,9 @@ impl RunArgs {
     /// `tandem run TASK [options]` or `tandem run --resume DIR`.
     pub fn exec(self, assets: Assets) -> Result<()> {
         match (self.resume, self.task) {
-            (Some(dir), _) => resume(assets, dir, &self.backend, self.mentor),
+            (Some(dir), _) => resume(assets, dir, self.backend.as_deref(), self.mentor),
             (None, Some(task)) => {
-                let kind: BackendKind = self.backend.parse()?;
+                let kind: BackendKind = self.backend.as_deref().unwrap_or("ndarray").parse()?;
                 let runs = self
                     .schedules
                     .into_iter()
@@ -44,17 +44,22 @@ impl RunArgs {
     }
 }
 
-/// `tandem run --resume DIR`.
-fn resume(assets: Assets, dir: PathBuf, backend: &str, mentor: MentorOpts) -> Result<()> {
-    let kind: BackendKind = backend.parse()?;
-    let r = dispatch(
-        kind,
-        ResumeJob {
-            dir: dir.clone(),
-            assets,
-            mentor,
-        },
-    )?;
+/// `tandem run --resume DIR`, on the backend the run was started on (recorded in its
+/// `config.yaml`): `--backend`, when given, must name it.
+fn resume(assets: Assets, dir: PathBuf, backend: Option<&str>, mentor: MentorOpts) -> Result<()> {
+    let job = ResumeJob::open(dir.clone(), assets, mentor)?;
+    let kind = job.config.task.backend;
+    if let Some(asked) = backend {
+        let asked: BackendKind = asked.parse()?;
+        if asked != kind {
+            anyhow::bail!(
+                "--backend {asked}: the run in {} was started on {kind} and continues there \
+                 (its numbers would change on another backend); leave out --backend",
+                dir.display()
+            );
+        }
+    }
+    let r = dispatch(kind, job)?;
     print_summary(&r, &dir);
     Ok(())
 }
