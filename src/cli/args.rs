@@ -111,6 +111,9 @@ pub struct SweepArgs {
     /// Sweep folder.
     #[arg(long, default_value = "runs/sweep")]
     pub out: PathBuf,
+    /// The schedule every other one is compared with in the report, paired by task and seed.
+    #[arg(long, default_value = "gradient-only")]
+    pub baseline: String,
     /// The mentor.
     #[command(flatten)]
     pub mentor: MentorOpts,

@@ -132,6 +132,20 @@ fn bad_overrides_are_named_before_any_run_starts() {
     assert_ne!(code, 0);
     assert!(text.contains("candidates"), "{text}");
     assert!(!text.contains("[1/"), "no run may start: {text}");
+    // A mentor knob on a run without a mentor stage would give it one.
+    let (code, text) = tandem(&[
+        "run",
+        "mr",
+        "--schedule",
+        "gradient-only",
+        "--set",
+        "schedule.mentor.sample=2",
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        text.contains("schedule.mentor.sample=2") && text.contains("no mentor stage"),
+        "{text}"
+    );
     let (code, text) = tandem(&["sweep", "--task", "mr", "--set", "rounds"]);
     assert_ne!(code, 0);
     assert!(text.contains("KEY=VALUE"), "{text}");

@@ -89,7 +89,8 @@ impl BackendJob for RunJob {
                 },
                 schedule: Schedule::resolve(schedule)?,
             };
-            let config = tandem::engine::apply_overrides(&config, &self.sets)?;
+            let sets = sets_for(&config.schedule, &self.sets, &self.runs)?;
+            let config = tandem::engine::apply_overrides(&config, &sets)?;
             if config.task.backend != kind {
                 return Err(tandem::Error::config(
                     "task.backend",
@@ -154,6 +155,46 @@ impl BackendJob for RunJob {
         }
         Ok(results)
     }
+}
+
+/// Whether an override sets a knob of the mentor stage.
+fn is_mentor_knob(set: &str) -> bool {
+    let key = set.split_once('=').map_or(set, |(k, _)| k).trim();
+    key == "schedule.mentor" || key.starts_with("schedule.mentor.")
+}
+
+/// The overrides that apply to `schedule`: `schedule.mentor.*` ones only to schedules with a
+/// mentor stage (setting one on `gradient-only` would give it a mentor stage, and a
+/// comparison against it would no longer be against gradient descent alone). When no schedule
+/// of the job has a mentor stage, such an override is an error naming it.
+fn sets_for(
+    schedule: &tandem::engine::Schedule,
+    sets: &[String],
+    runs: &[(String, String, u64)],
+) -> tandem::Result<Vec<String>> {
+    if schedule.mentor.is_some() {
+        return Ok(sets.to_vec());
+    }
+    if let Some(set) = sets.iter().find(|s| is_mentor_knob(s)) {
+        let any_mentor = runs.iter().any(|(_, s, _)| {
+            tandem::engine::Schedule::resolve(s).is_ok_and(|s| s.mentor.is_some())
+        });
+        if !any_mentor {
+            return Err(tandem::Error::config(
+                format!("override `{set}`"),
+                format!(
+                    "schedule `{}` has no mentor stage (and no schedule of this run has one): \
+                     choose a schedule with one, e.g. --schedule catalyst",
+                    schedule.name
+                ),
+            ));
+        }
+    }
+    Ok(sets
+        .iter()
+        .filter(|s| !is_mentor_knob(s))
+        .cloned()
+        .collect())
 }
 
 /// Runs `config` in `dir` with the embedded mentor (when its schedule has mentor stages),
@@ -251,5 +292,38 @@ impl BackendJob for ResumeJob {
         };
         let dir = tandem::run::RunDir::create(&self.dir)?;
         run_in::<B>(&config, &self.assets, &device, &mut mentor, &dir, true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tandem::engine::Schedule;
+
+    #[test]
+    fn mentor_overrides_skip_schedules_without_a_mentor_stage() {
+        let sets: Vec<String> = ["schedule.rounds=2", "schedule.mentor.sample=2"]
+            .map(String::from)
+            .to_vec();
+        let runs = |names: &[&str]| -> Vec<(String, String, u64)> {
+            names
+                .iter()
+                .map(|n| ("mr".to_string(), n.to_string(), 0))
+                .collect()
+        };
+        let both = runs(&["catalyst", "gradient-only"]);
+        let catalyst = Schedule::builtin("catalyst").unwrap();
+        let gradient = Schedule::builtin("gradient-only").unwrap();
+        assert_eq!(sets_for(&catalyst, &sets, &both).unwrap(), sets);
+        assert_eq!(
+            sets_for(&gradient, &sets, &both).unwrap(),
+            ["schedule.rounds=2"]
+        );
+        let err = sets_for(&gradient, &sets, &runs(&["gradient-only"])).unwrap_err();
+        assert!(
+            err.to_string().contains("schedule.mentor.sample=2")
+                && err.to_string().contains("no mentor stage"),
+            "{err}"
+        );
     }
 }

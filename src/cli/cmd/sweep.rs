@@ -37,6 +37,10 @@ impl SweepArgs {
             assets,
         };
         dispatch(kind, job)?;
-        ReportArgs { dir: self.out }.exec()
+        ReportArgs {
+            dir: self.out,
+            baseline: self.baseline,
+        }
+        .exec()
     }
 }
