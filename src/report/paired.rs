@@ -47,6 +47,9 @@ pub struct PairedComparison {
     pub losses: usize,
 }
 
+/// One schedule's runs on one task: seed → (test score, metric).
+type Scores = BTreeMap<u64, (f64, Metric)>;
+
 /// The test score of a run in its task's metric (percent for accuracy and macro-F1).
 fn score(r: &RunResult) -> f64 {
     match r.metric {
@@ -59,8 +62,7 @@ fn score(r: &RunResult) -> f64 {
 /// Every schedule other than `baseline` against it, per task (sorted by task and schedule);
 /// tasks without the baseline, and schedules sharing no seed with it, are left out.
 pub fn paired_comparisons(results: &[RunResult], baseline: &str) -> Vec<PairedComparison> {
-    // task → schedule → seed → score
-    let mut by: BTreeMap<&str, BTreeMap<&str, BTreeMap<u64, (f64, Metric)>>> = BTreeMap::new();
+    let mut by: BTreeMap<&str, BTreeMap<&str, Scores>> = BTreeMap::new();
     for r in results {
         by.entry(&r.task)
             .or_default()
