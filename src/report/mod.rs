@@ -9,6 +9,6 @@ mod sweep;
 pub use paired::{
     bootstrap_ci95, paired_comparisons, paired_markdown, sign_flip_p, PairedComparison,
 };
-pub use plots::{loss_svg, plot_run, selection_svg, svg_to_png};
+pub use plots::{loss_svg, paired_svg, plot_run, selection_svg, svg_to_png};
 pub use summary::run_summary;
 pub use sweep::{MeanStd, SweepReport, SweepRow};

@@ -1,10 +1,12 @@
 //! Run plots: training loss over steps with the round restarts marked, and selection accuracy
-//! per round. Drawn as SVG with plotters; each SVG is also rasterized to PNG with resvg.
+//! per round; for a sweep, each schedule's paired difference from the baseline with its
+//! interval. Drawn as SVG with plotters; each SVG is also rasterized to PNG with resvg.
 
 use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 
+use super::paired::PairedComparison;
 use crate::engine::RoundRecord;
 use crate::error::{Error, Result};
 use crate::gradient::TrajectoryPoint;
@@ -32,6 +34,90 @@ pub fn plot_run(
     written.push(selection.clone());
     written.push(svg_to_png(&selection)?);
     Ok(written)
+}
+
+/// Each comparison as a point (the mean paired difference) with its bootstrap 95% interval, one
+/// row per task and schedule, and a line at zero (no difference from the baseline).
+pub fn paired_svg(path: &Path, rows: &[PairedComparison]) -> Result<()> {
+    let e = |err: &dyn std::fmt::Display| plot_err(path, err);
+    let height = 120 + 40 * rows.len() as u32;
+    let root = SVGBackend::new(path, (SIZE.0, height)).into_drawing_area();
+    root.fill(&WHITE).map_err(|x| e(&x))?;
+    let (lo, hi) = rows.iter().fold((0.0f64, 0.0f64), |(lo, hi), r| {
+        (
+            lo.min(r.ci95.0).min(r.mean_diff),
+            hi.max(r.ci95.1).max(r.mean_diff),
+        )
+    });
+    let pad = ((hi - lo) * 0.1).max(0.5);
+    let n = rows.len().max(1) as f64;
+    let baseline = rows.first().map_or("the baseline", |r| r.baseline.as_str());
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("paired difference from {baseline} (mean, bootstrap 95% interval)"),
+            ("sans-serif", 18),
+        )
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(220)
+        .build_cartesian_2d((lo - pad)..(hi + pad), -0.5..(n - 0.5))
+        .map_err(|x| e(&x))?;
+    let labels: Vec<String> = rows
+        .iter()
+        .map(|r| format!("{} / {} ({} seeds)", r.task, r.schedule, r.pairs))
+        .collect();
+    chart
+        .configure_mesh()
+        .x_desc("Δ test metric (accuracy and macro-F1 in points, MCC as is)")
+        .y_labels(rows.len().max(1))
+        .y_label_formatter(&|y| {
+            let i = y.round();
+            if (y - i).abs() < 1e-6 && i >= 0.0 {
+                labels.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .disable_y_mesh()
+        .draw()
+        .map_err(|x| e(&x))?;
+    chart
+        .draw_series(std::iter::once(PathElement::new(
+            vec![(0.0, -0.5), (0.0, n - 0.5)],
+            BLACK.mix(0.5),
+        )))
+        .map_err(|x| e(&x))?;
+    for (i, r) in rows.iter().enumerate() {
+        let y = i as f64;
+        chart
+            .draw_series([
+                PathElement::new(vec![(r.ci95.0, y), (r.ci95.1, y)], BLUE.stroke_width(2)),
+                PathElement::new(
+                    vec![(r.ci95.0, y - 0.15), (r.ci95.0, y + 0.15)],
+                    BLUE.stroke_width(1),
+                ),
+                PathElement::new(
+                    vec![(r.ci95.1, y - 0.15), (r.ci95.1, y + 0.15)],
+                    BLUE.stroke_width(1),
+                ),
+            ])
+            .map_err(|x| e(&x))?;
+        chart
+            .draw_series(std::iter::once(Circle::new(
+                (r.mean_diff, y),
+                5,
+                BLUE.filled(),
+            )))
+            .map_err(|x| e(&x))?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                format!("{:+.2}, p = {:.3}", r.mean_diff, r.p_value),
+                (r.mean_diff, y + 0.35),
+                ("sans-serif", 12).into_font(),
+            )))
+            .map_err(|x| e(&x))?;
+    }
+    root.present().map_err(|x| e(&x))
 }
 
 /// Training loss (mean over each recorded interval) against the global step, one dashed line

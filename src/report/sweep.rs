@@ -352,5 +352,16 @@ mod tests {
             "{table}"
         );
         assert!(report.paired("no-such-schedule").is_empty());
+        // The plot: a row per comparison, labelled, with its mean and p.
+        let dir = tempfile::tempdir().unwrap();
+        let svg = dir.path().join("paired.svg");
+        super::super::paired_svg(&svg, &paired).unwrap();
+        let text = std::fs::read_to_string(&svg).unwrap();
+        assert!(
+            text.contains("mr / catalyst (4 seeds)") && text.contains("+3.00, p = 0.250"),
+            "{text}"
+        );
+        let png = super::super::svg_to_png(&svg).unwrap();
+        assert!(std::fs::metadata(png).unwrap().len() > 1000);
     }
 }

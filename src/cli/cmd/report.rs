@@ -33,6 +33,10 @@ impl ReportArgs {
                 self.baseline
             );
             print!("{}", tandem::report::paired_markdown(&paired));
+            let svg = dir.join("paired.svg");
+            tandem::report::paired_svg(&svg, &paired)?;
+            let png = tandem::report::svg_to_png(&svg)?;
+            println!("\nplot: {} ({})", svg.display(), png.display());
         }
         let path = dir.join("report.csv");
         std::fs::write(&path, report.csv())
