@@ -2,10 +2,9 @@
 //! small tasks: a built-in corpus on MiniLM, `mr` on the SmolLM2 decoder with the verbalizer, a
 //! user's JSONL file declared in YAML), then `tandem run --resume`: every trial ends with the
 //! uninterrupted run's record, byte for byte. A half-written checkpoint is never read:
-//! checkpoints are swapped in by renames. The decoder runs on burn-flex: on burn-ndarray its
-//! gradient is not the same from one process to the next (two uninterrupted runs differ from
-//! the second step on, by about 1e-5 relative, even on one core with one rayon thread), so no
-//! record of it could be compared bit for bit; on flex, three runs gave the same bytes.
+//! checkpoints are swapped in by renames. The decoder runs on burn-flex, so that a resumed run
+//! is also checked to continue on the backend it was started on (`config.yaml` names it; the
+//! resume command here gives no `--backend`); the encoder and the file task on burn-ndarray.
 //!
 //! Its own test binary (it only spawns the CLI, so links neither the library nor burn). The kill
 //! points follow the run's progress, not the clock: a reference run is watched for its

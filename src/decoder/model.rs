@@ -22,10 +22,13 @@ struct RmsNorm<B: Backend> {
 }
 
 impl<B: Backend> RmsNorm<B> {
+    /// `x / sqrt(mean(x²) + eps) · weight`. The inverse root is a `powf`, not `sqrt().recip()`:
+    /// burn-ndarray's f32 `recip` uses the CPU's approximate reciprocal (`rcp14`, `rcp`) on the
+    /// aligned part of a buffer it owns, so its result depended on the buffer's address (the
+    /// backward pass of `recip` hit that path), and the decoder's gradient was not the same from
+    /// one process to the next.
     fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        let inv = (x.clone().square().mean_dim(D - 1) + self.eps)
-            .sqrt()
-            .recip();
+        let inv = (x.clone().square().mean_dim(D - 1) + self.eps).powf_scalar(-0.5);
         x * inv * self.weight.clone().unsqueeze()
     }
 }
