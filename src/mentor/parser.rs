@@ -231,10 +231,14 @@ fn reply_lines(reply: &str) -> Vec<Piece> {
     pieces
 }
 
+/// Where a JSON array or object may start: `[` and the opening brace (written as an escape so
+/// that the source's braces stay balanced for line-counting tools).
+const JSON_OPENERS: [char; 2] = ['[', '\u{7b}'];
+
 /// The first JSON array of at least one string, all strings, in `reply` (or the first such
 /// array field of a JSON object), with the byte span of the value it was read from.
 fn json_strings(reply: &str) -> Option<(usize, usize, Vec<String>)> {
-    for (start, _) in reply.match_indices(['[', '{']).take(16) {
+    for (start, _) in reply.match_indices(JSON_OPENERS).take(16) {
         let mut values = serde_json::Deserializer::from_str(&reply[start..]).into_iter();
         let Some(Ok(value)) = values.next() else {
             continue;

@@ -64,8 +64,10 @@ pub struct SweepRow {
 }
 
 impl SweepRow {
-    fn of(runs: &[RunResult]) -> Self {
-        let mean = |f: fn(&RunResult) -> f64| MeanStd::of(&runs.iter().map(f).collect::<Vec<_>>());
+    fn of(runs: &[&RunResult]) -> Self {
+        let mean = |f: fn(&RunResult) -> f64| {
+            MeanStd::of(&runs.iter().copied().map(f).collect::<Vec<_>>())
+        };
         Self {
             task: runs[0].task.clone(),
             schedule: runs[0].schedule.clone(),
@@ -116,17 +118,12 @@ impl SweepReport {
     /// Groups run results by task and schedule.
     pub fn from_results(results: impl IntoIterator<Item = RunResult>) -> Self {
         let results: Vec<RunResult> = results.into_iter().collect();
-        let mut groups: BTreeMap<(String, String), Vec<RunResult>> = BTreeMap::new();
+        let mut groups: BTreeMap<(&str, &str), Vec<&RunResult>> = BTreeMap::new();
         for r in &results {
-            groups
-                .entry((r.task.clone(), r.schedule.clone()))
-                .or_default()
-                .push(r.clone());
+            groups.entry((&r.task, &r.schedule)).or_default().push(r);
         }
-        Self {
-            rows: groups.values().map(|runs| SweepRow::of(runs)).collect(),
-            results,
-        }
+        let rows = groups.values().map(|runs| SweepRow::of(runs)).collect();
+        Self { rows, results }
     }
 
     /// Each schedule against `baseline`, paired by task and seed.

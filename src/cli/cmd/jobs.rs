@@ -78,6 +78,9 @@ impl BackendJob for RunJob {
     ) -> tandem::Result<Self::Output> {
         use tandem::engine::{RunConfig, RunResult, Schedule};
         // Every run's configuration is resolved and checked before the first one starts.
+        let any_mentor = self.runs.iter().any(|(_, s, _)| {
+            tandem::engine::Schedule::resolve(s).is_ok_and(|s| s.mentor.is_some())
+        });
         let mut planned = Vec::new();
         for (task, schedule, seed) in &self.runs {
             let spec = resolve(task)?;
@@ -89,7 +92,7 @@ impl BackendJob for RunJob {
                 },
                 schedule: Schedule::resolve(schedule)?,
             };
-            let sets = sets_for(&config.schedule, &self.sets, &self.runs)?;
+            let sets = sets_for(&config.schedule, &self.sets, any_mentor)?;
             let config = tandem::engine::apply_overrides(&config, &sets)?;
             if config.task.backend != kind {
                 return Err(tandem::Error::config(
@@ -166,19 +169,16 @@ fn is_mentor_knob(set: &str) -> bool {
 /// The overrides that apply to `schedule`: `schedule.mentor.*` ones only to schedules with a
 /// mentor stage (setting one on `gradient-only` would give it a mentor stage, and a
 /// comparison against it would no longer be against gradient descent alone). When no schedule
-/// of the job has a mentor stage, such an override is an error naming it.
+/// of the job has a mentor stage (`any_mentor` false), such an override is an error naming it.
 fn sets_for(
     schedule: &tandem::engine::Schedule,
     sets: &[String],
-    runs: &[(String, String, u64)],
+    any_mentor: bool,
 ) -> tandem::Result<Vec<String>> {
     if schedule.mentor.is_some() {
         return Ok(sets.to_vec());
     }
     if let Some(set) = sets.iter().find(|s| is_mentor_knob(s)) {
-        let any_mentor = runs.iter().any(|(_, s, _)| {
-            tandem::engine::Schedule::resolve(s).is_ok_and(|s| s.mentor.is_some())
-        });
         if !any_mentor {
             return Err(tandem::Error::config(
                 format!("override `{set}`"),
@@ -305,21 +305,14 @@ mod tests {
         let sets: Vec<String> = ["schedule.rounds=2", "schedule.mentor.sample=2"]
             .map(String::from)
             .to_vec();
-        let runs = |names: &[&str]| -> Vec<(String, String, u64)> {
-            names
-                .iter()
-                .map(|n| ("mr".to_string(), n.to_string(), 0))
-                .collect()
-        };
-        let both = runs(&["catalyst", "gradient-only"]);
         let catalyst = Schedule::builtin("catalyst").unwrap();
         let gradient = Schedule::builtin("gradient-only").unwrap();
-        assert_eq!(sets_for(&catalyst, &sets, &both).unwrap(), sets);
+        assert_eq!(sets_for(&catalyst, &sets, true).unwrap(), sets);
         assert_eq!(
-            sets_for(&gradient, &sets, &both).unwrap(),
+            sets_for(&gradient, &sets, true).unwrap(),
             ["schedule.rounds=2"]
         );
-        let err = sets_for(&gradient, &sets, &runs(&["gradient-only"])).unwrap_err();
+        let err = sets_for(&gradient, &sets, false).unwrap_err();
         assert!(
             err.to_string().contains("schedule.mentor.sample=2")
                 && err.to_string().contains("no mentor stage"),
