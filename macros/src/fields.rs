@@ -194,6 +194,18 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// `true` or `false`.
+    pub fn bool(&self, name: &str, default: bool) -> bool {
+        match self.get(name).map(|f| &f.value) {
+            None => default,
+            Some(Value::Lit(Lit::Bool(b))) => b.value,
+            Some(v) => {
+                self.error(v.span(), format!("`{name}` must be `true` or `false`"));
+                default
+            }
+        }
+    }
+
     pub fn float(&self, name: &str, default: f64) -> f64 {
         self.float_at(name, default).0
     }

@@ -14,6 +14,7 @@ const FIELDS: &[&str] = &[
     "restart",
     "record_every",
     "mentor",
+    "probe",
 ];
 const MENTOR_FIELDS: &[&str] = &[
     "template",
@@ -25,9 +26,12 @@ const MENTOR_FIELDS: &[&str] = &[
     "top_p",
     "max_tokens",
     "seed",
+    "shuffle_scores",
 ];
+const PROBE_FIELDS: &[&str] = &["steps", "keep", "rungs", "arms", "proposals", "margin"];
+const ARMS: &[&str] = &["mentor", "random", "projected", "restart"];
 const BUILTIN_TEMPLATES: &[&str] = &["catalyst", "opro", "no-trajectory"];
-const RESTARTS: &[&str] = &["best", "continue", "random"];
+const RESTARTS: &[&str] = &["best", "continue", "random", "probe", "reference"];
 
 pub struct MentorDecl {
     template: (String, Span),
@@ -39,6 +43,16 @@ pub struct MentorDecl {
     top_p: f64,
     max_tokens: usize,
     seed: usize,
+    shuffle_scores: bool,
+}
+
+pub struct ProbeDecl {
+    steps: usize,
+    keep: (f64, Span),
+    rungs: (usize, Span),
+    arms: (String, Span),
+    proposals: (usize, Span),
+    margin: (f64, Span),
 }
 
 pub struct ScheduleDecl {
@@ -49,6 +63,7 @@ pub struct ScheduleDecl {
     restart: (String, Span),
     record_every: (usize, Span),
     mentor: Option<MentorDecl>,
+    probe: Option<ProbeDecl>,
     span: Span,
 }
 
@@ -65,45 +80,11 @@ pub fn parse(cx: &Ctxt, tokens: TokenStream) -> Option<ScheduleDecl> {
     let final_steps = r.usize("final_steps", Some(0));
     let restart = r.word("restart", RESTARTS, None);
     let record_every = r.usize("record_every", Some(5));
-    let mentor_block = r.block("mentor");
-    let mentor = mentor_block.map(|b| {
-        let m = Reader::new(cx, b, "a mentor stage", MENTOR_FIELDS);
-        (
-            m.string("template", Some("catalyst")),
-            m.usize("candidates", Some(3)),
-            m.usize("history", Some(8)),
-            m.usize("sample", Some(4)),
-            m.usize("word_limit", Some(12)),
-            m.float("temperature", 0.7),
-            m.float("top_p", 0.95),
-            m.usize("max_tokens", Some(160)),
-            m.usize("seed", Some(0)),
-        )
-    });
-    let mentor = match mentor {
-        Some((
-            Some(template),
-            Some(candidates),
-            Some(history),
-            Some(sample),
-            Some(w),
-            temperature,
-            top_p,
-            Some(mt),
-            Some(seed),
-        )) => Some(MentorDecl {
-            template,
-            candidates,
-            history,
-            sample,
-            word_limit: w.0,
-            temperature,
-            top_p,
-            max_tokens: mt.0,
-            seed: seed.0,
-        }),
-        Some(_) => return None,
-        None => None,
+    let mentor = r.block("mentor").map(|b| parse_mentor(cx, b));
+    let probe = r.block("probe").map(|b| parse_probe(cx, b));
+    let (mentor, probe) = match (mentor, probe) {
+        (Some(None), _) | (_, Some(None)) => return None,
+        (m, p) => (m.flatten(), p.flatten()),
     };
     match (name, rounds, steps, final_steps, restart, record_every) {
         (
@@ -121,10 +102,57 @@ pub fn parse(cx: &Ctxt, tokens: TokenStream) -> Option<ScheduleDecl> {
             restart,
             record_every,
             mentor,
+            probe,
             span: block.span,
         }),
         _ => None,
     }
+}
+
+/// The `mentor: { … }` block; `None` when something was reported.
+fn parse_mentor(cx: &Ctxt, b: &Fields) -> Option<MentorDecl> {
+    let m = Reader::new(cx, b, "a mentor stage", MENTOR_FIELDS);
+    let template = m.string("template", Some("catalyst"));
+    let candidates = m.usize("candidates", Some(3));
+    let history = m.usize("history", Some(8));
+    let sample = m.usize("sample", Some(4));
+    let word_limit = m.usize("word_limit", Some(12));
+    let temperature = m.float("temperature", 0.7);
+    let top_p = m.float("top_p", 0.95);
+    let max_tokens = m.usize("max_tokens", Some(160));
+    let seed = m.usize("seed", Some(0));
+    let shuffle_scores = m.bool("shuffle_scores", false);
+    Some(MentorDecl {
+        template: template?,
+        candidates: candidates?,
+        history: history?,
+        sample: sample?,
+        word_limit: word_limit?.0,
+        temperature,
+        top_p,
+        max_tokens: max_tokens?.0,
+        seed: seed?.0,
+        shuffle_scores,
+    })
+}
+
+/// The `probe: { … }` block; `None` when something was reported.
+fn parse_probe(cx: &Ctxt, b: &Fields) -> Option<ProbeDecl> {
+    let p = Reader::new(cx, b, "a probe", PROBE_FIELDS);
+    let steps = p.usize("steps", Some(1));
+    let keep = p.float_at("keep", 0.5);
+    let rungs = p.usize("rungs", Some(2));
+    let arms = p.word("arms", ARMS, Some("mentor"));
+    let proposals = p.usize("proposals", Some(3));
+    let margin = p.float_at("margin", 0.0);
+    Some(ProbeDecl {
+        steps: steps?.0,
+        keep,
+        rungs: rungs?,
+        arms: arms?,
+        proposals: proposals?,
+        margin,
+    })
 }
 
 /// Checks that the schedule can run; each error points at the field responsible.
@@ -190,7 +218,54 @@ pub fn validate(cx: &Ctxt, s: &ScheduleDecl) {
                     "`restart: best` needs a mentor stage to choose among".into(),
                 );
             }
+            if s.restart.0 == "reference" {
+                err(
+                    s.restart.1,
+                    "`restart: reference` takes the mentor's first candidate: it needs a mentor stage".into(),
+                );
+            }
         }
+    }
+    validate_probe(cx, s);
+}
+
+/// The probe's ranges, and the restart and mentor stage it needs.
+fn validate_probe(cx: &Ctxt, s: &ScheduleDecl) {
+    let Some(p) = &s.probe else {
+        if s.restart.0 == "probe" {
+            cx.error(
+                s.restart.1,
+                "`restart: probe` needs a `probe: { … }` section",
+            );
+        }
+        return;
+    };
+    if s.restart.0 != "probe" {
+        cx.error(
+            s.restart.1,
+            "a schedule with a probe restarts from its winner: `restart: probe`",
+        );
+    }
+    if !(p.keep.0 > 0.0 && p.keep.0 <= 1.0) {
+        cx.error(p.keep.1, format!("`keep` is {}: not in (0, 1]", p.keep.0));
+    }
+    if p.rungs.0 == 0 {
+        cx.error(p.rungs.1, "a probe needs at least one rung");
+    }
+    if p.proposals.0 == 0 {
+        cx.error(
+            p.proposals.1,
+            "a probe needs at least one proposal arm beside the continuous prompt",
+        );
+    }
+    if p.margin.0 < 0.0 {
+        cx.error(p.margin.1, "`margin` must be ≥ 0");
+    }
+    if p.arms.0 == "mentor" && s.mentor.is_none() {
+        cx.error(
+            p.arms.1,
+            "`arms: mentor` needs a `mentor: { … }` stage (or arms from random, projected, restart)",
+        );
     }
 }
 
@@ -214,6 +289,8 @@ pub fn expand(s: &ScheduleDecl) -> syn::Result<TokenStream> {
     let restart = match s.restart.0.as_str() {
         "best" => quote!(::tandem::engine::Restart::Best),
         "random" => quote!(::tandem::engine::Restart::Random),
+        "probe" => quote!(::tandem::engine::Restart::Probe),
+        "reference" => quote!(::tandem::engine::Restart::Reference),
         _ => quote!(::tandem::engine::Restart::Continue),
     };
     let mentor = match &s.mentor {
@@ -223,6 +300,7 @@ pub fn expand(s: &ScheduleDecl) -> syn::Result<TokenStream> {
             let (c, h, sa, w) = (m.candidates.0, m.history.0, m.sample.0, m.word_limit);
             let (t, p) = (m.temperature as f32, m.top_p as f32);
             let (mt, seed) = (m.max_tokens as u32, m.seed as u64);
+            let shuffle = m.shuffle_scores;
             quote!(::core::option::Option::Some(::tandem::engine::MentorStage {
                 template: ::std::string::String::from(#template),
                 candidates: #c,
@@ -236,9 +314,11 @@ pub fn expand(s: &ScheduleDecl) -> syn::Result<TokenStream> {
                     stop: ::std::vec::Vec::new(),
                     seed: #seed,
                 },
+                shuffle_scores: #shuffle,
             }))
         }
     };
+    let probe = expand_probe(s.probe.as_ref());
     Ok(quote!({
         #check
         ::tandem::engine::Schedule {
@@ -248,6 +328,30 @@ pub fn expand(s: &ScheduleDecl) -> syn::Result<TokenStream> {
             final_steps: #final_steps,
             mentor: #mentor,
             restart: #restart,
+            probe: #probe,
         }
+    }))
+}
+
+/// The `Option<tandem::engine::Probe>` value.
+fn expand_probe(p: Option<&ProbeDecl>) -> TokenStream {
+    let Some(p) = p else {
+        return quote!(::core::option::Option::None);
+    };
+    let (steps, keep, rungs) = (p.steps, p.keep.0, p.rungs.0);
+    let (proposals, margin) = (p.proposals.0, p.margin.0);
+    let arms = match p.arms.0.as_str() {
+        "random" => quote!(::tandem::engine::ArmSource::Random),
+        "projected" => quote!(::tandem::engine::ArmSource::Projected),
+        "restart" => quote!(::tandem::engine::ArmSource::Restart),
+        _ => quote!(::tandem::engine::ArmSource::Mentor),
+    };
+    quote!(::core::option::Option::Some(::tandem::engine::Probe {
+        steps: #steps,
+        keep: #keep,
+        rungs: #rungs,
+        arms: #arms,
+        proposals: #proposals,
+        margin: #margin,
     }))
 }

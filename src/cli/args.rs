@@ -68,8 +68,10 @@ pub struct RunArgs {
     /// Continue an interrupted run from its newest checkpoint (a run folder).
     #[arg(long, value_name = "DIR", conflicts_with = "task")]
     pub resume: Option<PathBuf>,
-    /// Schedules to run, compared in one table: built-in names or YAML files of a schedule.
-    #[arg(long = "schedule", default_values_t = vec!["catalyst".to_string(), "gradient-only".to_string()])]
+    /// Schedules to run, compared in one table: built-in names or YAML files of a schedule
+    /// (default: the mentor's proposals probed as starting points, the same probe over random
+    /// vocabulary, and gradient descent alone, at the same 100 gradient steps).
+    #[arg(long = "schedule", default_values_t = vec!["catalyst-probe".to_string(), "random-probe".to_string(), "gradient-only".to_string()])]
     pub schedules: Vec<String>,
     /// Run seed.
     #[arg(long, default_value_t = 0)]
@@ -111,9 +113,10 @@ pub struct SweepArgs {
     /// Sweep folder.
     #[arg(long, default_value = "runs/sweep")]
     pub out: PathBuf,
-    /// The schedule every other one is compared with in the report, paired by task and seed.
-    #[arg(long, default_value = "gradient-only")]
-    pub baseline: String,
+    /// The schedules every other one is compared with in the report, paired by task and seed
+    /// (repeatable; a baseline the sweep did not run is skipped).
+    #[arg(long, default_values = ["gradient-only", "random-probe"])]
+    pub baseline: Vec<String>,
     /// The mentor.
     #[command(flatten)]
     pub mentor: MentorOpts,
@@ -124,9 +127,10 @@ pub struct SweepArgs {
 pub struct ReportArgs {
     /// Sweep folder.
     pub dir: PathBuf,
-    /// The schedule every other one is compared with, paired by task and seed.
-    #[arg(long, default_value = "gradient-only")]
-    pub baseline: String,
+    /// The schedules every other one is compared with, paired by task and seed (repeatable; a
+    /// baseline the folder lacks is skipped).
+    #[arg(long, default_values = ["gradient-only", "random-probe"])]
+    pub baseline: Vec<String>,
 }
 
 /// Options of `tandem bench`.

@@ -66,6 +66,9 @@ pub struct CheckpointState {
     pub phase: Phase,
     /// Gradient steps taken.
     pub step: usize,
+    /// Scorings of the selection split that could choose a prompt.
+    #[serde(default)]
+    pub selection_evals: usize,
     /// The whole trajectory so far.
     pub trajectory: Vec<TrajectoryPoint>,
     /// The trajectory of the current round (the mentor stage samples it).

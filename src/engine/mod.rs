@@ -18,6 +18,9 @@ pub use components::{Components, RunIo};
 pub use overrides::apply_overrides;
 pub use records::{MentorExchange, RoundRecord, RunResult, Scored};
 pub use run::{run_schedule, RunConfig, RunControl};
-pub use schedule::{MentorStage, Restart, Schedule, BUILTIN_SCHEDULES};
+pub use schedule::{
+    ArmSource, Budget, MentorStage, Probe, Restart, Rung, Schedule, BUILTIN_FAMILIES,
+    BUILTIN_SCHEDULES,
+};
 pub use setup::{AnyReadout, PromptSpace, TaskSetup};
 pub use state::{Best, Position, RunState, Score};

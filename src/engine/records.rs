@@ -31,6 +31,34 @@ pub struct MentorExchange {
     pub dropped: Vec<Dropped>,
 }
 
+/// One arm of a probe: where it started and how it scored after each rung it ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArmRecord {
+    /// Where it came from: `continuous`, `mentor`, `random`, `random-fill` (a slot the mentor
+    /// left empty), `projected` or `restart`.
+    pub origin: String,
+    /// Its starting text (empty for the continuous prompt and its copies).
+    pub text: String,
+    /// Metrics on the selection split after each rung it ran.
+    pub rungs: Vec<Metrics>,
+}
+
+/// What a round's probe did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeRecord {
+    /// The arms, the continuous prompt first.
+    pub arms: Vec<ArmRecord>,
+    /// Index of the winning arm (what the next round starts from).
+    pub winner: usize,
+    /// The best arm of the last rung, when the margin rule kept the continuous prompt instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within_margin: Option<usize>,
+    /// Gradient steps the probe spent.
+    pub gradient_steps: usize,
+    /// Scorings of the selection split the probe spent.
+    pub selection_evals: usize,
+}
+
 /// What one round did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoundRecord {
@@ -53,6 +81,26 @@ pub struct RoundRecord {
     /// Divergences (non-finite loss or gradient) the round's gradient stage rolled back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rollbacks: Vec<crate::gradient::Rollback>,
+    /// The round's probe, for schedules with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeRecord>,
+}
+
+impl RoundRecord {
+    /// A round with nothing scored yet, continuing from the continuous prompt.
+    pub fn new(round: usize, step: usize, rollbacks: Vec<crate::gradient::Rollback>) -> Self {
+        Self {
+            round,
+            step,
+            scored: Vec::new(),
+            meta_prompt: None,
+            mentor: None,
+            reply: None,
+            restart_from: "continuous".into(),
+            rollbacks,
+            probe: None,
+        }
+    }
 }
 
 /// The outcome of a run.
@@ -64,8 +112,13 @@ pub struct RunResult {
     pub schedule: String,
     /// Run seed.
     pub seed: u64,
-    /// Gradient steps taken.
+    /// Gradient steps taken, probes included.
     pub gradient_steps: usize,
+    /// Scorings of the selection split that could choose a prompt (`keep_best` checkpoints,
+    /// the continuous prompt each round, candidates and probe arms, the final pick); the
+    /// projected texts scored only to show the mentor are not among them.
+    #[serde(default)]
+    pub selection_evals: usize,
     /// LLM calls and tokens.
     pub llm_calls: u64,
     /// Prompt plus completion tokens of the mentor.

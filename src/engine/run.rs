@@ -11,10 +11,13 @@ use serde::{Deserialize, Serialize};
 use super::checkpoint::{Checkpointer, Phase};
 use super::components::{Components, RunIo};
 use super::records::{RoundRecord, RunResult, Scored};
+use super::schedule::Restart;
 use super::schedule::Schedule;
 use super::setup::TaskSetup;
+use super::stage::restart::{Choice, OptimStart};
 use super::stage::{
-    gradient::gradient, mentor::mentor, sample::sample, score::score, select::select,
+    arms::arms, gradient::gradient, mentor::mentor, probe::probe, sample::sample, score::score,
+    select::select,
 };
 use super::state::RunState;
 use crate::assets::Assets;
@@ -98,45 +101,64 @@ pub fn run_schedule<B: AutodiffBackend>(
 }
 
 /// One round after its gradient stage: the continuous prompt and sampled projected texts
-/// scored, the mentor asked, its candidates selected among, the restart chosen.
+/// scored, the mentor asked, its candidates judged (raw, by a probe, or not at all under the
+/// reference rule), the restart chosen.
 fn round<B: AutodiffBackend>(
     state: &mut RunState<B>,
     c: &Components<'_, B>,
     io: &mut RunIo<'_>,
 ) -> Result<RoundRecord> {
-    let mut record = RoundRecord {
-        round: state.position.round,
-        step: state.step,
-        scored: Vec::new(),
-        meta_prompt: None,
-        mentor: None,
-        reply: None,
-        restart_from: "continuous".into(),
-        rollbacks: std::mem::take(&mut state.round_rollbacks),
-    };
-    let (metrics, continuous) = c.select_score(&state.model);
+    let rollbacks = std::mem::take(&mut state.round_rollbacks);
+    let mut record = RoundRecord::new(state.position.round, state.step, rollbacks);
     let model = state.model.clone();
-    state.consider(continuous, &model);
+    let (metrics, continuous) = state.contend(c, &model);
     record.scored.push(Scored {
         kind: "continuous".into(),
         text: String::new(),
         selection: metrics,
     });
-    let mut best = None;
-    if let Some(stage) = &c.config.schedule.mentor {
+    let sched = &c.config.schedule;
+    let mut candidates = Vec::new();
+    if let Some(stage) = &sched.mentor {
         let texts = sample(&state.round_points, stage.sample, &c.config.task.init);
         super::stage::mentor::show(&io.progress, c, record.round, "scoring");
         io.progress
             .set_message(format!("{} projected texts", texts.len()));
         score(state, c, &mut record, texts);
-        let candidates = mentor(state, c, io, stage, &mut record)?;
-        best = select(state, c, &mut record, candidates, continuous);
+        candidates = mentor(state, c, io, stage, &mut record)?;
     }
-    c.config
-        .schedule
-        .restart
-        .apply(state, c, best, &mut record)?;
+    let choice = match (&sched.probe, sched.restart) {
+        (Some(p), _) => {
+            super::stage::mentor::show(&io.progress, c, record.round, "probe");
+            let arms = arms(state, c, p, &candidates);
+            Some(probe(state, c, p, arms, &mut record, &io.progress)?)
+        }
+        (None, Restart::Reference) => first_candidate(c, state, &candidates),
+        (None, _) if sched.mentor.is_some() => {
+            select(state, c, &mut record, candidates, continuous).map(Choice::from)
+        }
+        (None, _) => None,
+    };
+    sched.restart.apply(state, c, choice, &mut record)?;
     Ok(record)
+}
+
+/// The reference code's rule: the first candidate with tokens, unscored, AdamW's state kept.
+fn first_candidate<B: AutodiffBackend>(
+    c: &Components<'_, B>,
+    state: &RunState<B>,
+    candidates: &[String],
+) -> Option<Choice<B>> {
+    candidates.iter().find_map(|text| {
+        let model = c
+            .space
+            .text_model(text, c.config.task.prompt_len, state.model.head.clone())?;
+        Some(Choice {
+            model,
+            optim: OptimStart::Keep,
+            from: format!("first candidate: {text}"),
+        })
+    })
 }
 
 /// The run's end: the best prompt over the whole run on selection and test, the records and
@@ -147,9 +169,8 @@ fn finish<B: AutodiffBackend>(
     io: &RunIo<'_>,
     start: Instant,
 ) -> Result<(RunResult, Vec<RoundRecord>)> {
-    let (_, last) = c.select_score(&state.model);
     let model = state.model.clone();
-    state.consider(last, &model);
+    state.contend(c, &model);
     let model = state.best.take().map_or(state.model, |b| b.model);
     let selection = evaluate_valid(c.readout, &model, SplitName::Selection);
     let test = evaluate_valid(c.readout, &model, SplitName::Test);
@@ -165,6 +186,7 @@ fn finish<B: AutodiffBackend>(
         schedule: c.config.schedule.name.clone(),
         seed: tc.seed,
         gradient_steps: state.step,
+        selection_evals: state.selection_evals,
         llm_calls: state.usage.calls,
         llm_tokens: state.usage.tokens,
         metric: tc.metric,

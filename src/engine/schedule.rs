@@ -18,6 +18,129 @@ pub enum Restart {
     /// A fresh random-vocabulary prompt every round (the random-restarts baseline); the best
     /// prompt seen on selection is kept for the final stage.
     Random,
+    /// The winner of the round's probe (its prompt after the probe's steps, with its own
+    /// optimizer state): proposals judged as starting points, not as raw texts.
+    Probe,
+    /// The first parsed candidate, unconditionally and unscored, keeping the optimizer's state:
+    /// what the reference code (LLM-catalyst's `trainer_base.py`) does.
+    Reference,
+}
+
+/// Where a probe's proposal arms come from (the continuous prompt is always an arm too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ArmSource {
+    /// The mentor's candidates; slots it leaves empty (fewer candidates parsed than asked) get
+    /// random-vocabulary prompts, recorded as `random-fill`, so the budget stays exact.
+    Mentor,
+    /// Random vocabulary tokens: the control for "any restart helps".
+    Random,
+    /// The round's projected trajectory texts, spread over the round (no LLM).
+    Projected,
+    /// Copies of the continuous prompt with a fresh optimizer: the control for the staging
+    /// itself (the same steps, evaluations and optimizer restarts, no new starting point).
+    Restart,
+}
+
+/// A probe: every arm (the continuous prompt with its optimizer state, and `proposals` arms
+/// from `arms`) takes `steps` gradient steps from its own start, all on the same batches, and is
+/// scored on the selection split; successive halving keeps the best `keep` of the arms and
+/// gives them `1/keep` times more steps, for `rungs` rungs. The round restarts from the winner;
+/// a proposal must beat the continuous arm by `margin` (in the task's metric) to win.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Probe {
+    /// Gradient steps of every arm in the first rung.
+    pub steps: usize,
+    /// Fraction of the arms kept after each rung (0 < keep ≤ 1).
+    pub keep: f64,
+    /// Rungs of successive halving (at least 1).
+    pub rungs: usize,
+    /// Where the proposal arms come from.
+    pub arms: ArmSource,
+    /// Proposal arms per round, besides the continuous prompt.
+    pub proposals: usize,
+    /// How much a proposal must beat the continuous arm by, in the task's metric (0: any
+    /// strict win, ties broken by the lower loss).
+    pub margin: f64,
+}
+
+impl Default for Probe {
+    fn default() -> Self {
+        Self {
+            steps: 1,
+            keep: 0.5,
+            rungs: 2,
+            arms: ArmSource::Mentor,
+            proposals: 3,
+            margin: 0.0,
+        }
+    }
+}
+
+/// One rung of a probe: how many arms run, and how many steps each takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rung {
+    /// Arms in the rung.
+    pub arms: usize,
+    /// Gradient steps of each arm.
+    pub steps: usize,
+}
+
+impl Probe {
+    /// The rungs: `1 + proposals` arms first, then the best `⌈keep·n⌉` (at least 1), each
+    /// rung's steps `steps / keep^r` rounded.
+    pub fn rungs(&self) -> Vec<Rung> {
+        let mut arms = 1 + self.proposals;
+        let mut out = Vec::with_capacity(self.rungs);
+        for r in 0..self.rungs {
+            let steps = (self.steps as f64 / self.keep.powi(r as i32)).round() as usize;
+            out.push(Rung { arms, steps });
+            arms = ((arms as f64 * self.keep).ceil() as usize).clamp(1, arms);
+        }
+        out
+    }
+
+    /// Gradient steps one probe spends.
+    pub fn gradient_steps(&self) -> usize {
+        self.rungs().iter().map(|r| r.arms * r.steps).sum()
+    }
+
+    /// Scorings of the selection split one probe spends (every arm after every rung it runs).
+    pub fn selection_evals(&self) -> usize {
+        self.rungs().iter().map(|r| r.arms).sum()
+    }
+
+    fn validate(&self, field: impl Fn(&str) -> String) -> Result<()> {
+        if self.rungs == 0 {
+            return Err(Error::config(field("probe.rungs"), "must be at least 1"));
+        }
+        if !(self.keep > 0.0 && self.keep <= 1.0) {
+            return Err(Error::config(
+                field("probe.keep"),
+                format!("{} is not in (0, 1]", self.keep),
+            ));
+        }
+        if self.proposals == 0 {
+            return Err(Error::config(
+                field("probe.proposals"),
+                "must be at least 1 (the continuous prompt needs a rival)",
+            ));
+        }
+        if !(self.margin.is_finite() && self.margin >= 0.0) {
+            return Err(Error::config(
+                field("probe.margin"),
+                format!("{} must be a number ≥ 0", self.margin),
+            ));
+        }
+        if self.gradient_steps() > 100_000 {
+            return Err(Error::config(
+                field("probe"),
+                format!("{} gradient steps per probe", self.gradient_steps()),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// One mentor stage: what the mentor is shown and asked.
@@ -36,6 +159,10 @@ pub struct MentorStage {
     pub word_limit: usize,
     /// Sampling settings of the mentor call.
     pub sampling: Sampling,
+    /// Show the mentor the scored prompts with their scores shuffled among them (a control:
+    /// does the mentor use the scores?).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub shuffle_scores: bool,
 }
 
 impl Default for MentorStage {
@@ -53,6 +180,7 @@ impl Default for MentorStage {
                 stop: Vec::new(),
                 seed: 0,
             },
+            shuffle_scores: false,
         }
     }
 }
@@ -74,6 +202,20 @@ pub struct Schedule {
     pub mentor: Option<MentorStage>,
     /// What each round restarts from.
     pub restart: Restart,
+    /// The probe of every round, which judges proposals as starting points (`restart: probe`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<Probe>,
+}
+
+/// What a schedule spends: gradient steps and scorings of the selection split that can choose
+/// a prompt (planned; a run records what it spent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Budget {
+    /// Gradient steps, probes included.
+    pub gradient_steps: usize,
+    /// Most scorings of the selection split that can choose a prompt: `keep_best` checkpoints,
+    /// the continuous prompt each round, candidates and probe arms, the final pick.
+    pub selection_evals: usize,
 }
 
 /// The names of the built-in schedules.
@@ -84,7 +226,27 @@ pub const BUILTIN_SCHEDULES: &[&str] = &[
     "catalyst",
     "catalyst-no-trajectory",
     "reference-compat",
+    "staged",
+    "random-probe",
+    "projected-probe",
+    "catalyst-probe",
+    "catalyst-probe-no-trajectory",
+    "shuffled-scores",
 ];
+
+/// Families of built-in schedules compared with each other: within one, every schedule spends
+/// the same gradient steps and (for the probe family) the same selection evaluations.
+pub const BUILTIN_FAMILIES: &[(&str, &[&str])] = &[(
+    "probe",
+    &[
+        "staged",
+        "random-probe",
+        "projected-probe",
+        "catalyst-probe",
+        "catalyst-probe-no-trajectory",
+        "shuffled-scores",
+    ],
+)];
 
 impl Schedule {
     /// A built-in schedule, declared with the [`crate::schedule!`] DSL. All spend 100 gradient
@@ -129,14 +291,76 @@ impl Schedule {
                 restart: best,
                 mentor: { template: "no-trajectory" },
             },
-            // The reference code: one long stage, one mentor call, restart from the best.
+            // The reference code's rule: a mentor call after each of 3 stages (its epochs 0-2),
+            // the first parsed candidate taken unconditionally and unscored, AdamW's state kept.
+            // Not reproduced: its learning rate runs on across restarts (it barely decays
+            // there); here each stage restarts the schedule.
             "reference-compat" => crate::schedule! {
                 name: "reference-compat",
-                rounds: 1,
-                steps_per_round: 80,
-                final_steps: 20,
-                restart: best,
+                rounds: 3,
+                steps_per_round: 25,
+                final_steps: 25,
+                restart: reference,
                 mentor: { template: "catalyst" },
+            },
+            other => return Self::probe_family(other),
+        })
+    }
+
+    /// The probe family: 3 rounds of 20 steps, each followed by a probe of 4 arms (1 step, then
+    /// the best 2 for 2 more), then 16 final steps: 100 gradient steps in all, like the others.
+    fn probe_family(name: &str) -> Result<Self> {
+        Ok(match name {
+            "staged" => crate::schedule! {
+                name: "staged",
+                rounds: 3,
+                steps_per_round: 20,
+                final_steps: 16,
+                restart: probe,
+                probe: { steps: 1, keep: 0.5, rungs: 2, arms: restart, proposals: 3 },
+            },
+            "random-probe" => crate::schedule! {
+                name: "random-probe",
+                rounds: 3,
+                steps_per_round: 20,
+                final_steps: 16,
+                restart: probe,
+                probe: { steps: 1, keep: 0.5, rungs: 2, arms: random, proposals: 3 },
+            },
+            "projected-probe" => crate::schedule! {
+                name: "projected-probe",
+                rounds: 3,
+                steps_per_round: 20,
+                final_steps: 16,
+                restart: probe,
+                probe: { steps: 1, keep: 0.5, rungs: 2, arms: projected, proposals: 3 },
+            },
+            "catalyst-probe" => crate::schedule! {
+                name: "catalyst-probe",
+                rounds: 3,
+                steps_per_round: 20,
+                final_steps: 16,
+                restart: probe,
+                mentor: { template: "catalyst", candidates: 3 },
+                probe: { steps: 1, keep: 0.5, rungs: 2, arms: mentor, proposals: 3 },
+            },
+            "catalyst-probe-no-trajectory" => crate::schedule! {
+                name: "catalyst-probe-no-trajectory",
+                rounds: 3,
+                steps_per_round: 20,
+                final_steps: 16,
+                restart: probe,
+                mentor: { template: "no-trajectory", candidates: 3 },
+                probe: { steps: 1, keep: 0.5, rungs: 2, arms: mentor, proposals: 3 },
+            },
+            "shuffled-scores" => crate::schedule! {
+                name: "shuffled-scores",
+                rounds: 3,
+                steps_per_round: 20,
+                final_steps: 16,
+                restart: probe,
+                mentor: { template: "catalyst", candidates: 3, shuffle_scores: true },
+                probe: { steps: 1, keep: 0.5, rungs: 2, arms: mentor, proposals: 3 },
             },
             other => {
                 return Err(Error::config(
@@ -163,9 +387,56 @@ impl Schedule {
         Self::builtin(name_or_file)
     }
 
-    /// Gradient steps the schedule spends in all.
+    /// Gradient steps the schedule spends in all, probes included.
     pub fn gradient_steps(&self) -> usize {
-        self.rounds * self.steps_per_round + self.final_steps
+        let probe = self.probe.as_ref().map_or(0, Probe::gradient_steps);
+        self.rounds * (self.steps_per_round + probe) + self.final_steps
+    }
+
+    /// The planned budget under the task's gradient settings: `keep_best` scores the selection
+    /// split at every trajectory point (every `record_every` steps and after a stage's last).
+    pub fn budget(&self, record_every: usize, keep_best: bool) -> Budget {
+        let points = |steps: usize| match (keep_best, steps) {
+            (false, _) | (_, 0) => 0,
+            _ => steps.div_ceil(record_every.max(1)),
+        };
+        let per_round = 1 + match (&self.probe, &self.mentor, self.restart) {
+            (Some(p), _, _) => p.selection_evals(),
+            (None, _, Restart::Reference) | (None, None, _) => 0,
+            (None, Some(m), _) => m.candidates,
+        };
+        Budget {
+            gradient_steps: self.gradient_steps(),
+            selection_evals: self.rounds * (points(self.steps_per_round) + per_round)
+                + points(self.final_steps)
+                + 1,
+        }
+    }
+
+    /// Checks that `schedules` spend the same budget; an error names the first that differs.
+    pub fn check_same_budget(
+        schedules: &[Schedule],
+        record_every: usize,
+        keep_best: bool,
+    ) -> Result<()> {
+        let Some(first) = schedules.first() else {
+            return Ok(());
+        };
+        let want = first.budget(record_every, keep_best);
+        for s in &schedules[1..] {
+            let got = s.budget(record_every, keep_best);
+            if got != want {
+                return Err(Error::config(
+                    format!("schedule `{}`", s.name),
+                    format!(
+                        "spends {} gradient steps and {} selection evaluations; `{}` spends {} and {}",
+                        got.gradient_steps, got.selection_evals, first.name,
+                        want.gradient_steps, want.selection_evals
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Checks the schedule against the trajectory the gradient stage records (`record_every`).
@@ -209,7 +480,36 @@ impl Schedule {
                 "`best` needs a mentor stage",
             ));
         }
-        Ok(())
+        self.validate_probe(&field)
+    }
+
+    /// The probe and the restart rules that go with it.
+    fn validate_probe(&self, field: &impl Fn(&str) -> String) -> Result<()> {
+        match (&self.probe, self.restart) {
+            (Some(p), Restart::Probe) => {
+                p.validate(field)?;
+                if p.arms == ArmSource::Mentor && self.mentor.is_none() {
+                    return Err(Error::config(
+                        field("probe.arms"),
+                        "`mentor` arms need a mentor stage",
+                    ));
+                }
+                Ok(())
+            }
+            (Some(_), _) => Err(Error::config(
+                field("restart"),
+                "a schedule with a probe restarts from its winner: `restart: probe`",
+            )),
+            (None, Restart::Probe) => Err(Error::config(
+                field("restart"),
+                "`probe` needs a `probe` section",
+            )),
+            (None, Restart::Reference) if self.mentor.is_none() => Err(Error::config(
+                field("restart"),
+                "`reference` needs a mentor stage",
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -223,11 +523,120 @@ mod tests {
             let s = Schedule::builtin(name).unwrap();
             s.validate(5).unwrap();
             assert_eq!(s.gradient_steps(), 100, "{name}");
+            assert_eq!(s.budget(5, true).gradient_steps, 100, "{name}");
             let yaml = serde_yaml::to_string(&s).unwrap();
             assert_eq!(serde_yaml::from_str::<Schedule>(&yaml).unwrap(), s);
         }
         let e = Schedule::builtin("catalist").unwrap_err().to_string();
         assert!(e.contains("catalist") && e.contains("catalyst"), "{e}");
+    }
+
+    #[test]
+    fn built_in_families_spend_the_same_budget_and_a_differing_one_is_named() {
+        for (family, names) in BUILTIN_FAMILIES {
+            let schedules: Vec<Schedule> = names
+                .iter()
+                .map(|n| Schedule::builtin(n).unwrap())
+                .collect();
+            for (every, keep_best) in [(5, true), (1, true), (5, false)] {
+                Schedule::check_same_budget(&schedules, every, keep_best)
+                    .unwrap_or_else(|e| panic!("{family}: {e}"));
+            }
+        }
+        // The probe family's planned figures, by hand: 3 rounds × (4 checkpoints + the
+        // continuous prompt + 4 + 2 arms) + 4 final checkpoints + the final pick.
+        let p = Schedule::builtin("catalyst-probe").unwrap();
+        assert_eq!(
+            p.budget(5, true),
+            Budget {
+                gradient_steps: 100,
+                selection_evals: 38
+            }
+        );
+        let probe = p.probe.as_ref().unwrap();
+        assert_eq!(
+            probe.rungs(),
+            vec![Rung { arms: 4, steps: 1 }, Rung { arms: 2, steps: 2 }]
+        );
+        let mut longer = Schedule::builtin("random-probe").unwrap();
+        longer.probe.as_mut().unwrap().rungs = 3;
+        let e = Schedule::check_same_budget(&[p, longer], 5, true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("random-probe") && e.contains("catalyst-probe"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn successive_halving_keeps_at_least_one_arm_and_grows_the_steps() {
+        let p = Probe {
+            steps: 2,
+            keep: 1.0 / 3.0,
+            rungs: 4,
+            proposals: 8,
+            ..Probe::default()
+        };
+        let rungs = p.rungs();
+        let arms: Vec<usize> = rungs.iter().map(|r| r.arms).collect();
+        let steps: Vec<usize> = rungs.iter().map(|r| r.steps).collect();
+        assert_eq!(arms, vec![9, 3, 1, 1]);
+        assert_eq!(steps, vec![2, 6, 18, 54]);
+        assert_eq!(p.gradient_steps(), 18 + 18 + 18 + 54);
+        assert_eq!(p.selection_evals(), 14);
+    }
+
+    #[test]
+    fn probe_rules_are_checked_with_the_field_named() {
+        let mut s = Schedule::builtin("catalyst-probe").unwrap();
+        s.restart = Restart::Best;
+        assert!(s
+            .validate(5)
+            .unwrap_err()
+            .to_string()
+            .contains("restart: probe"));
+        s.restart = Restart::Probe;
+        s.mentor = None;
+        let e = s.validate(5).unwrap_err().to_string();
+        assert!(e.contains("probe.arms"), "{e}");
+        let mut s = Schedule::builtin("random-probe").unwrap();
+        for (field, edit) in [
+            (
+                "probe.keep",
+                (|p: &mut Probe| p.keep = 0.0) as fn(&mut Probe),
+            ),
+            ("probe.rungs", |p| p.rungs = 0),
+            ("probe.proposals", |p| p.proposals = 0),
+            ("probe.margin", |p| p.margin = f64::NAN),
+        ] {
+            let mut bad = s.clone();
+            edit(bad.probe.as_mut().unwrap());
+            let e = bad.validate(5).unwrap_err().to_string();
+            assert!(e.contains(field), "{field}: {e}");
+        }
+        s.probe = None;
+        assert!(s
+            .validate(5)
+            .unwrap_err()
+            .to_string()
+            .contains("`probe` needs"));
+        let mut r = Schedule::builtin("reference-compat").unwrap();
+        r.mentor = None;
+        assert!(r
+            .validate(5)
+            .unwrap_err()
+            .to_string()
+            .contains("`reference` needs"));
+        let yaml = "name: x\nrounds: 1\nsteps_per_round: 5\nfinal_steps: 0\nmentor: null\nrestart: probe\nprobe: { arms: random, steps: 2, rungs: 1 }\n";
+        let s: Schedule = serde_yaml::from_str(yaml).unwrap();
+        s.validate(5).unwrap();
+        assert_eq!(s.probe.as_ref().unwrap().proposals, 3);
+        let typo = yaml.replace("rungs: 1", "rung: 1");
+        let e = serde_yaml::from_str::<Schedule>(&typo)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("rung"), "{e}");
     }
 
     #[test]

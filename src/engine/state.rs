@@ -63,8 +63,10 @@ pub struct RunState<B: AutodiffBackend> {
     pub rng: ChaCha8Rng,
     /// Where the run stands.
     pub position: Position,
-    /// Gradient steps taken (rolled-back ones included).
+    /// Gradient steps taken (rolled-back ones and probes included).
     pub step: usize,
+    /// Scorings of the selection split that could choose a prompt.
+    pub selection_evals: usize,
     /// The best prompt so far on selection.
     pub best: Option<Best<B>>,
     /// The whole trajectory.
@@ -92,6 +94,7 @@ impl<B: AutodiffBackend> RunState<B> {
             rng,
             position: Position::default(),
             step: 0,
+            selection_evals: 0,
             best: None,
             trajectory: Vec::new(),
             round_points: Vec::new(),
@@ -111,6 +114,19 @@ impl<B: AutodiffBackend> RunState<B> {
                 model: model.detached(),
             });
         }
+    }
+
+    /// Scores `model` on the selection split as a contender (counted in `selection_evals`) and
+    /// keeps it when it is the best so far.
+    pub fn contend(
+        &mut self,
+        c: &super::components::Components<'_, B>,
+        model: &PromptModel<B>,
+    ) -> (Metrics, Score) {
+        let (m, score) = c.select_score(model);
+        self.selection_evals += 1;
+        self.consider(score, model);
+        (m, score)
     }
 
     /// Adds the usage of one mentor call.
@@ -142,6 +158,7 @@ impl<B: AutodiffBackend> RunState<B> {
             round,
             phase,
             step: self.step,
+            selection_evals: self.selection_evals,
             trajectory: self.trajectory.clone(),
             round_points: self.round_points.clone(),
             round_rollbacks: self.round_rollbacks.clone(),
@@ -184,6 +201,7 @@ impl<B: AutodiffBackend> RunState<B> {
             rng: cp.rng.restore(),
             position,
             step: cp.step,
+            selection_evals: cp.selection_evals,
             best,
             trajectory: cp.trajectory,
             round_points: cp.round_points,

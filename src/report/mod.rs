@@ -11,4 +11,4 @@ pub use paired::{
 };
 pub use plots::{loss_svg, paired_svg, plot_run, selection_svg, svg_to_png};
 pub use summary::run_summary;
-pub use sweep::{MeanStd, SweepReport, SweepRow};
+pub use sweep::{resolvable_difference, MeanStd, SweepReport, SweepRow};

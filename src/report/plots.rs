@@ -51,20 +51,24 @@ pub fn paired_svg(path: &Path, rows: &[PairedComparison]) -> Result<()> {
     });
     let pad = ((hi - lo) * 0.1).max(0.5);
     let n = rows.len().max(1) as f64;
-    let baseline = rows.first().map_or("the baseline", |r| r.baseline.as_str());
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            format!("paired difference from {baseline} (mean, bootstrap 95% interval)"),
+            "schedule − baseline, paired by seed (mean, bootstrap 95% interval)",
             ("sans-serif", 18),
         )
         .margin(12)
         .x_label_area_size(36)
-        .y_label_area_size(220)
+        .y_label_area_size(340)
         .build_cartesian_2d((lo - pad)..(hi + pad), -0.5..(n - 0.5))
         .map_err(|x| e(&x))?;
     let labels: Vec<String> = rows
         .iter()
-        .map(|r| format!("{} / {} ({} seeds)", r.task, r.schedule, r.pairs))
+        .map(|r| {
+            format!(
+                "{} / {} − {} ({} seeds)",
+                r.task, r.schedule, r.baseline, r.pairs
+            )
+        })
         .collect();
     chart
         .configure_mesh()

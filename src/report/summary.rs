@@ -3,6 +3,7 @@
 use std::fmt::Write;
 use std::path::Path;
 
+use crate::engine::records::ProbeRecord;
 use crate::engine::{RoundRecord, RunResult};
 
 fn clip(text: &str, max: usize) -> String {
@@ -13,6 +14,30 @@ fn clip(text: &str, max: usize) -> String {
         let cut: String = text.chars().take(max.saturating_sub(1)).collect();
         format!("{cut}…")
     }
+}
+
+/// One line of a probe: each arm's origin and final score, the winner marked.
+fn probe_line(p: &ProbeRecord) -> String {
+    let arms: Vec<String> = p
+        .arms
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let score = a.rungs.last().map_or(0.0, |m| m.accuracy);
+            let mark = if i == p.winner { "*" } else { "" };
+            format!("{mark}{} {score:.3}", a.origin)
+        })
+        .collect();
+    let margin = match p.within_margin {
+        Some(i) => format!(" ({} within the margin)", p.arms[i].origin),
+        None => String::new(),
+    };
+    format!(
+        "probe ({} steps, {} evaluations): {}{margin}",
+        p.gradient_steps,
+        p.selection_evals,
+        arms.join(" · ")
+    )
 }
 
 /// A summary of one run that fits on a screen: budgets spent, selection and test accuracy,
@@ -29,8 +54,12 @@ pub fn run_summary(dir: &Path, result: &RunResult, rounds: &[RoundRecord]) -> St
     );
     let _ = writeln!(
         s,
-        "  {} gradient steps · {} LLM calls, {} tokens · {:.1} s",
-        result.gradient_steps, result.llm_calls, result.llm_tokens, result.wall_seconds
+        "  {} gradient steps · {} selection evaluations · {} LLM calls, {} tokens · {:.1} s",
+        result.gradient_steps,
+        result.selection_evals,
+        result.llm_calls,
+        result.llm_tokens,
+        result.wall_seconds
     );
     let _ = writeln!(
         s,
@@ -66,6 +95,9 @@ pub fn run_summary(dir: &Path, result: &RunResult, rounds: &[RoundRecord]) -> St
             candidates,
             clip(&r.restart_from, 24)
         );
+        if let Some(p) = &r.probe {
+            let _ = writeln!(s, "    {}", probe_line(p));
+        }
     }
     let rollbacks: Vec<_> = rounds.iter().flat_map(|r| &r.rollbacks).collect();
     if let (Some(first), Some(last)) = (rollbacks.first(), rollbacks.last()) {

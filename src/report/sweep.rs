@@ -36,6 +36,15 @@ impl MeanStd {
     }
 }
 
+/// The smallest difference between two accuracies near `p`, each measured on `n` examples,
+/// that a two-sided 95% test tells from chance: `1.96·√(2p(1−p)/n)` (infinite for `n = 0`).
+pub fn resolvable_difference(p: f64, n: usize) -> f64 {
+    if n == 0 {
+        return f64::INFINITY;
+    }
+    1.96 * (2.0 * p * (1.0 - p) / n as f64).sqrt()
+}
+
 /// One row of a sweep report: the finished runs of one task and schedule, over their seeds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SweepRow {
@@ -55,6 +64,10 @@ pub struct SweepRow {
     pub selection_accuracy: MeanStd,
     /// Gradient steps of the first run (a schedule's budget, the same for every seed).
     pub gradient_steps: usize,
+    /// Mean scorings of the selection split that could choose a prompt.
+    pub selection_evals: f64,
+    /// Selection split size of the first run.
+    pub selection_n: usize,
     /// Mean LLM calls.
     pub llm_calls: f64,
     /// Mean LLM tokens.
@@ -77,6 +90,8 @@ impl SweepRow {
             test_mcc: mean(|r| r.test.mcc),
             selection_accuracy: mean(|r| 100.0 * r.selection.accuracy),
             gradient_steps: runs[0].gradient_steps,
+            selection_evals: mean(|r| r.selection_evals as f64).mean,
+            selection_n: runs[0].selection.count,
             llm_calls: mean(|r| r.llm_calls as f64).mean,
             llm_tokens: mean(|r| r.llm_tokens as f64).mean,
             wall_seconds: mean(|r| r.wall_seconds).mean,
@@ -144,13 +159,13 @@ impl SweepReport {
     /// The Markdown table: accuracies in % (test as mean ± std), means of the budgets spent.
     pub fn markdown(&self) -> String {
         let mut s = String::from(
-            "| task | schedule | seeds | test accuracy, % | test macro-F1, % | test MCC | selection accuracy, % | gradient steps | LLM calls | LLM tokens | wall s |\n\
-             |---|---|---|---|---|---|---|---|---|---|---|\n",
+            "| task | schedule | seeds | test accuracy, % | test macro-F1, % | test MCC | selection accuracy, % | gradient steps | selection evals | LLM calls | LLM tokens | wall s |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|---|\n",
         );
         for r in &self.rows {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {:.2} ± {:.2} | {:.2} ± {:.2} | {:.3} ± {:.3} | {:.2} | {} | {:.1} | {:.0} | {:.1} |",
+                "| {} | {} | {} | {:.2} ± {:.2} | {:.2} ± {:.2} | {:.3} ± {:.3} | {:.2} | {} | {:.1} | {:.1} | {:.0} | {:.1} |",
                 r.task,
                 r.schedule,
                 r.seeds,
@@ -162,9 +177,40 @@ impl SweepReport {
                 r.test_mcc.std,
                 r.selection_accuracy.mean,
                 r.gradient_steps,
+                r.selection_evals,
                 r.llm_calls,
                 r.llm_tokens,
                 r.wall_seconds
+            );
+        }
+        s
+    }
+
+    /// Per task: the selection split's size and the smallest difference between two prompts'
+    /// accuracies it tells from chance at 95% (`1.96·√(2p(1−p)/n)`, p the task's mean selection
+    /// accuracy over all its runs).
+    pub fn resolution_markdown(&self) -> String {
+        let mut s = String::from(
+            "| task | selection examples | mean selection accuracy, % | smallest resolvable difference, pp |\n\
+             |---|---|---|---|\n",
+        );
+        let mut tasks: BTreeMap<&str, Vec<&SweepRow>> = BTreeMap::new();
+        for r in &self.rows {
+            tasks.entry(&r.task).or_default().push(r);
+        }
+        for (task, rows) in tasks {
+            let n = rows[0].selection_n;
+            let runs: usize = rows.iter().map(|r| r.seeds).sum();
+            let p = rows
+                .iter()
+                .map(|r| r.selection_accuracy.mean * r.seeds as f64)
+                .sum::<f64>()
+                / (100.0 * runs as f64);
+            let _ = writeln!(
+                s,
+                "| {task} | {n} | {:.1} | {:.1} |",
+                100.0 * p,
+                100.0 * resolvable_difference(p, n)
             );
         }
         s
@@ -174,12 +220,12 @@ impl SweepReport {
     /// a column of its own.
     pub fn csv(&self) -> String {
         let mut s = String::from(
-            "task,schedule,seeds,test_acc_mean,test_acc_std,test_macro_f1_mean,test_macro_f1_std,test_mcc_mean,test_mcc_std,selection_acc_mean,gradient_steps,llm_calls_mean,llm_tokens_mean,wall_s_mean\n",
+            "task,schedule,seeds,test_acc_mean,test_acc_std,test_macro_f1_mean,test_macro_f1_std,test_mcc_mean,test_mcc_std,selection_acc_mean,gradient_steps,selection_evals_mean,llm_calls_mean,llm_tokens_mean,wall_s_mean\n",
         );
         for r in &self.rows {
             let _ = writeln!(
                 s,
-                "{},{},{},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{},{:.2},{:.1},{:.2}",
+                "{},{},{},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{},{:.2},{:.2},{:.1},{:.2}",
                 r.task,
                 r.schedule,
                 r.seeds,
@@ -191,6 +237,7 @@ impl SweepReport {
                 r.test_mcc.std,
                 r.selection_accuracy.mean,
                 r.gradient_steps,
+                r.selection_evals,
                 r.llm_calls,
                 r.llm_tokens,
                 r.wall_seconds
@@ -219,6 +266,7 @@ mod tests {
             schedule: schedule.into(),
             seed,
             gradient_steps: 100,
+            selection_evals: 20 + calls as usize,
             llm_calls: calls,
             llm_tokens: 10 * calls,
             metric: crate::task::Metric::Accuracy,
@@ -279,11 +327,11 @@ mod tests {
         assert!(md[0].starts_with("| task | schedule | seeds | test accuracy, % |"));
         assert_eq!(
             md[2],
-            "| mr | catalyst | 2 | 85.00 ± 7.07 | 80.00 ± 7.07 | 0.700 ± 0.141 | 75.00 | 100 | 5.0 | 50 | 2.5 |"
+            "| mr | catalyst | 2 | 85.00 ± 7.07 | 80.00 ± 7.07 | 0.700 ± 0.141 | 75.00 | 100 | 25.0 | 5.0 | 50 | 2.5 |"
         );
         assert_eq!(
             md[3],
-            "| mr | gradient-only | 1 | 75.00 ± 0.00 | 70.00 ± 0.00 | 0.500 ± 0.000 | 65.00 | 100 | 0.0 | 0 | 2.0 |"
+            "| mr | gradient-only | 1 | 75.00 ± 0.00 | 70.00 ± 0.00 | 0.500 ± 0.000 | 65.00 | 100 | 20.0 | 0.0 | 0 | 2.0 |"
         );
         let csv = report.csv();
         let lines: Vec<&str> = csv.lines().collect();
@@ -291,7 +339,25 @@ mod tests {
         assert!(lines[0].starts_with("task,schedule,seeds,test_acc_mean,test_acc_std,"));
         assert_eq!(
             lines[1],
-            "mr,catalyst,2,85.0000,7.0711,80.0000,7.0711,0.7000,0.1414,75.0000,100,5.00,50.0,2.50"
+            "mr,catalyst,2,85.0000,7.0711,80.0000,7.0711,0.7000,0.1414,75.0000,100,25.00,5.00,50.0,2.50"
+        );
+    }
+
+    #[test]
+    fn the_resolvable_difference_follows_the_split_size() {
+        // p = 0.7: 1.96·√(0.42/n) — 0.2994 at n = 18, 0.1270 at n = 100, never below zero.
+        assert!((resolvable_difference(0.7, 18) - 0.29940).abs() < 1e-4);
+        assert!((resolvable_difference(0.7, 100) - 0.12702).abs() < 1e-4);
+        assert_eq!(resolvable_difference(1.0, 50), 0.0);
+        assert!(resolvable_difference(0.5, 0).is_infinite());
+        // The sweep folder: mr's runs have 100 selection examples and a mean selection
+        // accuracy of (70 + 80 + 65) / 3 = 71.67 %.
+        let report = SweepReport::load(sweep_folder().path()).unwrap();
+        let table = report.resolution_markdown();
+        let want = 100.0 * resolvable_difference(0.716_666_666_7, 100);
+        assert!(
+            table.contains(&format!("| mr | 100 | 71.7 | {want:.1} |")),
+            "{table}"
         );
     }
 
@@ -355,7 +421,8 @@ mod tests {
         super::super::paired_svg(&svg, &paired).unwrap();
         let text = std::fs::read_to_string(&svg).unwrap();
         assert!(
-            text.contains("mr / catalyst (4 seeds)") && text.contains("+3.00, p = 0.250"),
+            text.contains("mr / catalyst − gradient-only (4 seeds)")
+                && text.contains("+3.00, p = 0.250"),
             "{text}"
         );
         let png = super::super::svg_to_png(&svg).unwrap();

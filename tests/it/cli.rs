@@ -143,7 +143,7 @@ fn bad_overrides_are_named_before_any_run_starts() {
     ]);
     assert_ne!(code, 0);
     assert!(
-        text.contains("schedule.mentor.sample=2") && text.contains("no mentor stage"),
+        text.contains("schedule.mentor.sample=2") && text.contains("no mentor section"),
         "{text}"
     );
     let (code, text) = tandem(&["sweep", "--task", "mr", "--set", "rounds"]);

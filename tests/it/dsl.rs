@@ -1,7 +1,7 @@
 //! Schedules declared with the DSL are data: they equal the built-ins declared the same way,
 //! serialize to YAML and back unchanged, and run through the engine's validation.
 
-use tandem::engine::{Restart, Schedule};
+use tandem::engine::{ArmSource, Restart, Schedule, BUILTIN_SCHEDULES};
 
 #[test]
 fn a_declared_schedule_is_the_value_it_reads_as() {
@@ -32,6 +32,54 @@ fn a_declared_schedule_is_the_value_it_reads_as() {
     assert_eq!((m.sampling.temperature, m.sampling.seed), (1.0, 9));
     assert_eq!(m.template, "templates/opro.hbs");
     custom.validate(10).unwrap();
+}
+
+/// Probes and the new restarts read as the values they declare; every built-in (the probe
+/// family declared through `schedule!` too) passes the engine's validation and survives YAML.
+#[test]
+fn a_declared_probe_is_the_value_it_reads_as() {
+    let s = tandem::schedule! {
+        name: "probed",
+        rounds: 2,
+        steps_per_round: 10,
+        final_steps: 4,
+        restart: probe,
+        mentor: { template: "catalyst", candidates: 2, sample: 2, shuffle_scores: true },
+        probe: { steps: 2, keep: 0.5, rungs: 3, proposals: 4, margin: 0.02 },
+    };
+    let p = s.probe.as_ref().unwrap();
+    assert_eq!((p.steps, p.keep, p.rungs, p.proposals), (2, 0.5, 3, 4));
+    assert_eq!((p.arms, p.margin), (ArmSource::Mentor, 0.02));
+    assert!(s.mentor.as_ref().unwrap().shuffle_scores);
+    assert_eq!(s.restart, Restart::Probe);
+    // Rungs of 5, 3 and 2 arms at 2, 4 and 8 steps: 10 + 12 + 16 per round.
+    assert_eq!(s.gradient_steps(), 2 * (10 + 38) + 4);
+    s.validate(5).unwrap();
+    let yaml = serde_yaml::to_string(&s).unwrap();
+    assert!(
+        yaml.contains("probe:") && yaml.contains("shuffle_scores: true"),
+        "{yaml}"
+    );
+    assert_eq!(serde_yaml::from_str::<Schedule>(&yaml).unwrap(), s);
+    let reference = tandem::schedule! {
+        name: "ref",
+        rounds: 1,
+        steps_per_round: 5,
+        restart: reference,
+        mentor: { sample: 1 },
+    };
+    assert_eq!(reference.restart, Restart::Reference);
+    assert!(reference.probe.is_none());
+    for name in BUILTIN_SCHEDULES {
+        let s = Schedule::builtin(name).unwrap();
+        s.validate(5).unwrap();
+        let yaml = serde_yaml::to_string(&s).unwrap();
+        assert_eq!(
+            serde_yaml::from_str::<Schedule>(&yaml).unwrap(),
+            s,
+            "{name}"
+        );
+    }
 }
 
 /// A task of the program's own, declared like the built-ins in `tasks/`.

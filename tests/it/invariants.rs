@@ -10,8 +10,8 @@ use tandem::assets::{MINILM, SMOLLM2, UCI_SENTIMENT};
 use tandem::backbone::Backbone;
 use tandem::decoder::ChatLlm;
 use tandem::engine::{
-    apply_overrides, run_schedule, MentorStage, Restart, RoundRecord, RunConfig, RunControl, RunIo,
-    RunResult, Schedule,
+    apply_overrides, run_schedule, ArmSource, MentorStage, Probe, Restart, RoundRecord, RunConfig,
+    RunControl, RunIo, RunResult, Schedule,
 };
 use tandem::mentor::{LocalMentor, Mentor, Message, Sampling};
 use tandem::prompt::{fit_to_len, Metric, Projector, SoftPrompt};
@@ -128,10 +128,11 @@ fn schedule_strategy(max_rounds: usize, max_steps: usize) -> impl Strategy<Value
             Just(Restart::Random)
         ],
         0u64..1000,
+        prop::option::of(probe_strategy()),
     )
         .prop_filter_map(
             "valid schedule",
-            |(rounds, spr, fin, mentor, c, h, s, restart, seed)| {
+            |(rounds, spr, fin, mentor, c, h, s, restart, seed, probe)| {
                 if rounds * spr + fin == 0 || (!mentor && restart == Restart::Best && rounds > 1) {
                     return None;
                 }
@@ -149,9 +150,22 @@ fn schedule_strategy(max_rounds: usize, max_steps: usize) -> impl Strategy<Value
                         stop: Vec::new(),
                         seed,
                     },
+                    shuffle_scores: seed % 2 == 1,
                 });
                 let restart = if mentor.is_none() && restart == Restart::Best {
                     Restart::Continue
+                } else {
+                    restart
+                };
+                // A probe restarts from its winner; mentor arms need a mentor stage.
+                let probe = probe.map(|mut p: Probe| {
+                    if mentor.is_none() && p.arms == ArmSource::Mentor {
+                        p.arms = ArmSource::Random;
+                    }
+                    p
+                });
+                let restart = if probe.is_some() {
+                    Restart::Probe
                 } else {
                     restart
                 };
@@ -162,9 +176,35 @@ fn schedule_strategy(max_rounds: usize, max_steps: usize) -> impl Strategy<Value
                     final_steps: fin,
                     mentor,
                     restart,
+                    probe,
                 })
             },
         )
+}
+
+/// Probes of up to 3 proposals, 2 first-rung steps and 2 rungs, from every arm source.
+fn probe_strategy() -> impl Strategy<Value = Probe> {
+    (
+        0usize..=2,
+        prop_oneof![Just(0.5), Just(1.0)],
+        1usize..=2,
+        prop_oneof![
+            Just(ArmSource::Mentor),
+            Just(ArmSource::Random),
+            Just(ArmSource::Projected),
+            Just(ArmSource::Restart)
+        ],
+        1usize..=3,
+        prop_oneof![Just(0.0), Just(0.05)],
+    )
+        .prop_map(|(steps, keep, rungs, arms, proposals, margin)| Probe {
+            steps,
+            keep,
+            rungs,
+            arms,
+            proposals,
+            margin,
+        })
 }
 
 proptest! {
@@ -177,7 +217,8 @@ proptest! {
         s.validate(1).unwrap();
         let yaml = serde_yaml::to_string(&s).unwrap();
         prop_assert_eq!(&serde_yaml::from_str::<Schedule>(&yaml).unwrap(), &s);
-        prop_assert_eq!(s.gradient_steps(), s.rounds * s.steps_per_round + s.final_steps);
+        let probe = s.probe.as_ref().map_or(0, |p| p.gradient_steps());
+        prop_assert_eq!(s.gradient_steps(), s.rounds * (s.steps_per_round + probe) + s.final_steps);
         let c = RunConfig { task: TuneConfig::default(), schedule: s };
         prop_assert_eq!(apply_overrides(&c, &[]).unwrap(), c);
     }
@@ -293,6 +334,89 @@ proptest! {
         let u = local.usage();
         *slot = Some(local.into_llm());
         prop_assert!(u.calls <= max_calls && u.tokens <= max_tokens);
+    }
+}
+
+/// A small probe schedule on the tiny task: 2 rounds of 2 steps, 1 final step.
+fn probe_schedule(probe: Probe, mentor: Option<MentorStage>) -> Schedule {
+    Schedule {
+        name: "probe".into(),
+        rounds: 2,
+        steps_per_round: 2,
+        final_steps: 1,
+        mentor,
+        restart: Restart::Probe,
+        probe: Some(probe),
+    }
+}
+
+proptest! {
+    #![proptest_config(config(3))]
+
+    /// Every probe spends exactly its declared gradient steps and selection evaluations (and
+    /// the run its planned budget), runs `1 + proposals` arms through the rungs successive
+    /// halving declares, and arms that start alike — copies of the continuous prompt, each with
+    /// a fresh optimizer — score alike after every rung they share: all arms of a rung train on
+    /// the same batches.
+    #[test]
+    fn probes_spend_their_budget_exactly_and_share_their_batches(
+        seed in 0u64..50, steps in 1usize..=2, rungs in 1usize..=2,
+    ) {
+        let p = Probe { steps, keep: 0.5, rungs, arms: ArmSource::Restart, proposals: 3, margin: 0.0 };
+        let schedule = probe_schedule(p.clone(), None);
+        let config = RunConfig { task: support::tiny_task(seed), schedule: schedule.clone() };
+        let (r, rounds) = run(&config, None, RunControl::default()).unwrap();
+        prop_assert_eq!(r.gradient_steps, schedule.gradient_steps());
+        prop_assert_eq!(r.selection_evals, schedule.budget(1, true).selection_evals);
+        prop_assert_eq!(rounds.len(), 2);
+        for round in &rounds {
+            let probe = round.probe.as_ref().unwrap();
+            prop_assert_eq!(probe.gradient_steps, p.gradient_steps());
+            prop_assert_eq!(probe.selection_evals, p.selection_evals());
+            prop_assert_eq!(probe.arms.len(), 4);
+            let ran: Vec<usize> = (0..rungs)
+                .map(|k| probe.arms.iter().filter(|a| a.rungs.len() > k).count())
+                .collect();
+            prop_assert_eq!(ran, p.rungs().iter().map(|g| g.arms).collect::<Vec<_>>());
+            let copies: Vec<_> = probe.arms.iter().filter(|a| a.origin == "restart").collect();
+            prop_assert_eq!(copies.len(), 3);
+            for a in &copies[1..] {
+                for (k, m) in a.rungs.iter().enumerate().take(copies[0].rungs.len()) {
+                    prop_assert_eq!(m, &copies[0].rungs[k], "rung {}", k);
+                }
+            }
+            prop_assert!(r.selection.accuracy >= probe.arms.iter().flat_map(|a| &a.rungs)
+                .map(|m| m.accuracy).fold(f64::NEG_INFINITY, f64::max) - 1e-12);
+        }
+    }
+
+    /// A probe of zero steps with one proposal judges the mentor's candidate as a raw text
+    /// against the continuous prompt: the run equals one under today's `best` rule.
+    #[test]
+    fn a_probe_of_zero_steps_and_one_proposal_is_the_best_rule(seed in 0u64..50) {
+        let mut best = Schedule::builtin("catalyst").unwrap();
+        best.rounds = 2;
+        best.steps_per_round = 2;
+        best.final_steps = 1;
+        if let Some(m) = best.mentor.as_mut() {
+            m.candidates = 1;
+            m.sample = 2;
+            m.sampling.max_tokens = 24;
+        }
+        let p = Probe { steps: 0, keep: 1.0, rungs: 1, arms: ArmSource::Mentor, proposals: 1, margin: 0.0 };
+        let probed = probe_schedule(p, best.mentor.clone());
+        let task = support::tiny_task(seed);
+        let (a, ra) = run(&RunConfig { task: task.clone(), schedule: best }, None, RunControl::default()).unwrap();
+        let (b, rb) = run(&RunConfig { task, schedule: probed }, None, RunControl::default()).unwrap();
+        // A round whose reply held no usable candidate fills the slot with a random arm,
+        // which the `best` rule has no counterpart for.
+        prop_assume!(rb.iter().all(|r| r.probe.as_ref().unwrap().arms.iter().all(|x| x.origin != "random-fill")));
+        for (x, y) in ra.iter().zip(&rb) {
+            let won = y.probe.as_ref().unwrap().winner == 1;
+            prop_assert_eq!(x.restart_from.starts_with("candidate:"), won, "{} / {}", x.restart_from, y.restart_from);
+        }
+        prop_assert_eq!(a.gradient_steps, b.gradient_steps);
+        prop_assert_eq!((a.selection, a.test, a.final_text), (b.selection, b.test, b.final_text));
     }
 }
 

@@ -9,8 +9,9 @@ use crate::cli::args::MentorOpts;
 use tandem::assets::{Assets, SMOLLM2};
 use tandem::backend::{BackendJob, BackendKind};
 use tandem::decoder::ChatLlm;
+use tandem::engine::RunConfig;
 use tandem::mentor::{HttpMentor, HttpMentorConfig, LocalMentor, Mentor};
-use tandem::task::resolve;
+use tandem::task::{resolve, TaskSpec};
 use tandem::tune::TuneConfig;
 
 /// Loads the embedded chat model on backend `B` (quantized host decoding on the CPU backend).
@@ -76,11 +77,17 @@ impl BackendJob for RunJob {
         kind: BackendKind,
         device: B::Device,
     ) -> tandem::Result<Self::Output> {
-        use tandem::engine::{RunConfig, RunResult, Schedule};
+        use tandem::engine::{RunResult, Schedule};
         // Every run's configuration is resolved and checked before the first one starts.
-        let any_mentor = self.runs.iter().any(|(_, s, _)| {
-            tandem::engine::Schedule::resolve(s).is_ok_and(|s| s.mentor.is_some())
-        });
+        let present: Vec<&str> = SECTIONS
+            .iter()
+            .copied()
+            .filter(|section| {
+                self.runs
+                    .iter()
+                    .any(|(_, s, _)| Schedule::resolve(s).is_ok_and(|s| has_section(&s, section)))
+            })
+            .collect();
         let mut planned = Vec::new();
         for (task, schedule, seed) in &self.runs {
             let spec = resolve(task)?;
@@ -92,7 +99,7 @@ impl BackendJob for RunJob {
                 },
                 schedule: Schedule::resolve(schedule)?,
             };
-            let sets = sets_for(&config.schedule, &self.sets, any_mentor)?;
+            let sets = sets_for(&config.schedule, &self.sets, &present)?;
             let config = tandem::engine::apply_overrides(&config, &sets)?;
             if config.task.backend != kind {
                 return Err(tandem::Error::config(
@@ -109,6 +116,7 @@ impl BackendJob for RunJob {
                 .validate(config.task.gradient.record_every)?;
             planned.push((spec, config));
         }
+        check_families(&planned)?;
         let needs_mentor = planned.iter().any(|(_, c)| c.schedule.mentor.is_some());
         let mut mentor = if needs_mentor {
             Some(make_mentor::<B::InnerBackend>(
@@ -160,41 +168,83 @@ impl BackendJob for RunJob {
     }
 }
 
-/// Whether an override sets a knob of the mentor stage.
-fn is_mentor_knob(set: &str) -> bool {
+/// The optional sections of a schedule whose knobs an override can set.
+const SECTIONS: &[&str] = &["mentor", "probe"];
+
+/// The optional section an override sets a knob of (`schedule.mentor.*`, `schedule.probe.*`).
+fn section_of(set: &str) -> Option<&'static str> {
     let key = set.split_once('=').map_or(set, |(k, _)| k).trim();
-    key == "schedule.mentor" || key.starts_with("schedule.mentor.")
+    let rest = key.strip_prefix("schedule.")?;
+    SECTIONS
+        .iter()
+        .find(|s| rest == **s || rest.starts_with(&format!("{s}.")))
+        .copied()
 }
 
-/// The overrides that apply to `schedule`: `schedule.mentor.*` ones only to schedules with a
-/// mentor stage (setting one on `gradient-only` would give it a mentor stage, and a
-/// comparison against it would no longer be against gradient descent alone). When no schedule
-/// of the job has a mentor stage (`any_mentor` false), such an override is an error naming it.
+/// Whether `schedule` has the optional `section`.
+fn has_section(schedule: &tandem::engine::Schedule, section: &str) -> bool {
+    match section {
+        "mentor" => schedule.mentor.is_some(),
+        _ => schedule.probe.is_some(),
+    }
+}
+
+/// The overrides that apply to `schedule`: a knob of the mentor stage or the probe only to
+/// schedules with that section (setting one on `gradient-only` would give it a mentor stage,
+/// and a comparison against it would no longer be against gradient descent alone). When no
+/// schedule of the job has the section (it is not in `present`), such an override is an
+/// error naming it.
 fn sets_for(
     schedule: &tandem::engine::Schedule,
     sets: &[String],
-    any_mentor: bool,
+    present: &[&str],
 ) -> tandem::Result<Vec<String>> {
-    if schedule.mentor.is_some() {
-        return Ok(sets.to_vec());
-    }
-    if let Some(set) = sets.iter().find(|s| is_mentor_knob(s)) {
-        if !any_mentor {
-            return Err(tandem::Error::config(
-                format!("override `{set}`"),
-                format!(
-                    "schedule `{}` has no mentor stage (and no schedule of this run has one): \
-                     choose a schedule with one, e.g. --schedule catalyst",
-                    schedule.name
-                ),
-            ));
+    let mut kept = Vec::new();
+    for set in sets {
+        match section_of(set) {
+            Some(section) if !has_section(schedule, section) => {
+                if !present.contains(&section) {
+                    return Err(tandem::Error::config(
+                        format!("override `{set}`"),
+                        format!(
+                            "schedule `{}` has no {section} section (and no schedule of this \
+                             run has one): choose a schedule with one, e.g. --schedule {}",
+                            schedule.name,
+                            if section == "mentor" {
+                                "catalyst"
+                            } else {
+                                "catalyst-probe"
+                            }
+                        ),
+                    ));
+                }
+            }
+            _ => kept.push(set.clone()),
         }
     }
-    Ok(sets
-        .iter()
-        .filter(|s| !is_mentor_knob(s))
-        .cloned()
-        .collect())
+    Ok(kept)
+}
+
+/// The runs of one task whose schedules are built-ins of one family must spend the same budget
+/// after the overrides; an error names the schedule that differs.
+fn check_families(planned: &[(TaskSpec, RunConfig)]) -> tandem::Result<()> {
+    use tandem::engine::{Schedule, BUILTIN_FAMILIES};
+    for (_, members) in BUILTIN_FAMILIES {
+        let mut by_task: std::collections::BTreeMap<(&str, u64), Vec<&RunConfig>> =
+            Default::default();
+        for (spec, c) in planned {
+            if members.contains(&c.schedule.name.as_str()) {
+                let key = (spec.name.as_ref(), c.task.seed);
+                by_task.entry(key).or_default().push(c);
+            }
+        }
+        for configs in by_task.values() {
+            let schedules: Vec<Schedule> = configs.iter().map(|c| c.schedule.clone()).collect();
+            let g = &configs[0].task.gradient;
+            Schedule::check_same_budget(&schedules, g.record_every, g.keep_best)?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs `config` in `dir` with the embedded mentor (when its schedule has mentor stages),
@@ -301,21 +351,68 @@ mod tests {
     use tandem::engine::Schedule;
 
     #[test]
-    fn mentor_overrides_skip_schedules_without_a_mentor_stage() {
-        let sets: Vec<String> = ["schedule.rounds=2", "schedule.mentor.sample=2"]
-            .map(String::from)
-            .to_vec();
+    fn section_overrides_skip_schedules_without_that_section() {
+        let sets: Vec<String> = [
+            "schedule.rounds=2",
+            "schedule.mentor.sample=2",
+            "schedule.probe.steps=3",
+        ]
+        .map(String::from)
+        .to_vec();
         let catalyst = Schedule::builtin("catalyst").unwrap();
         let gradient = Schedule::builtin("gradient-only").unwrap();
-        assert_eq!(sets_for(&catalyst, &sets, true).unwrap(), sets);
+        let probed = Schedule::builtin("catalyst-probe").unwrap();
+        let random = Schedule::builtin("random-probe").unwrap();
+        let all = ["mentor", "probe"];
+        assert_eq!(sets_for(&probed, &sets, &all).unwrap(), sets);
         assert_eq!(
-            sets_for(&gradient, &sets, true).unwrap(),
+            sets_for(&catalyst, &sets, &all).unwrap(),
+            ["schedule.rounds=2", "schedule.mentor.sample=2"]
+        );
+        assert_eq!(
+            sets_for(&random, &sets, &all).unwrap(),
+            ["schedule.rounds=2", "schedule.probe.steps=3"]
+        );
+        assert_eq!(
+            sets_for(&gradient, &sets, &all).unwrap(),
             ["schedule.rounds=2"]
         );
-        let err = sets_for(&gradient, &sets, false).unwrap_err();
+        let err = sets_for(&gradient, &sets, &["probe"]).unwrap_err();
         assert!(
             err.to_string().contains("schedule.mentor.sample=2")
-                && err.to_string().contains("no mentor stage"),
+                && err.to_string().contains("no mentor section"),
+            "{err}"
+        );
+        let err = sets_for(&catalyst, &sets, &["mentor"]).unwrap_err();
+        assert!(err.to_string().contains("schedule.probe.steps=3"), "{err}");
+        assert_eq!(section_of("schedule.mentors=1"), None);
+        assert_eq!(section_of(" schedule.probe = {}"), Some("probe"));
+    }
+
+    #[test]
+    fn a_family_whose_budgets_differ_after_overrides_is_refused() {
+        use tandem::engine::apply_overrides;
+        let spec = tandem::task::lookup("mr").unwrap();
+        let config = |name: &str, sets: &[&str]| {
+            let c = RunConfig {
+                task: spec.tune_config(),
+                schedule: Schedule::builtin(name).unwrap(),
+            };
+            let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+            (spec.clone(), apply_overrides(&c, &sets).unwrap())
+        };
+        let same = vec![
+            config("staged", &["schedule.rounds=2"]),
+            config("catalyst-probe", &["schedule.rounds=2"]),
+        ];
+        check_families(&same).unwrap();
+        let differ = vec![
+            config("staged", &[]),
+            config("catalyst-probe", &["schedule.probe.rungs=1"]),
+        ];
+        let err = check_families(&differ).unwrap_err().to_string();
+        assert!(
+            err.contains("catalyst-probe") && err.contains("staged"),
             "{err}"
         );
     }

@@ -19,18 +19,27 @@ impl ReportArgs {
             );
         }
         print!("{}", report.markdown());
-        let paired = report.paired(&self.baseline);
+        println!(
+            "\nThe smallest difference each task's selection split tells from chance (two \
+             prompts' accuracies, 95%; a restart that wins by less may be noise):\n"
+        );
+        print!("{}", report.resolution_markdown());
+        let paired: Vec<_> = self
+            .baseline
+            .iter()
+            .flat_map(|b| report.paired(b))
+            .collect();
         if paired.is_empty() {
             println!(
-                "\n(no schedule shares a seed with the baseline `{}` on any task: no paired \
+                "\n(no schedule shares a seed with a baseline ({}) on any task: no paired \
                  comparison)",
-                self.baseline
+                self.baseline.join(", ")
             );
         } else {
             println!(
-                "\nEach schedule against `{}`, paired by task and seed (test metric; the \
+                "\nEach schedule against {}, paired by task and seed (test metric; the \
                  interval resamples the pairs, p tests the mean difference against sign flips):\n",
-                self.baseline
+                self.baseline.join(" and ")
             );
             print!("{}", tandem::report::paired_markdown(&paired));
             let svg = dir.join("paired.svg");

@@ -75,13 +75,14 @@ fn print_summary(result: &RunResult, dir: &Path) {
 /// The schedules' outcomes side by side, one Markdown row each.
 fn print_comparison(results: &[(RunResult, PathBuf)]) {
     println!();
-    println!("| schedule | gradient steps | LLM calls | LLM tokens | selection acc | test acc | wall s |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| schedule | gradient steps | selection evals | LLM calls | LLM tokens | selection acc | test acc | wall s |");
+    println!("|---|---|---|---|---|---|---|---|");
     for (r, _) in results {
         println!(
-            "| {} | {} | {} | {} | {:.4} | {:.4} | {:.1} |",
+            "| {} | {} | {} | {} | {} | {:.4} | {:.4} | {:.1} |",
             r.schedule,
             r.gradient_steps,
+            r.selection_evals,
             r.llm_calls,
             r.llm_tokens,
             r.selection.accuracy,

@@ -42,6 +42,10 @@ pub fn gradient<B: AutodiffBackend>(
         ));
     }
     state.round_rollbacks = outcome.rollbacks;
+    if cfg.keep_best {
+        // `keep_best` scored the selection split at every trajectory point.
+        state.selection_evals += outcome.trajectory.len();
+    }
     state.trajectory.extend(outcome.trajectory.iter().cloned());
     state.round_points = outcome.trajectory;
     state.position.gradient_done = true;

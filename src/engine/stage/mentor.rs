@@ -10,7 +10,7 @@ use crate::engine::records::{MentorExchange, RoundRecord};
 use crate::engine::schedule::MentorStage;
 use crate::engine::state::RunState;
 use crate::error::{Error, Result};
-use crate::mentor::{parse_reply, Message, MetaPromptContext, ParserConfig, Source};
+use crate::mentor::{parse_reply, Message, MetaPromptContext, ParserConfig, ScoredPrompt, Source};
 
 /// Asks the mentor for candidates; returns the texts the parser kept.
 pub fn mentor<B: AutodiffBackend>(
@@ -32,6 +32,9 @@ pub fn mentor<B: AutodiffBackend>(
     shown.sort_by(|a, b| a.loss.total_cmp(&b.loss));
     shown.truncate(stage.history);
     let task = &c.config.task;
+    if stage.shuffle_scores {
+        shuffle_scores(&mut shown, task.seed, round);
+    }
     let ctx = MetaPromptContext::new(
         task.description.clone(),
         shown,
@@ -76,6 +79,22 @@ pub fn mentor<B: AutodiffBackend>(
         dropped: parsed.dropped,
     });
     Ok(parsed.candidates)
+}
+
+/// The control that tests whether the mentor reads the scores: the same texts, their scores
+/// permuted among them (seeded by the run's seed and the round); the meta-prompt sorts by the
+/// permuted scores.
+fn shuffle_scores(shown: &mut [ScoredPrompt], seed: u64, round: usize) {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5368_7566_666c_65);
+    rng.set_stream(round as u64);
+    let mut scores: Vec<(f64, f64)> = shown.iter().map(|p| (p.loss, p.accuracy)).collect();
+    scores.shuffle(&mut rng);
+    for (p, (loss, accuracy)) in shown.iter_mut().zip(scores) {
+        p.loss = loss;
+        p.accuracy = accuracy;
+    }
 }
 
 /// Names the stage on the progress bar.

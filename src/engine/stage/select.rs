@@ -3,6 +3,7 @@
 
 use burn::tensor::backend::AutodiffBackend;
 
+use super::restart::{Choice, OptimStart};
 use super::score::score_text;
 use crate::engine::components::Components;
 use crate::engine::records::RoundRecord;
@@ -32,6 +33,7 @@ pub fn select<B: AutodiffBackend>(
         let Some((score, model)) = score_text(state, c, record, "candidate", &text) else {
             continue;
         };
+        state.selection_evals += 1;
         state.consider(score, &model);
         let to_beat = best.as_ref().map_or(continuous, |b| b.score);
         if score.beats(&to_beat) {
@@ -39,4 +41,14 @@ pub fn select<B: AutodiffBackend>(
         }
     }
     best
+}
+
+impl<B: AutodiffBackend> From<Candidate<B>> for Choice<B> {
+    fn from(c: Candidate<B>) -> Self {
+        Choice {
+            model: c.model,
+            optim: OptimStart::Fresh,
+            from: format!("candidate: {}", c.text),
+        }
+    }
 }
