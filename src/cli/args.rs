@@ -86,6 +86,10 @@ pub struct RunArgs {
     /// Folder under which run folders are created.
     #[arg(long, default_value = "runs")]
     pub out: PathBuf,
+    /// Print each run's gradient steps, selection evaluations, LLM calls and tokens and an
+    /// estimated wall time (from a short calibration on this machine), and run nothing.
+    #[arg(long, conflicts_with = "resume")]
+    pub dry_run: bool,
     /// The mentor.
     #[command(flatten)]
     pub mentor: MentorOpts,
@@ -117,6 +121,9 @@ pub struct SweepArgs {
     /// (repeatable; a baseline the sweep did not run is skipped).
     #[arg(long, default_values = ["gradient-only", "random-probe"])]
     pub baseline: Vec<String>,
+    /// Print each run's budget and estimated wall time, and run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// The mentor.
     #[command(flatten)]
     pub mentor: MentorOpts,

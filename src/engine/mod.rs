@@ -5,6 +5,7 @@
 
 pub mod checkpoint;
 pub mod components;
+pub mod estimate;
 mod overrides;
 pub mod records;
 pub mod run;

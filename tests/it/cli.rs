@@ -189,3 +189,44 @@ fn a_run_resumes_on_its_own_backend_and_refuses_another() {
     assert_ne!(code, 0);
     assert!(text.contains("config.yaml"), "{text}");
 }
+
+/// `--dry-run` prints each run's planned budget (the probe family's by hand: 100 steps, 38
+/// selection evaluations; gradient-only: 100 and 22) and a calibrated time, and runs nothing.
+#[test]
+fn dry_run_prints_the_budgets_and_runs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("runs");
+    let (code, text) = tandem(&[
+        "run",
+        "uci-imdb",
+        "--schedule",
+        "catalyst-probe",
+        "--schedule",
+        "random-probe",
+        "--schedule",
+        "gradient-only",
+        "--set",
+        "schedule.mentor.sampling.max_tokens=32",
+        "--dry-run",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("| uci-imdb-catalyst-probe-s0 | 100 | 38 | 3 |"),
+        "{text}"
+    );
+    assert!(
+        text.contains("| uci-imdb-random-probe-s0 | 100 | 38 | 0 | 0 |"),
+        "{text}"
+    );
+    assert!(
+        text.contains("| uci-imdb-gradient-only-s0 | 100 | 22 | 0 | 0 |"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ms a mentor token") && text.contains("nothing was run"),
+        "{text}"
+    );
+    assert!(!out.exists(), "a dry run wrote {}", out.display());
+}

@@ -64,6 +64,8 @@ pub struct RunJob {
     pub mentor: MentorOpts,
     /// Sweep mode: fixed folder names, finished runs skipped.
     pub sweep: bool,
+    /// Print what each run would spend (calibrated on this machine) and run nothing.
+    pub dry_run: bool,
     /// The asset cache.
     pub assets: Assets,
 }
@@ -118,6 +120,23 @@ impl BackendJob for RunJob {
         }
         check_families(&planned)?;
         let needs_mentor = planned.iter().any(|(_, c)| c.schedule.mentor.is_some());
+        if self.dry_run {
+            // Only the embedded mentor is timed: a served one may be paid for.
+            let mut mentor = match needs_mentor && self.mentor.base_url.is_none() {
+                true => Some(make_mentor::<B::InnerBackend>(
+                    &self.mentor,
+                    &self.assets,
+                    kind,
+                    &device,
+                )?),
+                false => None,
+            };
+            print!(
+                "{}",
+                dry_run::<B>(&planned, &self.assets, &device, &mut mentor)?
+            );
+            return Ok(Vec::new());
+        }
         let mut mentor = if needs_mentor {
             Some(make_mentor::<B::InnerBackend>(
                 &self.mentor,
@@ -245,6 +264,79 @@ fn check_families(planned: &[(TaskSpec, RunConfig)]) -> tandem::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The table of `tandem run --dry-run`: each run's planned budget, mentor calls and tokens,
+/// and its wall time from a calibration of its task on this machine and backend.
+fn dry_run<B: AutodiffBackend>(
+    planned: &[(TaskSpec, RunConfig)],
+    assets: &Assets,
+    device: &B::Device,
+    mentor: &mut Option<Box<dyn Mentor>>,
+) -> tandem::Result<String> {
+    use std::fmt::Write;
+    use tandem::engine::estimate::{calibrate, Calibration, RunEstimate};
+    let mut cals: Vec<(String, Calibration)> = Vec::new();
+    let mut s = String::from(
+        "| run | gradient steps | selection evals | LLM calls | LLM tokens (est.) | wall s (est.) |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    let mut total = 0.0;
+    for (spec, config) in planned {
+        let timed = cals.iter().find(|(t, c)| {
+            *t == spec.name && (config.schedule.mentor.is_none() || c.token_seconds.is_some())
+        });
+        let cal = match timed {
+            Some((_, c)) => *c,
+            None => {
+                let m = match config.schedule.mentor {
+                    Some(_) => mentor.as_mut().map(|m| m.as_mut() as &mut dyn Mentor),
+                    None => None,
+                };
+                let c = calibrate::<B>(config, assets, device, m)?;
+                cals.push((spec.name.to_string(), c));
+                c
+            }
+        };
+        let e = RunEstimate::of(config)?;
+        let secs = e.seconds(&cal);
+        total += secs;
+        let untimed = if e.llm_calls > 0 && cal.token_seconds.is_none() {
+            " + mentor"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            s,
+            "| {}-{}-s{} | {} | {} | {} | {} | {secs:.0}{untimed} |",
+            spec.name,
+            config.schedule.name,
+            config.task.seed,
+            e.budget.gradient_steps,
+            e.budget.selection_evals,
+            e.llm_calls,
+            e.llm_tokens
+        );
+    }
+    for (task, c) in &cals {
+        let tokens = c.token_seconds.map_or(String::new(), |t| {
+            format!(", {:.0} ms a mentor token", 1e3 * t)
+        });
+        let _ = writeln!(
+            s,
+            "\ncalibration of {task}: setup {:.1} s, {:.0} ms a gradient step, {:.0} ms a selection scoring{tokens}",
+            c.setup_seconds,
+            1e3 * c.step_seconds,
+            1e3 * c.eval_seconds
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n{} runs, about {:.0} min in all; nothing was run or written",
+        planned.len(),
+        total / 60.0
+    );
+    Ok(s)
 }
 
 /// Runs `config` in `dir` with the embedded mentor (when its schedule has mentor stages),

@@ -30,9 +30,13 @@ impl RunArgs {
                     out: self.out,
                     mentor: self.mentor,
                     sweep: false,
+                    dry_run: self.dry_run,
                     assets,
                 };
                 let results = dispatch(kind, job)?;
+                if self.dry_run {
+                    return Ok(());
+                }
                 for (r, dir) in &results {
                     print_summary(r, dir);
                 }

@@ -34,9 +34,13 @@ impl SweepArgs {
             out: self.out.clone(),
             mentor: self.mentor,
             sweep: true,
+            dry_run: self.dry_run,
             assets,
         };
         dispatch(kind, job)?;
+        if self.dry_run {
+            return Ok(());
+        }
         ReportArgs {
             dir: self.out,
             baseline: self.baseline,
