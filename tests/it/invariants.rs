@@ -125,7 +125,8 @@ fn schedule_strategy(max_rounds: usize, max_steps: usize) -> impl Strategy<Value
         prop_oneof![
             Just(Restart::Best),
             Just(Restart::Continue),
-            Just(Restart::Random)
+            Just(Restart::Random),
+            Just(Restart::Reference)
         ],
         0u64..1000,
         prop::option::of(probe_strategy()),
@@ -152,11 +153,12 @@ fn schedule_strategy(max_rounds: usize, max_steps: usize) -> impl Strategy<Value
                     },
                     shuffle_scores: seed % 2 == 1,
                 });
-                let restart = if mentor.is_none() && restart == Restart::Best {
-                    Restart::Continue
-                } else {
-                    restart
-                };
+                let restart =
+                    if mentor.is_none() && matches!(restart, Restart::Best | Restart::Reference) {
+                        Restart::Continue
+                    } else {
+                        restart
+                    };
                 // A probe restarts from its winner; mentor arms need a mentor stage.
                 let probe = probe.map(|mut p: Probe| {
                     if mentor.is_none() && p.arms == ArmSource::Mentor {
@@ -267,6 +269,14 @@ proptest! {
         let config = RunConfig { task: support::tiny_task(seed), schedule: s.clone() };
         let (r, rounds) = run(&config, None, RunControl::default()).unwrap();
         prop_assert_eq!(r.gradient_steps, s.gradient_steps());
+        // Selection evaluations as planned; only raw candidate scoring may spend fewer (a reply
+        // can hold fewer candidates than asked).
+        let planned = s.budget(1, true).selection_evals;
+        if s.mentor.is_some() && s.probe.is_none() && s.restart != Restart::Reference {
+            prop_assert!(r.selection_evals <= planned, "{} > {}", r.selection_evals, planned);
+        } else {
+            prop_assert_eq!(r.selection_evals, planned);
+        }
         prop_assert!(r.llm_calls <= s.rounds as u64);
         if s.mentor.is_none() {
             prop_assert_eq!(r.llm_calls, 0);
@@ -418,6 +428,44 @@ proptest! {
         prop_assert_eq!(a.gradient_steps, b.gradient_steps);
         prop_assert_eq!((a.selection, a.test, a.final_text), (b.selection, b.test, b.final_text));
     }
+}
+
+/// `restart: reference` takes the mentor's first candidate unconditionally and scores none:
+/// every round whose reply held a candidate restarts from it, and no candidate is on the
+/// selection split's books.
+#[test]
+fn the_reference_rule_restarts_from_the_first_candidate_unscored() {
+    let mut s = Schedule::builtin("reference-compat").unwrap();
+    s.rounds = 2;
+    s.steps_per_round = 2;
+    s.final_steps = 1;
+    if let Some(m) = s.mentor.as_mut() {
+        m.sample = 2;
+        m.sampling.max_tokens = 32;
+    }
+    let config = RunConfig {
+        task: support::tiny_task(3),
+        schedule: s.clone(),
+    };
+    let (r, rounds) = run(&config, None, RunControl::default()).unwrap();
+    assert_eq!(r.selection_evals, s.budget(1, true).selection_evals);
+    let mut restarted = 0;
+    for round in &rounds {
+        assert!(
+            round.scored.iter().all(|x| x.kind != "candidate"),
+            "{:?}",
+            round.scored
+        );
+        let candidates = &round.mentor.as_ref().unwrap().candidates;
+        match candidates.first() {
+            Some(first) => {
+                assert_eq!(round.restart_from, format!("first candidate: {first}"));
+                restarted += 1;
+            }
+            None => assert_eq!(round.restart_from, "continuous"),
+        }
+    }
+    assert!(restarted > 0, "no reply held a candidate: {rounds:?}");
 }
 
 /// The same resume invariant on the other backbones and data: the frozen SmolLM2 decoder with

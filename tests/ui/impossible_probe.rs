@@ -1,4 +1,4 @@
-fn main() {
+#[allow(unreachable_code)] fn main() {
     let _ = tandem::schedule! {
         name: "x",
         rounds: 2,

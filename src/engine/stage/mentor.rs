@@ -109,3 +109,41 @@ pub(crate) fn show<B: AutodiffBackend>(
         c.config.schedule.rounds
     ));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shown() -> Vec<ScoredPrompt> {
+        (0..6)
+            .map(|i| ScoredPrompt {
+                text: format!("prompt {i}"),
+                loss: 1.0 - i as f64 / 10.0,
+                accuracy: 0.5 + i as f64 / 20.0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn shuffled_scores_keep_the_texts_and_the_scores_but_not_their_pairing() {
+        let before = shown();
+        let mut moved_somewhere = false;
+        for round in 0..4 {
+            let mut after = shown();
+            shuffle_scores(&mut after, 7, round);
+            let texts = |v: &[ScoredPrompt]| v.iter().map(|p| p.text.clone()).collect::<Vec<_>>();
+            assert_eq!(texts(&after), texts(&before));
+            let mut scores: Vec<(f64, f64)> = after.iter().map(|p| (p.loss, p.accuracy)).collect();
+            scores.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let mut want: Vec<(f64, f64)> = before.iter().map(|p| (p.loss, p.accuracy)).collect();
+            want.sort_by(|a, b| a.0.total_cmp(&b.0));
+            assert_eq!(scores, want, "a score was lost or made up");
+            moved_somewhere |= after != before;
+            // Seeded: the same round gives the same permutation.
+            let mut again = shown();
+            shuffle_scores(&mut again, 7, round);
+            assert_eq!(again, after);
+        }
+        assert!(moved_somewhere, "no round permuted any score");
+    }
+}
