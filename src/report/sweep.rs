@@ -37,12 +37,16 @@ impl MeanStd {
 }
 
 /// The smallest difference between two accuracies near `p`, each measured on `n` examples,
-/// that a two-sided 95% test tells from chance: `1.96·√(2p(1−p)/n)` (infinite for `n = 0`).
+/// that a two-sided 95% test tells from chance: `1.96·√(2p̃(1−p̃)/n)`, with Agresti–Coull's
+/// `p̃ = (pn + 2)/(n + 4)` so that a split every prompt gets right still resolves nothing
+/// finer than its size allows (infinite for `n = 0`).
 pub fn resolvable_difference(p: f64, n: usize) -> f64 {
     if n == 0 {
         return f64::INFINITY;
     }
-    1.96 * (2.0 * p * (1.0 - p) / n as f64).sqrt()
+    let n = n as f64;
+    let p = (p * n + 2.0) / (n + 4.0);
+    1.96 * (2.0 * p * (1.0 - p) / n).sqrt()
 }
 
 /// One row of a sweep report: the finished runs of one task and schedule, over their seeds.
@@ -187,7 +191,7 @@ impl SweepReport {
     }
 
     /// Per task: the selection split's size and the smallest difference between two prompts'
-    /// accuracies it tells from chance at 95% (`1.96·√(2p(1−p)/n)`, p the task's mean selection
+    /// accuracies it tells from chance at 95% ([`resolvable_difference`]; p the task's mean selection
     /// accuracy over all its runs).
     pub fn resolution_markdown(&self) -> String {
         let mut s = String::from(
@@ -345,10 +349,11 @@ mod tests {
 
     #[test]
     fn the_resolvable_difference_follows_the_split_size() {
-        // p = 0.7: 1.96·√(0.42/n) — 0.2994 at n = 18, 0.1270 at n = 100, never below zero.
-        assert!((resolvable_difference(0.7, 18) - 0.29940).abs() < 1e-4);
-        assert!((resolvable_difference(0.7, 100) - 0.12702).abs() < 1e-4);
-        assert_eq!(resolvable_difference(1.0, 50), 0.0);
+        // p = 0.7: p̃ = 14.6/22 at n = 18 gives 0.3087; p̃ = 72/104 at n = 100 gives 0.1279.
+        assert!((resolvable_difference(0.7, 18) - 0.30869).abs() < 1e-4);
+        assert!((resolvable_difference(0.7, 100) - 0.12793).abs() < 1e-4);
+        // Every prompt right on 8 examples resolves nothing finer than about 36 points.
+        assert!((resolvable_difference(1.0, 8) - 0.3652).abs() < 1e-3);
         assert!(resolvable_difference(0.5, 0).is_infinite());
         // The sweep folder: mr's runs have 100 selection examples and a mean selection
         // accuracy of (70 + 80 + 65) / 3 = 71.67 %.
