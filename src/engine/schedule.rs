@@ -309,59 +309,23 @@ impl Schedule {
 
     /// The probe family: 3 rounds of 20 steps, each followed by a probe of 4 arms (1 step, then
     /// the best 2 for 2 more), then 16 final steps: 100 gradient steps in all, like the others.
+    /// One declaration; the members differ only in where the proposal arms come from, so their
+    /// budgets are equal by construction.
     fn probe_family(name: &str) -> Result<Self> {
-        Ok(match name {
-            "staged" => crate::schedule! {
-                name: "staged",
-                rounds: 3,
-                steps_per_round: 20,
-                final_steps: 16,
-                restart: probe,
-                probe: { steps: 1, keep: 0.5, rungs: 2, arms: restart, proposals: 3 },
-            },
-            "random-probe" => crate::schedule! {
-                name: "random-probe",
-                rounds: 3,
-                steps_per_round: 20,
-                final_steps: 16,
-                restart: probe,
-                probe: { steps: 1, keep: 0.5, rungs: 2, arms: random, proposals: 3 },
-            },
-            "projected-probe" => crate::schedule! {
-                name: "projected-probe",
-                rounds: 3,
-                steps_per_round: 20,
-                final_steps: 16,
-                restart: probe,
-                probe: { steps: 1, keep: 0.5, rungs: 2, arms: projected, proposals: 3 },
-            },
-            "catalyst-probe" => crate::schedule! {
-                name: "catalyst-probe",
-                rounds: 3,
-                steps_per_round: 20,
-                final_steps: 16,
-                restart: probe,
-                mentor: { template: "catalyst", candidates: 3 },
-                probe: { steps: 1, keep: 0.5, rungs: 2, arms: mentor, proposals: 3 },
-            },
-            "catalyst-probe-no-trajectory" => crate::schedule! {
-                name: "catalyst-probe-no-trajectory",
-                rounds: 3,
-                steps_per_round: 20,
-                final_steps: 16,
-                restart: probe,
-                mentor: { template: "no-trajectory", candidates: 3 },
-                probe: { steps: 1, keep: 0.5, rungs: 2, arms: mentor, proposals: 3 },
-            },
-            "shuffled-scores" => crate::schedule! {
-                name: "shuffled-scores",
-                rounds: 3,
-                steps_per_round: 20,
-                final_steps: 16,
-                restart: probe,
-                mentor: { template: "catalyst", candidates: 3, shuffle_scores: true },
-                probe: { steps: 1, keep: 0.5, rungs: 2, arms: mentor, proposals: 3 },
-            },
+        let mentor = |template: &str, shuffle_scores: bool| {
+            Some(MentorStage {
+                template: template.into(),
+                shuffle_scores,
+                ..MentorStage::default()
+            })
+        };
+        let (arms, mentor) = match name {
+            "staged" => (ArmSource::Restart, None),
+            "random-probe" => (ArmSource::Random, None),
+            "projected-probe" => (ArmSource::Projected, None),
+            "catalyst-probe" => (ArmSource::Mentor, mentor("catalyst", false)),
+            "catalyst-probe-no-trajectory" => (ArmSource::Mentor, mentor("no-trajectory", false)),
+            "shuffled-scores" => (ArmSource::Mentor, mentor("catalyst", true)),
             other => {
                 return Err(Error::config(
                     format!("schedule `{other}`"),
@@ -371,7 +335,21 @@ impl Schedule {
                     ),
                 ))
             }
-        })
+        };
+        let mut s = crate::schedule! {
+            name: "probe",
+            rounds: 3,
+            steps_per_round: 20,
+            final_steps: 16,
+            restart: probe,
+            probe: { steps: 1, keep: 0.5, rungs: 2, arms: random, proposals: 3 },
+        };
+        s.name = name.into();
+        s.mentor = mentor;
+        if let Some(p) = s.probe.as_mut() {
+            p.arms = arms;
+        }
+        Ok(s)
     }
 
     /// A built-in name, or a YAML file holding a schedule (every field, as in a run's

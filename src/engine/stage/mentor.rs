@@ -87,7 +87,7 @@ pub fn mentor<B: AutodiffBackend>(
 fn shuffle_scores(shown: &mut [ScoredPrompt], seed: u64, round: usize) {
     use rand::seq::SliceRandom;
     use rand::SeedableRng;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5368_7566_666c_65);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x0053_6875_6666_6c65);
     rng.set_stream(round as u64);
     let mut scores: Vec<(f64, f64)> = shown.iter().map(|p| (p.loss, p.accuracy)).collect();
     scores.shuffle(&mut rng);
