@@ -36,6 +36,14 @@ pub fn plot_run(
     Ok(written)
 }
 
+/// A comparison's row label: task, schedule − baseline, and the seeds paired.
+fn paired_label(r: &PairedComparison) -> String {
+    format!(
+        "{} / {} − {} ({} seeds)",
+        r.task, r.schedule, r.baseline, r.pairs
+    )
+}
+
 /// Each comparison as a point (the mean paired difference) with its bootstrap 95% interval, one
 /// row per task and schedule, and a line at zero (no difference from the baseline).
 pub fn paired_svg(path: &Path, rows: &[PairedComparison]) -> Result<()> {
@@ -61,15 +69,7 @@ pub fn paired_svg(path: &Path, rows: &[PairedComparison]) -> Result<()> {
         .y_label_area_size(340)
         .build_cartesian_2d((lo - pad)..(hi + pad), -0.5..(n - 0.5))
         .map_err(|x| e(&x))?;
-    let labels: Vec<String> = rows
-        .iter()
-        .map(|r| {
-            format!(
-                "{} / {} − {} ({} seeds)",
-                r.task, r.schedule, r.baseline, r.pairs
-            )
-        })
-        .collect();
+    let labels: Vec<String> = rows.iter().map(paired_label).collect();
     chart
         .configure_mesh()
         .x_desc("Δ test metric (accuracy and macro-F1 in points, MCC as is)")

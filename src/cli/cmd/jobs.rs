@@ -79,8 +79,65 @@ impl BackendJob for RunJob {
         kind: BackendKind,
         device: B::Device,
     ) -> tandem::Result<Self::Output> {
-        use tandem::engine::{RunResult, Schedule};
         // Every run's configuration is resolved and checked before the first one starts.
+        let planned = self.plan(kind)?;
+        let needs_mentor = planned.iter().any(|(_, c)| c.schedule.mentor.is_some());
+        // A dry run times only the embedded mentor: a served one may be paid for.
+        let mut mentor = match needs_mentor && (!self.dry_run || self.mentor.base_url.is_none()) {
+            true => Some(make_mentor::<B::InnerBackend>(
+                &self.mentor,
+                &self.assets,
+                kind,
+                &device,
+            )?),
+            false => None,
+        };
+        if self.dry_run {
+            print!(
+                "{}",
+                dry_run::<B>(&planned, &self.assets, &device, &mut mentor)?
+            );
+            return Ok(Vec::new());
+        }
+        let mut results = Vec::new();
+        for (i, (spec, config)) in planned.into_iter().enumerate() {
+            let name = format!(
+                "{}-{}-s{}",
+                spec.name, config.schedule.name, config.task.seed
+            );
+            let progress = format!("[{}/{}] {name}", i + 1, self.runs.len());
+            let dir = match self.folder(&name, &progress)? {
+                Folder::Done(r, path) => {
+                    results.push((*r, path));
+                    continue;
+                }
+                Folder::New(dir) => dir,
+            };
+            // Sweeps continue a run a crash interrupted; `run` starts fresh.
+            let r = run_in::<B>(
+                &config,
+                &self.assets,
+                &device,
+                &mut mentor,
+                &dir,
+                self.sweep,
+            )?;
+            results.push((r, dir.path().to_path_buf()));
+        }
+        Ok(results)
+    }
+}
+
+/// Where a planned run goes: a sweep's finished run, or a folder to run in.
+enum Folder {
+    Done(Box<tandem::engine::RunResult>, PathBuf),
+    New(tandem::run::RunDir),
+}
+
+impl RunJob {
+    /// Every run's configuration: resolved, overridden and validated, before any run starts.
+    fn plan(&self, kind: BackendKind) -> tandem::Result<Vec<(TaskSpec, RunConfig)>> {
+        use tandem::engine::Schedule;
         let present: Vec<&str> = SECTIONS
             .iter()
             .copied()
@@ -119,71 +176,25 @@ impl BackendJob for RunJob {
             planned.push((spec, config));
         }
         check_families(&planned)?;
-        let needs_mentor = planned.iter().any(|(_, c)| c.schedule.mentor.is_some());
-        if self.dry_run {
-            // Only the embedded mentor is timed: a served one may be paid for.
-            let mut mentor = match needs_mentor && self.mentor.base_url.is_none() {
-                true => Some(make_mentor::<B::InnerBackend>(
-                    &self.mentor,
-                    &self.assets,
-                    kind,
-                    &device,
-                )?),
-                false => None,
-            };
-            print!(
-                "{}",
-                dry_run::<B>(&planned, &self.assets, &device, &mut mentor)?
-            );
-            return Ok(Vec::new());
-        }
-        let mut mentor = if needs_mentor {
-            Some(make_mentor::<B::InnerBackend>(
-                &self.mentor,
-                &self.assets,
-                kind,
-                &device,
-            )?)
-        } else {
-            None
-        };
-        let mut results = Vec::new();
-        for (i, (spec, config)) in planned.into_iter().enumerate() {
-            let name = format!(
-                "{}-{}-s{}",
-                spec.name, config.schedule.name, config.task.seed
-            );
-            let dir = if self.sweep {
-                let path = self.out.join(&name);
-                if let Ok(text) = std::fs::read_to_string(path.join("results.json")) {
-                    if let Ok(r) = serde_json::from_str::<RunResult>(&text) {
-                        eprintln!("[{}/{}] {name}: done before", i + 1, self.runs.len());
-                        results.push((r, path));
-                        continue;
-                    }
+        Ok(planned)
+    }
+
+    /// The run folder of `name`: in a sweep, a finished run is reported and skipped.
+    fn folder(&self, name: &str, progress: &str) -> tandem::Result<Folder> {
+        let dir = if self.sweep {
+            let path = self.out.join(name);
+            if let Ok(text) = std::fs::read_to_string(path.join("results.json")) {
+                if let Ok(r) = serde_json::from_str::<tandem::engine::RunResult>(&text) {
+                    eprintln!("{progress}: done before");
+                    return Ok(Folder::Done(Box::new(r), path));
                 }
-                tandem::run::RunDir::create(path)?
-            } else {
-                tandem::run::RunDir::fresh(&self.out, &name)?
-            };
-            eprintln!(
-                "[{}/{}] {name}: {}",
-                i + 1,
-                self.runs.len(),
-                dir.path().display()
-            );
-            // Sweeps continue a run a crash interrupted; `run` starts fresh.
-            let r = run_in::<B>(
-                &config,
-                &self.assets,
-                &device,
-                &mut mentor,
-                &dir,
-                self.sweep,
-            )?;
-            results.push((r, dir.path().to_path_buf()));
-        }
-        Ok(results)
+            }
+            tandem::run::RunDir::create(path)?
+        } else {
+            tandem::run::RunDir::fresh(&self.out, name)?
+        };
+        eprintln!("{progress}: {}", dir.path().display());
+        Ok(Folder::New(dir))
     }
 }
 
@@ -283,17 +294,19 @@ fn dry_run<B: AutodiffBackend>(
     );
     let mut total = 0.0;
     for (spec, config) in planned {
-        let timed = cals.iter().find(|(t, c)| {
-            *t == spec.name && (config.schedule.mentor.is_none() || c.token_seconds.is_some())
-        });
-        let cal = match timed {
+        let cal = match cals.iter().find(|(t, _)| *t == spec.name) {
             Some((_, c)) => *c,
             None => {
-                let m = match config.schedule.mentor {
+                // Once per task, on a run of it with a mentor stage when it has one.
+                let timed = planned
+                    .iter()
+                    .find(|(s, c)| s.name == spec.name && c.schedule.mentor.is_some())
+                    .map_or(config, |(_, c)| c);
+                let m = match timed.schedule.mentor {
                     Some(_) => mentor.as_mut().map(|m| m.as_mut() as &mut dyn Mentor),
                     None => None,
                 };
-                let c = calibrate::<B>(config, assets, device, m)?;
+                let c = calibrate::<B>(timed, assets, device, m)?;
                 cals.push((spec.name.to_string(), c));
                 c
             }
