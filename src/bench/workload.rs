@@ -349,6 +349,7 @@ fn decoder_step<'a, B: AutodiffBackend>(
     config.backbone = crate::task::BackboneSpec::SmolLm2;
     config.readout = crate::readout::ReadoutConfig::Verbalizer {
         cue: crate::readout::DEFAULT_CUE.into(),
+        position: crate::readout::PromptPosition::Prefix,
     };
     config.prompt_len = 4;
     config.init = PromptInit::Text("Movie review:".into());

@@ -9,6 +9,26 @@ use burn::tensor::Tensor;
 pub struct KvCache<B: Backend> {
     layers: Vec<Option<(Tensor<B, 4>, Tensor<B, 4>)>>,
     len: usize,
+    pad: Option<Padding>,
+}
+
+/// Which of the first `width` key positions of each sequence are padding, hidden from every
+/// query (left-padded batches of sequences of different lengths).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Padding {
+    /// Sequences in the batch.
+    pub batch: usize,
+    /// Key positions covered.
+    pub width: usize,
+    /// `[batch, width]`, row-major; true = padding.
+    pub mask: Vec<bool>,
+}
+
+impl Padding {
+    /// Whether key `k` of sequence `b` is padding (positions past `width` never are).
+    pub fn hides(&self, b: usize, k: usize) -> bool {
+        k < self.width && self.mask[b * self.width + k]
+    }
 }
 
 impl<B: Backend> KvCache<B> {
@@ -17,7 +37,35 @@ impl<B: Backend> KvCache<B> {
         Self {
             layers: vec![None; layers],
             len: 0,
+            pad: None,
         }
+    }
+
+    /// An empty cache whose next pass's keys are partly padding.
+    pub fn padded(layers: usize, pad: Padding) -> Self {
+        Self {
+            pad: Some(pad),
+            ..Self::new(layers)
+        }
+    }
+
+    /// A cache holding `len` positions: each layer's keys and values and their padding.
+    pub fn from_parts(layers: Vec<(Tensor<B, 4>, Tensor<B, 4>)>, len: usize, pad: Padding) -> Self {
+        Self {
+            layers: layers.into_iter().map(Some).collect(),
+            len,
+            pad: Some(pad),
+        }
+    }
+
+    /// Each layer's keys and values, `[batch, kv_heads, len, head_dim]` (empty layers skipped).
+    pub fn layers(&self) -> impl Iterator<Item = &(Tensor<B, 4>, Tensor<B, 4>)> {
+        self.layers.iter().flatten()
+    }
+
+    /// The padding of the held positions, if any.
+    pub fn padding(&self) -> Option<&Padding> {
+        self.pad.as_ref()
     }
 
     /// Positions held.

@@ -18,7 +18,7 @@ pub use chat::ChatTemplate;
 pub use config::LlamaConfig;
 pub use gguf::{GgufFile, GgufVocab};
 pub use host::{HostCache, HostWeights};
-pub use kv_cache::KvCache;
+pub use kv_cache::{KvCache, Padding};
 pub use model::Llama;
 pub use qmatrix::QMatrix;
 pub use sampler::{argmax, Sampler};

@@ -12,7 +12,7 @@ use burn::tensor::{Bool, Distribution, Int, Tensor, TensorData};
 
 use super::config::LlamaConfig;
 use super::gguf::GgufFile;
-use super::kv_cache::KvCache;
+use super::kv_cache::{KvCache, Padding};
 use crate::error::Result;
 
 #[derive(Module, Debug)]
@@ -300,16 +300,7 @@ impl<B: Backend> Llama<B> {
             let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
             x * cos.clone() + rotated * sin.clone()
         };
-        // Query rows are ordered (head in group, position); row r may see keys 0..=start + r % t.
-        let mask =
-            (t > 1).then(|| {
-                let s = start + t;
-                let data: Vec<bool> = (0..rep * t)
-                    .flat_map(|r| (0..s).map(move |k| k > start + r % t))
-                    .collect();
-                Tensor::<B, 2, Bool>::from_data(TensorData::new(data, [rep * t, s]), &device)
-                    .reshape([1, 1, rep * t, s])
-            });
+        let mask = attention_mask::<B>(start, t, rep, cache.padding(), &device);
         let scale = 1.0 / (hd as f64).sqrt();
         let mut x = x;
         for (l, block) in self.blocks.iter().enumerate() {
@@ -362,6 +353,33 @@ impl<B: Backend> Llama<B> {
     pub fn logits(&self, hidden: Tensor<B, 2>) -> Tensor<B, 2> {
         hidden.matmul(self.output_t.clone())
     }
+}
+
+/// The keys each query row may not see, `[1 or batch, 1, rep·t, start + t]` (true = hidden):
+/// later positions, and padding. Query rows are ordered (head in group, position), so row `r`
+/// is position `start + r % t`. `None` when nothing is hidden.
+fn attention_mask<B: Backend>(
+    start: usize,
+    t: usize,
+    rep: usize,
+    pad: Option<&Padding>,
+    device: &B::Device,
+) -> Option<Tensor<B, 4, Bool>> {
+    let s = start + t;
+    let hidden =
+        move |b: usize, r: usize, k: usize| k > start + r % t || pad.is_some_and(|p| p.hides(b, k));
+    let batch = match pad {
+        None if t == 1 => return None,
+        None => 1,
+        Some(p) => p.batch,
+    };
+    let data: Vec<bool> = (0..batch)
+        .flat_map(|b| (0..rep * t).flat_map(move |r| (0..s).map(move |k| hidden(b, r, k))))
+        .collect();
+    Some(
+        Tensor::<B, 1, Bool>::from_data(TensorData::new(data, [batch * rep * t * s]), device)
+            .reshape([batch, 1, rep * t, s]),
+    )
 }
 
 #[cfg(test)]

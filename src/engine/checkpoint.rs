@@ -1,5 +1,6 @@
-//! Checkpoints of a run after every stage: the prompt model, the optimizer state, the best
-//! prompt so far (burn records), the RNG position and everything recorded (JSON). Written to a
+//! Checkpoints of a run after every stage and inside a probe: the prompt model, the optimizer
+//! state, the best prompt so far, each probe arm's prompt and optimizer state (burn records),
+//! the RNG position and everything recorded (JSON). Written to a
 //! fresh folder, fsynced (files and folder), and swapped in by renames, so neither a crash nor
 //! a power loss leaves less than the previous checkpoint.
 
@@ -13,7 +14,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::records::RoundRecord;
+use super::records::{ProbeProgress, RoundRecord};
+use super::stage::arms::{origin, Arm};
 use super::state::RunState;
 use crate::error::{Error, Result};
 use crate::gradient::{PromptOptimizer, TrajectoryPoint};
@@ -28,6 +30,9 @@ pub enum Phase {
     GradientDone,
     /// The whole round (mentor stage, selection, restart) finished.
     RoundDone,
+    /// Inside the round's probe: the mentor's reply in hand and the arms built, or some of
+    /// the probe's rungs run.
+    Probe,
 }
 
 /// The position of the run's random generator.
@@ -88,6 +93,9 @@ pub struct CheckpointState {
     pub usage: Usage,
     /// Checkpoints written so far (this one included).
     pub count: usize,
+    /// The probe under way (with `Phase::Probe`); each arm's tensors are stored beside.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeProgress>,
 }
 
 fn recorder() -> BinFileRecorder<FullPrecisionSettings> {
@@ -105,17 +113,15 @@ fn save<B: AutodiffBackend>(
     model: &PromptModel<B>,
     optim: &PromptOptimizer<B>,
     best: Option<&PromptModel<B>>,
+    arms: &[Arm<B>],
 ) -> Result<()> {
     let next = dir.join("checkpoint.next");
     let _ = std::fs::remove_dir_all(&next);
     std::fs::create_dir_all(&next).map_err(|e| Error::io("creating", &next, e))?;
-    model
-        .clone()
-        .save_file(next.join("model"), &recorder())
-        .map_err(|e| rec_err(&next, e))?;
-    recorder()
-        .record(optim.to_record(), next.join("optim"))
-        .map_err(|e| rec_err(&next, e))?;
+    save_tensors(&next, "", model, optim)?;
+    for (i, arm) in arms.iter().enumerate() {
+        save_tensors(&next, &format!("arm{i}-"), &arm.model, &arm.optim)?;
+    }
     if let Some(b) = best {
         b.clone()
             .save_file(next.join("best"), &recorder())
@@ -135,6 +141,39 @@ fn save<B: AutodiffBackend>(
     sync_path(dir)?;
     let _ = std::fs::remove_dir_all(&old);
     Ok(())
+}
+
+/// Writes a prompt model and its optimizer state as `{prefix}model` and `{prefix}optim`.
+fn save_tensors<B: AutodiffBackend>(
+    dir: &Path,
+    prefix: &str,
+    model: &PromptModel<B>,
+    optim: &PromptOptimizer<B>,
+) -> Result<()> {
+    model
+        .clone()
+        .save_file(dir.join(format!("{prefix}model")), &recorder())
+        .map_err(|e| rec_err(dir, e))?;
+    recorder()
+        .record(optim.to_record(), dir.join(format!("{prefix}optim")))
+        .map_err(|e| rec_err(dir, e))
+}
+
+/// Reads what [`save_tensors`] wrote, into the shapes of `model` and `optim`.
+fn load_tensors<B: AutodiffBackend>(
+    dir: &Path,
+    prefix: &str,
+    model: PromptModel<B>,
+    optim: PromptOptimizer<B>,
+    device: &B::Device,
+) -> Result<(PromptModel<B>, PromptOptimizer<B>)> {
+    let model = model
+        .load_file(dir.join(format!("{prefix}model")), &recorder(), device)
+        .map_err(|e| rec_err(dir, e))?;
+    let record = recorder()
+        .load(dir.join(format!("{prefix}optim")), device)
+        .map_err(|e| rec_err(dir, e))?;
+    Ok((model, optim.load_record(record)))
 }
 
 /// fsyncs every file in `dir`, then `dir` itself, so its entries are on disk before a rename
@@ -177,7 +216,8 @@ impl<'a> Checkpointer<'a> {
         state.checkpoints += 1;
         let snapshot = state.snapshot(phase);
         let best = state.best.as_ref().map(|b| &b.model);
-        save(dir, &snapshot, &state.model, &state.optim, best)?;
+        let arms = state.probe.as_ref().map_or(&[][..], |p| &p.arms[..]);
+        save(dir, &snapshot, &state.model, &state.optim, best, arms)?;
         if self.halt_after.is_some_and(|h| state.checkpoints >= h) {
             return Err(Error::Halted {
                 checkpoints: state.checkpoints,
@@ -196,8 +236,8 @@ impl<'a> Checkpointer<'a> {
         let Some(cp) = self.dir.and_then(latest) else {
             return Ok(fresh);
         };
-        let (snapshot, model, optim, best) = load(&cp, fresh.model, fresh.optim, device)?;
-        Ok(RunState::restore(snapshot, model, optim, best))
+        let (snapshot, model, optim, best, arms) = load(&cp, fresh.model, fresh.optim, device)?;
+        Ok(RunState::restore(snapshot, model, optim, best, arms))
     }
 }
 
@@ -215,6 +255,7 @@ type Loaded<B> = (
     PromptModel<B>,
     PromptOptimizer<B>,
     Option<PromptModel<B>>,
+    Vec<Arm<B>>,
 );
 
 /// Reads a checkpoint: the state, and the tensors loaded into `model`'s and `optim`'s shapes.
@@ -230,13 +271,24 @@ fn load<B: AutodiffBackend>(
     let state: CheckpointState =
         serde_json::from_str(&text).map_err(|e| rec_err(&state_path, e))?;
     let template = model.clone();
-    let model = model
-        .load_file(cp.join("model"), &recorder(), device)
-        .map_err(|e| rec_err(cp, e))?;
-    let record = recorder()
-        .load(cp.join("optim"), device)
-        .map_err(|e| rec_err(cp, e))?;
-    let optim = optim.load_record(record);
+    let mut arms = Vec::new();
+    for (i, a) in state.probe.iter().flat_map(|p| p.arms.iter()).enumerate() {
+        let Some(origin) = origin(&a.origin) else {
+            return Err(rec_err(
+                &state_path,
+                format!("unknown arm origin `{}`", a.origin),
+            ));
+        };
+        let prefix = format!("arm{i}-");
+        let (model, optim) = load_tensors(cp, &prefix, template.clone(), optim.clone(), device)?;
+        arms.push(Arm {
+            origin,
+            text: a.text.clone(),
+            model,
+            optim,
+        });
+    }
+    let (model, optim) = load_tensors(cp, "", model, optim, device)?;
     let best = if cp.join("best.bin").exists() {
         Some(
             template
@@ -246,5 +298,5 @@ fn load<B: AutodiffBackend>(
     } else {
         None
     };
-    Ok((state, model, optim, best))
+    Ok((state, model, optim, best, arms))
 }

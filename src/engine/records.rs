@@ -59,6 +59,22 @@ pub struct ProbeRecord {
     pub selection_evals: usize,
 }
 
+/// How far a probe under way got, as a checkpoint inside it stores it (each arm's prompt and
+/// optimizer state lie beside it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeProgress {
+    /// The round's record so far (the scored prompts, the mentor's reply).
+    pub record: RoundRecord,
+    /// Each arm: origin, text and metrics after each rung it ran.
+    pub arms: Vec<ArmRecord>,
+    /// Arms still in the running, best first.
+    pub alive: Vec<usize>,
+    /// Rungs finished.
+    pub rungs_done: usize,
+    /// Gradient steps and selection evaluations of the run when the probe started.
+    pub before: (usize, usize),
+}
+
 /// What one round did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoundRecord {

@@ -11,12 +11,16 @@ use serde::{Deserialize, Serialize};
 use super::checkpoint::{Checkpointer, Phase};
 use super::components::{Components, RunIo};
 use super::records::{RoundRecord, RunResult, Scored};
-use super::schedule::Restart;
-use super::schedule::Schedule;
+use super::schedule::{Probe, Restart, Schedule};
 use super::setup::TaskSetup;
 use super::stage::restart::{Choice, OptimStart};
 use super::stage::{
-    arms::arms, gradient::gradient, mentor::mentor, probe::probe, sample::sample, score::score,
+    arms::arms,
+    gradient::gradient,
+    mentor::mentor,
+    probe::{self, PendingProbe},
+    sample::sample,
+    score::score,
     select::select,
 };
 use super::state::RunState;
@@ -92,7 +96,7 @@ pub fn run_schedule<B: AutodiffBackend>(
         if state.position.round == config.schedule.rounds {
             break;
         }
-        let record = round(&mut state, &c, &mut io)?;
+        let record = round(&mut state, &c, &mut io, &checkpointer)?;
         state.finish_round(record);
         checkpointer.save(&mut state, Phase::RoundDone)?;
     }
@@ -102,12 +106,16 @@ pub fn run_schedule<B: AutodiffBackend>(
 
 /// One round after its gradient stage: the continuous prompt and sampled projected texts
 /// scored, the mentor asked, its candidates judged (raw, by a probe, or not at all under the
-/// reference rule), the restart chosen.
+/// reference rule), the restart chosen. A probe restored from a checkpoint carries on.
 fn round<B: AutodiffBackend>(
     state: &mut RunState<B>,
     c: &Components<'_, B>,
     io: &mut RunIo<'_>,
+    checkpointer: &Checkpointer<'_>,
 ) -> Result<RoundRecord> {
+    if let (Some(pending), Some(p)) = (state.probe.take(), &c.config.schedule.probe) {
+        return probe_round(state, c, io, checkpointer, p, pending, false);
+    }
     let rollbacks = std::mem::take(&mut state.round_rollbacks);
     let mut record = RoundRecord::new(state.position.round, state.step, rollbacks);
     let model = state.model.clone();
@@ -129,9 +137,9 @@ fn round<B: AutodiffBackend>(
     }
     let choice = match (&sched.probe, sched.restart) {
         (Some(p), _) => {
-            super::stage::mentor::show(&io.progress, c, record.round, "probe");
             let arms = arms(state, c, p, &candidates);
-            Some(probe(state, c, p, arms, &mut record, &io.progress)?)
+            let pending = probe::start(state, record, arms);
+            return probe_round(state, c, io, checkpointer, p, pending, true);
         }
         (None, Restart::Reference) => first_candidate(c, state, &candidates),
         (None, _) if sched.mentor.is_some() => {
@@ -141,6 +149,50 @@ fn round<B: AutodiffBackend>(
     };
     sched.restart.apply(state, c, choice, &mut record)?;
     Ok(record)
+}
+
+/// The round's probe, from where `pending` stands: checkpointed when it starts (`fresh`) and
+/// after every rung but the last; then the restart from its winner.
+fn probe_round<B: AutodiffBackend>(
+    state: &mut RunState<B>,
+    c: &Components<'_, B>,
+    io: &RunIo<'_>,
+    checkpointer: &Checkpointer<'_>,
+    p: &Probe,
+    mut pending: PendingProbe<B>,
+    fresh: bool,
+) -> Result<RoundRecord> {
+    let round = pending.progress.record.round;
+    super::stage::mentor::show(&io.progress, c, round, "probe");
+    let rungs = p.rungs().len();
+    if fresh {
+        pending = checkpoint_probe(state, checkpointer, pending)?;
+    }
+    while pending.progress.rungs_done < rungs {
+        probe::rung(state, c, p, &mut pending, &io.progress)?;
+        if pending.progress.rungs_done < rungs {
+            pending = checkpoint_probe(state, checkpointer, pending)?;
+        }
+    }
+    let (mut record, choice) = probe::finish(state, c, p, pending);
+    c.config
+        .schedule
+        .restart
+        .apply(state, c, Some(choice), &mut record)?;
+    Ok(record)
+}
+
+/// Checkpoints the run with the probe under way.
+fn checkpoint_probe<B: AutodiffBackend>(
+    state: &mut RunState<B>,
+    checkpointer: &Checkpointer<'_>,
+    pending: PendingProbe<B>,
+) -> Result<PendingProbe<B>> {
+    state.probe = Some(pending);
+    let saved = checkpointer.save(state, Phase::Probe);
+    let pending = state.probe.take();
+    saved?;
+    pending.ok_or_else(|| Error::config("probe", "lost while checkpointing"))
 }
 
 /// The reference code's rule: the first candidate with tokens, unscored, AdamW's state kept.

@@ -19,8 +19,8 @@ use crate::decoder::{DecoderTokenizer, GgufFile, Llama};
 use crate::error::{Error, Result};
 use crate::prompt::{fit_to_len, Projector, SoftPrompt};
 use crate::readout::{
-    ClassPromptReadout, EncodedData, Head, InputHeadReadout, PromptModel, Readout, ReadoutConfig,
-    SplitName, VerbalizerReadout,
+    input_cache, ClassPromptReadout, EncodedData, Head, InputHeadReadout, PromptModel, Readout,
+    ReadoutConfig, SplitName, VerbalizerReadout,
 };
 use crate::task::BackboneSpec;
 use crate::tune::TuneConfig;
@@ -232,7 +232,7 @@ fn decoder<B: AutodiffBackend>(
     splits: &Splits,
     device: &B::Device,
 ) -> Result<Built<B>> {
-    let ReadoutConfig::Verbalizer { cue } = &config.readout else {
+    let ReadoutConfig::Verbalizer { cue, position } = &config.readout else {
         return Err(Error::config(
             "readout",
             "a decoder backbone is read out by `verbalizer` (its next-token logits of the class words)",
@@ -256,10 +256,20 @@ fn decoder<B: AutodiffBackend>(
         table: llama.table(),
     };
     let max_input = config.max_len.saturating_sub(config.prompt_len).max(1);
-    let readout = VerbalizerReadout::new(llama, &tokenizer, data, cue, &config.classes, max_input)?;
+    let readout = VerbalizerReadout::new(
+        llama,
+        &tokenizer,
+        data,
+        cue,
+        &config.classes,
+        max_input,
+        *position,
+    )?;
+    let sha256 = crate::assets::sha256_file(path)?;
+    let readout = readout.with_input_cache(input_cache::shared(&sha256, max_input));
     Ok(Built {
         readout: AnyReadout::Verbalizer(readout),
         space,
-        sha256: crate::assets::sha256_file(path)?,
+        sha256,
     })
 }

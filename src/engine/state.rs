@@ -83,6 +83,8 @@ pub struct RunState<B: AutodiffBackend> {
     pub usage: Usage,
     /// Checkpoints written so far.
     pub checkpoints: usize,
+    /// The probe under way, between its rungs (what a checkpoint inside a probe holds).
+    pub probe: Option<super::stage::probe::PendingProbe<B>>,
 }
 
 impl<B: AutodiffBackend> RunState<B> {
@@ -103,6 +105,7 @@ impl<B: AutodiffBackend> RunState<B> {
             pool: Vec::new(),
             usage: Usage::default(),
             checkpoints: 0,
+            probe: None,
         }
     }
 
@@ -150,7 +153,7 @@ impl<B: AutodiffBackend> RunState<B> {
     /// finished.
     pub fn snapshot(&self, phase: Phase) -> CheckpointState {
         let round = match phase {
-            Phase::GradientDone => self.position.round,
+            Phase::GradientDone | Phase::Probe => self.position.round,
             // The round is closed: the record names the round that finished.
             Phase::RoundDone => self.position.round.saturating_sub(1),
         };
@@ -168,6 +171,7 @@ impl<B: AutodiffBackend> RunState<B> {
             rng: RngState::of(&self.rng),
             usage: self.usage,
             count: self.checkpoints,
+            probe: self.probe.as_ref().map(|p| p.progress.clone()),
         }
     }
 
@@ -177,9 +181,10 @@ impl<B: AutodiffBackend> RunState<B> {
         model: PromptModel<B>,
         optim: PromptOptimizer<B>,
         best: Option<PromptModel<B>>,
+        arms: Vec<super::stage::arms::Arm<B>>,
     ) -> Self {
         let position = match cp.phase {
-            Phase::GradientDone => Position {
+            Phase::GradientDone | Phase::Probe => Position {
                 round: cp.round,
                 gradient_done: true,
             },
@@ -210,6 +215,9 @@ impl<B: AutodiffBackend> RunState<B> {
             pool: cp.pool,
             usage: cp.usage,
             checkpoints: cp.count,
+            probe: cp
+                .probe
+                .map(|progress| super::stage::probe::PendingProbe { progress, arms }),
         }
     }
 }

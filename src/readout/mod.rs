@@ -4,11 +4,12 @@
 //!   embedding = frozen encoder(text), computed once and cached; logits = scale · cosine.
 //! - [`InputHeadReadout`] (Lester-style): prompt spliced before the input tokens, mean pooled,
 //!   trainable linear head.
-//! - [`VerbalizerReadout`] (Lester-style on a decoder): prompt ⊕ input ⊕ cue, scored by the
-//!   frozen decoder's next-token logits of the class words.
+//! - [`VerbalizerReadout`] (Lester-style on a decoder): prompt ⊕ input ⊕ cue (or input ⊕
+//!   prompt ⊕ cue), scored by the frozen decoder's next-token logits of the class words.
 
 mod class_prompt;
 mod data;
+pub mod input_cache;
 mod input_head;
 mod model;
 mod verbalizer;
@@ -40,7 +41,30 @@ pub enum ReadoutConfig {
     Verbalizer {
         /// Text appended after the input, before the class word (e.g. `"\nSentiment:"`).
         cue: crate::task::Text,
+        /// Where the prompt goes: `prefix` (before the input, Lester-style) or `suffix` (after
+        /// the input, before the cue: the input's states are computed once per example, so a
+        /// step or a scoring runs only the prompt and cue through the decoder).
+        #[serde(default, skip_serializing_if = "PromptPosition::is_prefix")]
+        position: PromptPosition,
     },
+}
+
+/// Where a decoder's soft prompt sits in the sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PromptPosition {
+    /// Prompt ⊕ input ⊕ cue.
+    #[default]
+    Prefix,
+    /// Input ⊕ prompt ⊕ cue.
+    Suffix,
+}
+
+impl PromptPosition {
+    /// Whether this is the default, `prefix`.
+    pub fn is_prefix(&self) -> bool {
+        *self == PromptPosition::Prefix
+    }
 }
 
 /// The verbalizer's default cue.
@@ -61,6 +85,7 @@ impl std::str::FromStr for ReadoutConfig {
             "input-head" => Ok(Self::InputHead),
             "verbalizer" => Ok(Self::Verbalizer {
                 cue: DEFAULT_CUE.into(),
+                position: PromptPosition::Prefix,
             }),
             _ => Err(crate::error::Error::config(
                 format!("readout `{s}`"),

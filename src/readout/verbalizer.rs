@@ -1,5 +1,7 @@
 //! Lester-style prompt tuning of a frozen decoder with a verbalizer: the sequence is
-//! soft prompt ⊕ input tokens ⊕ a cue ("\nSentiment:"), and the class scores come from the
+//! soft prompt ⊕ input tokens ⊕ a cue ("\nSentiment:") (or, with the prompt placed after the
+//! input, input ⊕ prompt ⊕ cue, the input's states computed once: [`super::input_cache`]), and
+//! the class scores come from the
 //! decoder's next-token predictions of each class word after the cue. When every class word is
 //! one token, the scores are those tokens' next-token logits (their softmax over the classes is
 //! the decoder's distribution renormalised to the class words); when some word has several
@@ -7,12 +9,15 @@
 //! sequence per class). Gradients flow through the frozen decoder (constant weights) to the
 //! prompt only.
 
+use std::sync::Arc;
+
 use burn::module::Module;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
-use super::{EncodedData, PromptModel, Readout, SplitName};
+use super::input_cache::InputCache;
+use super::{EncodedData, PromptModel, PromptPosition, Readout, SplitName};
 use crate::decoder::{DecoderTokenizer, Llama};
 use crate::error::{Error, Result};
 use crate::prompt::fit_to_len;
@@ -34,6 +39,12 @@ pub struct VerbalizerReadout<B: Backend> {
     words: Vec<Vec<u32>>,
     /// Longest input kept (tokens); longer inputs keep their beginning.
     max_input: usize,
+    /// Where the prompt goes: before the input or after it.
+    #[module(skip)]
+    position: PromptPosition,
+    /// The input's states, when the prompt comes after the input.
+    #[module(skip)]
+    input_cache: Arc<InputCache>,
 }
 
 impl<B: Backend> VerbalizerReadout<B> {
@@ -46,6 +57,7 @@ impl<B: Backend> VerbalizerReadout<B> {
         cue: &str,
         class_words: &[String],
         max_input: usize,
+        position: PromptPosition,
     ) -> Result<Self> {
         if class_words.len() != data.num_classes() {
             return Err(Error::config(
@@ -83,7 +95,16 @@ impl<B: Backend> VerbalizerReadout<B> {
             verbalizers,
             words,
             max_input,
+            position,
+            input_cache: Arc::default(),
         })
+    }
+
+    /// The readout keeping its input states in `cache` (one shared with other readouts over
+    /// the same decoder: [`super::input_cache::shared`]).
+    pub fn with_input_cache(mut self, cache: Arc<InputCache>) -> Self {
+        self.input_cache = cache;
+        self
     }
 
     /// Prompt rows initialised from the token embeddings of `text`, cycled or cut to `len`.
@@ -126,44 +147,75 @@ impl<B: Backend> VerbalizerReadout<B> {
         self.words.iter().all(|w| w.len() == 1)
     }
 
-    /// Input (cut to `max_input`) ⊕ cue of each example.
-    fn inputs(&self, split: SplitName, idx: &[usize]) -> Vec<Vec<u32>> {
-        self.data
-            .split(split)
-            .tokens_of(idx)
+    /// Each example's input, cut to `max_input`.
+    fn input(&self, tokens: &[u32]) -> Vec<u32> {
+        tokens[..tokens.len().min(self.max_input)].to_vec()
+    }
+
+    /// What follows the prompt in each example's sequence: input ⊕ cue (prompt first), or the
+    /// cue alone (prompt after the input, whose states are cached).
+    fn tails(&self, split: SplitName, idx: &[usize]) -> Vec<Vec<u32>> {
+        let tokens = self.data.split(split).tokens_of(idx);
+        tokens
             .iter()
-            .map(|t| {
-                let keep = t.len().min(self.max_input);
-                t[..keep].iter().chain(&self.cue).copied().collect()
+            .map(|t| match self.position {
+                PromptPosition::Prefix => [self.input(t), self.cue.clone()].concat(),
+                PromptPosition::Suffix => self.cue.clone(),
             })
             .collect()
     }
 
-    /// Hidden states `[n, L + T, d]` of prompt ⊕ each sequence, right-padded with id 0 (causal
-    /// attention keeps the padding out of every real position).
-    fn hidden(&self, prompt: Tensor<B, 2>, seqs: &[Vec<u32>]) -> Tensor<B, 3> {
+    /// Hidden states `[n, L + T, d]` of prompt ⊕ each tail (right-padded with id 0: causal
+    /// attention keeps the padding out of every real position); with the prompt after the
+    /// input, sequence `i` continues the cached input of example `rows[i]` of `split`.
+    fn hidden(
+        &self,
+        prompt: Tensor<B, 2>,
+        split: SplitName,
+        rows: &[usize],
+        tails: &[Vec<u32>],
+    ) -> Tensor<B, 3> {
         let [l, d] = prompt.dims();
-        let n = seqs.len();
+        let n = tails.len();
         let device = prompt.device();
-        let t = seqs.iter().map(Vec::len).max().unwrap_or(0).max(1);
-        let ids: Vec<i64> = seqs
+        let t = tails.iter().map(Vec::len).max().unwrap_or(0).max(1);
+        let ids: Vec<i64> = tails
             .iter()
             .flat_map(|s| (0..t).map(move |j| s.get(j).map_or(0, |&v| v as i64)))
             .collect();
         let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [n, t]), &device);
         let tokens = self.decoder.embed_tokens(ids);
         let x = Tensor::cat(vec![prompt.unsqueeze::<3>().expand([n, l, d]), tokens], 1);
-        self.decoder.forward(x, &mut self.decoder.cache())
+        let mut cache = match self.position {
+            PromptPosition::Prefix => self.decoder.cache(),
+            PromptPosition::Suffix => {
+                let split_data = self.data.split(split);
+                let inputs: Vec<Vec<u32>> =
+                    split_data.tokens.iter().map(|t| self.input(t)).collect();
+                self.input_cache.states(&self.decoder, split, &inputs, rows)
+            }
+        };
+        self.decoder.forward(x, &mut cache)
     }
 
     /// Class scores `[n, C]`: the log-likelihood of each whole class word after input ⊕ cue.
-    fn word_log_likelihoods(&self, prompt: Tensor<B, 2>, inputs: &[Vec<u32>]) -> Tensor<B, 2> {
+    fn word_log_likelihoods(
+        &self,
+        prompt: Tensor<B, 2>,
+        split: SplitName,
+        idx: &[usize],
+    ) -> Tensor<B, 2> {
         let [l, d] = prompt.dims();
         let device = prompt.device();
         let classes = self.words.len();
-        // One sequence per (example, class): input ⊕ cue ⊕ the word but its last token.
+        let inputs = self.tails(split, idx);
+        // One sequence per (example, class): tail ⊕ the word but its last token.
         let mut seqs = Vec::with_capacity(inputs.len() * classes);
-        for input in inputs {
+        let rows: Vec<usize> = idx
+            .iter()
+            .flat_map(|&i| std::iter::repeat_n(i, classes))
+            .collect();
+        for input in &inputs {
             for w in &self.words {
                 seqs.push(
                     input
@@ -174,7 +226,7 @@ impl<B: Backend> VerbalizerReadout<B> {
                 );
             }
         }
-        let hidden = self.hidden(prompt, &seqs);
+        let hidden = self.hidden(prompt, split, &rows, &seqs);
         let len = hidden.dims()[1];
         // Position predicting token j of the word: the one before it.
         let (mut positions, mut targets, mut owner) = (Vec::new(), Vec::new(), Vec::new());
@@ -207,14 +259,14 @@ impl<B: Backend> VerbalizerReadout<B> {
 impl<B: Backend> Readout<B> for VerbalizerReadout<B> {
     fn logits(&self, model: &PromptModel<B>, split: SplitName, idx: &[usize]) -> Tensor<B, 2> {
         let prompt = model.prompt.rows();
-        let inputs = self.inputs(split, idx);
         if !self.single_token() {
-            return self.word_log_likelihoods(prompt, &inputs);
+            return self.word_log_likelihoods(prompt, split, idx);
         }
+        let inputs = self.tails(split, idx);
         let [l, d] = prompt.dims();
         let n = idx.len();
         let device = prompt.device();
-        let hidden = self.hidden(prompt, &inputs);
+        let hidden = self.hidden(prompt, split, idx, &inputs);
         // The last real position of each sequence predicts the class word.
         let len = hidden.dims()[1];
         let last: Vec<i64> = inputs
@@ -237,6 +289,9 @@ impl<B: Backend> Readout<B> for VerbalizerReadout<B> {
     }
 
     fn eval_chunk(&self) -> usize {
-        16
+        match self.position {
+            PromptPosition::Prefix => 16,
+            PromptPosition::Suffix => 64,
+        }
     }
 }

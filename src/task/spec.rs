@@ -306,6 +306,28 @@ pub struct TaskSpec {
         deserialize_with = "de_shots"
     )]
     pub shots: Option<usize>,
+    /// Most selection and test examples scored (a costly backbone scores fewer).
+    #[serde(default, skip_serializing_if = "SplitSizes::is_default")]
+    pub split: SplitSizes,
+}
+
+/// Most selection and test examples a task scores; `None` keeps the defaults (500 and 2,000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitSizes {
+    /// Most selection examples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<usize>,
+    /// Most test examples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<usize>,
+}
+
+impl SplitSizes {
+    /// Whether both sizes are the defaults.
+    pub fn is_default(&self) -> bool {
+        *self == SplitSizes::default()
+    }
 }
 
 fn default_backbone() -> BackboneSpec {
@@ -440,6 +462,14 @@ impl TaskSpec {
                 "must be at least 1 (or `all` for the full training split)",
             ));
         }
+        for (key, size) in [
+            ("split.selection", self.split.selection),
+            ("split.test", self.split.test),
+        ] {
+            if size == Some(0) {
+                return Err(Error::config(key, "must be at least 1 example"));
+            }
+        }
         if let Some((_, f)) = self.data.file() {
             for (key, v) in [
                 ("data.path", &f.path),
@@ -469,6 +499,8 @@ impl TaskSpec {
             init: self.prompt.init.to_init(),
             split: SplitConfig {
                 shots: self.shots,
+                max_selection: self.split.selection.unwrap_or(defaults.split.max_selection),
+                max_test: self.split.test.unwrap_or(defaults.split.max_test),
                 ..defaults.split.clone()
             },
             ..defaults
@@ -545,7 +577,7 @@ pub(crate) fn validate_readout(
             }
         }
         ReadoutConfig::InputHead => {}
-        ReadoutConfig::Verbalizer { cue } => {
+        ReadoutConfig::Verbalizer { cue, .. } => {
             if cue.trim().is_empty() {
                 return Err(Error::config("readout.verbalizer.cue", "must not be empty"));
             }

@@ -11,6 +11,7 @@ fn every_lookup_loads_with_its_documented_class_counts() {
     let assets = support::assets(&[ROTTEN_TOMATOES, UCI_SENTIMENT]);
     let expected = [
         ("mr", vec![5405, 7403]),
+        ("mr-decoder", vec![5405, 7403]),
         ("subj", vec![1083, 1083]), // 1,097 plot rows, 14 of them empty
         ("uci-imdb", vec![500, 500]),
         ("uci-yelp", vec![500, 500]),
@@ -41,4 +42,8 @@ fn manifest_round_trips_and_reproduces_the_splits() {
     let (again, _) = Splits::with_manifest(&ds, &back.config, back.shot_seed).unwrap();
     assert_eq!(again, back.splits);
     assert_eq!(back.source_sha256, ds.source_sha256);
+    // A task's declared split sizes reach its configuration.
+    let decoder = lookup("mr-decoder").unwrap().tune_config().split;
+    assert_eq!((decoder.max_selection, decoder.max_test), (100, 200));
+    assert_eq!(decoder.shots, Some(8));
 }

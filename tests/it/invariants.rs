@@ -430,6 +430,82 @@ proptest! {
     }
 }
 
+/// A run with a mentor probe halted after each of its checkpoints — after a gradient stage,
+/// when a probe starts (the mentor's reply in hand), between a probe's rungs, after a round —
+/// and resumed ends with the uninterrupted run's exact record, without asking the mentor again.
+#[test]
+fn halting_inside_a_probe_then_resuming_gives_the_same_result() {
+    let mut mentor = Schedule::builtin("catalyst").unwrap().mentor;
+    if let Some(m) = mentor.as_mut() {
+        m.sample = 2;
+        m.sampling.max_tokens = 24;
+    }
+    let p = Probe {
+        steps: 1,
+        keep: 0.5,
+        rungs: 2,
+        arms: ArmSource::Mentor,
+        proposals: 3,
+        margin: 0.0,
+    };
+    let config = RunConfig {
+        task: support::tiny_task(7),
+        schedule: probe_schedule(p, mentor),
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let full = RunDir::create(tmp.path().join("full")).unwrap();
+    let (want, want_rounds) = run(&config, Some(&full), RunControl::default()).unwrap();
+    let traj = |d: &RunDir| std::fs::read_to_string(d.path().join("trajectory.jsonl")).unwrap();
+    // Per round: gradient done, probe started, after rung 0, round done; then the final stage.
+    let mut phases = Vec::new();
+    for halt in 1..=9 {
+        let dir = RunDir::create(tmp.path().join(format!("halt{halt}"))).unwrap();
+        let halted = run(
+            &config,
+            Some(&dir),
+            RunControl {
+                resume: false,
+                halt_after: Some(halt),
+            },
+        );
+        assert!(
+            matches!(halted, Err(tandem::Error::Halted { checkpoints }) if checkpoints == halt)
+        );
+        let state: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("checkpoint/state.json")).unwrap(),
+        )
+        .unwrap();
+        let rungs_done = state["probe"]["rungs_done"].as_u64();
+        phases.push((state["phase"].as_str().unwrap().to_string(), rungs_done));
+        let (got, rounds) = run(
+            &config,
+            Some(&dir),
+            RunControl {
+                resume: true,
+                halt_after: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            without_time(got),
+            without_time(want.clone()),
+            "halted after checkpoint {halt}"
+        );
+        assert_eq!(rounds, want_rounds, "halted after checkpoint {halt}");
+        assert_eq!(traj(&dir), traj(&full));
+    }
+    let probe = |r: u64| ("probe".to_string(), Some(r));
+    let round = [
+        ("gradient-done".to_string(), None),
+        probe(0),
+        probe(1),
+        ("round-done".to_string(), None),
+    ];
+    let mut expected: Vec<_> = round.iter().chain(&round).cloned().collect();
+    expected.push(("gradient-done".to_string(), None));
+    assert_eq!(phases, expected);
+}
+
 /// `restart: reference` takes the mentor's first candidate unconditionally and scores none:
 /// every round whose reply held a candidate restarts from it, and no candidate is on the
 /// selection split's books.
@@ -488,6 +564,7 @@ fn decoder_and_file_tasks_resume_to_the_same_result_from_any_checkpoint() {
         t.backbone = tandem::task::BackboneSpec::SmolLm2;
         t.readout = tandem::readout::ReadoutConfig::Verbalizer {
             cue: "\nSentiment:".into(),
+            position: tandem::readout::PromptPosition::Prefix,
         };
         t.prompt_len = 2;
         t.init = tandem::prompt::PromptInit::Text("Review:".into());

@@ -220,7 +220,8 @@ fn task_macro_and_yaml_examples_declare_the_same_tasks() {
     assert_eq!(
         DEFAULT_READOUT.readout,
         tandem::readout::ReadoutConfig::Verbalizer {
-            cue: tandem::readout::DEFAULT_CUE.into()
+            cue: tandem::readout::DEFAULT_CUE.into(),
+            position: tandem::readout::PromptPosition::Prefix,
         }
     );
     assert!(DEFAULT_READOUT.validate().is_ok());

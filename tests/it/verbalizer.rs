@@ -9,7 +9,7 @@ use tandem::assets::SMOLLM2;
 use tandem::decoder::{ChatLlm, DecoderTokenizer, GgufFile, Llama};
 use tandem::prompt::SoftPrompt;
 use tandem::readout::{
-    EncodedData, EncodedSplit, PromptModel, Readout, SplitName, VerbalizerReadout,
+    EncodedData, EncodedSplit, PromptModel, PromptPosition, Readout, SplitName, VerbalizerReadout,
 };
 
 use crate::support::{assets, Cpu, CpuAd};
@@ -43,14 +43,16 @@ fn data(tok: &DecoderTokenizer) -> EncodedData {
     }
 }
 
-fn readout<B: burn::tensor::backend::Backend>() -> (VerbalizerReadout<B>, DecoderTokenizer) {
+fn readout<B: burn::tensor::backend::Backend>(
+    position: PromptPosition,
+) -> (VerbalizerReadout<B>, DecoderTokenizer) {
     let a = assets(&[SMOLLM2]);
     let path = a.path(&SMOLLM2.files[0]);
     let file = GgufFile::open(&path).unwrap();
     let tok = DecoderTokenizer::from_vocab(&file.vocab().unwrap(), &path).unwrap();
     let decoder = Llama::<B>::from_gguf(&file, &Default::default()).unwrap();
     let words = vec!["negative".to_string(), "positive".to_string()];
-    let r = VerbalizerReadout::new(decoder, &tok, data(&tok), CUE, &words, 64).unwrap();
+    let r = VerbalizerReadout::new(decoder, &tok, data(&tok), CUE, &words, 64, position).unwrap();
     (r, tok)
 }
 
@@ -59,7 +61,7 @@ fn readout<B: burn::tensor::backend::Backend>() -> (VerbalizerReadout<B>, Decode
 /// inputs of different lengths (padding and the gather of the last position are right).
 #[test]
 fn scores_are_the_decoders_next_token_logits() {
-    let (r, tok) = readout::<Cpu>();
+    let (r, tok) = readout::<Cpu>(PromptPosition::Prefix);
     let init = "Review of a movie:";
     let len = tok.encode_plain(init).unwrap().len();
     let model = PromptModel {
@@ -97,10 +99,62 @@ fn scores_are_the_decoders_next_token_logits() {
     }
 }
 
-/// Gradient steps through the frozen decoder lower the loss by moving the prompt only.
+/// With the prompt after the input, the scores are the decoder's next-token logits after
+/// text ⊕ prompt ⊕ cue in one full pass: on the kept training split (rows out of order and
+/// repeated, inputs of different lengths left-padded in the cache) and on the test split
+/// (computed per call).
+#[test]
+fn suffix_scores_are_the_logits_after_text_then_prompt() {
+    let (r, tok) = readout::<Cpu>(PromptPosition::Suffix);
+    let init = "Is it positive?";
+    let len = tok.encode_plain(init).unwrap().len();
+    let model = PromptModel {
+        prompt: SoftPrompt::from_tensor(r.prompt_rows(&tok, init, len).unwrap()),
+        head: None,
+    };
+    let a = assets(&[SMOLLM2]);
+    let llm =
+        ChatLlm::<Cpu>::load_with(&a.path(&SMOLLM2.files[0]), &Default::default(), false).unwrap();
+    let words = r.verbalizers().to_vec();
+    for (split, idx) in [
+        (SplitName::Train, vec![4, 0, 2, 0, 5]),
+        (SplitName::Test, vec![5, 1, 3]),
+        (SplitName::Train, vec![3]),
+    ] {
+        let logits: Vec<f32> = r
+            .logits(&model, split, &idx)
+            .into_data()
+            .iter::<f32>()
+            .collect();
+        for (row, &i) in idx.iter().enumerate() {
+            let ids: Vec<u32> = [TEXTS[i].0, init, CUE]
+                .iter()
+                .flat_map(|t| tok.encode_plain(t).unwrap())
+                .collect();
+            let full = &llm.sequence_logits(&ids, 1).unwrap()[0];
+            for (c, &w) in words.iter().enumerate() {
+                let got = logits[row * 2 + c];
+                assert!(
+                    (got - full[w as usize]).abs() < 2e-3,
+                    "{split:?} row {row} (text {i}) class {c}: {got} vs {}",
+                    full[w as usize]
+                );
+            }
+        }
+    }
+}
+
+/// Gradient steps through the frozen decoder lower the loss by moving the prompt only, with
+/// the prompt before the input and after it.
 #[test]
 fn prompt_tuning_lowers_the_loss_and_moves_only_the_prompt() {
-    let (r, tok) = readout::<CpuAd>();
+    for position in [PromptPosition::Prefix, PromptPosition::Suffix] {
+        tune_moves_only_the_prompt(position);
+    }
+}
+
+fn tune_moves_only_the_prompt(position: PromptPosition) {
+    let (r, tok) = readout::<CpuAd>(position);
     let head_before: Vec<f32> = r
         .decoder()
         .output_head_t()
@@ -125,7 +179,10 @@ fn prompt_tuning_lowers_the_loss_and_moves_only_the_prompt() {
         .loss(&model, SplitName::Train, &idx)
         .into_scalar()
         .elem::<f64>();
-    assert!(last < losses[0], "loss went {losses:?} -> {last}");
+    assert!(
+        last < losses[0],
+        "{position:?}: loss went {losses:?} -> {last}"
+    );
     let moved: f32 = (model.prompt.rows() - rows)
         .abs()
         .max()
@@ -161,7 +218,8 @@ fn multi_token_class_words_are_scored_by_their_whole_log_likelihood() {
         "thoroughly disappointing".to_string(),
         "thoroughly delightful".to_string(),
     ];
-    let r = VerbalizerReadout::new(decoder, &tok, data(&tok), CUE, &words, 64).unwrap();
+    let position = PromptPosition::Prefix;
+    let r = VerbalizerReadout::new(decoder, &tok, data(&tok), CUE, &words, 64, position).unwrap();
     assert!(!r.single_token(), "{:?}", r.words());
     assert!(r.words().iter().all(|w| w.len() >= 2), "{:?}", r.words());
     assert_eq!(

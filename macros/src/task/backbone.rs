@@ -18,7 +18,8 @@ const BACKBONES: &[&str] = &[
 ];
 const READOUTS: &[&str] = &["class_prompt", "input_head", "verbalizer"];
 const CLASS_PROMPT_FIELDS: &[&str] = &["scale"];
-const VERBALIZER_FIELDS: &[&str] = &["cue"];
+const VERBALIZER_FIELDS: &[&str] = &["cue", "position"];
+const POSITIONS: &[&str] = &["prefix", "suffix"];
 /// Files a BERT-family folder must hold.
 const BERT_FILES: &[&str] = &["config.json", "model.safetensors", "tokenizer.json"];
 /// The verbalizer's default cue (`tandem::readout::DEFAULT_CUE`).
@@ -39,9 +40,15 @@ impl BackboneDecl {
 }
 
 pub enum ReadoutDecl {
-    ClassPrompt { scale: (f64, Span) },
+    ClassPrompt {
+        scale: (f64, Span),
+    },
     InputHead,
-    Verbalizer { cue: (String, Span) },
+    Verbalizer {
+        cue: (String, Span),
+        /// The prompt comes after the input.
+        suffix: bool,
+    },
 }
 
 /// Reads `backbone:` (default `minilm`), reporting into `cx`.
@@ -101,14 +108,18 @@ pub fn parse_readout(
             };
             ReadoutDecl::ClassPrompt { scale }
         }
-        ("verbalizer", settings) => {
-            let cue = match settings {
-                Some(b) => Reader::new(cx, b, "the verbalizer readout", VERBALIZER_FIELDS)
-                    .string("cue", Some(DEFAULT_CUE))?,
-                None => (DEFAULT_CUE.to_string(), span),
-            };
-            ReadoutDecl::Verbalizer { cue }
+        ("verbalizer", Some(b)) => {
+            let r = Reader::new(cx, b, "the verbalizer readout", VERBALIZER_FIELDS);
+            let position = r.word("position", POSITIONS, Some("prefix"));
+            ReadoutDecl::Verbalizer {
+                cue: r.string("cue", Some(DEFAULT_CUE))?,
+                suffix: position?.0 == "suffix",
+            }
         }
+        ("verbalizer", None) => ReadoutDecl::Verbalizer {
+            cue: (DEFAULT_CUE.to_string(), span),
+            suffix: false,
+        },
         (_, Some(b)) => {
             cx.error(b.span, format!("the `{word}` readout takes no settings"));
             return None;
@@ -178,7 +189,7 @@ pub fn check(cx: &Ctxt, backbone: &mut BackboneDecl, readout: &(ReadoutDecl, Spa
                 cx.error(*span, "the class-prompt readout compares single-text sentence embeddings and cannot take sentence pairs (`pair:`); use `input_head` or a decoder with `verbalizer`");
             }
         }
-        ReadoutDecl::Verbalizer { cue: (cue, s) } if cue.trim().is_empty() => {
+        ReadoutDecl::Verbalizer { cue: (cue, s), .. } if cue.trim().is_empty() => {
             cx.error(
                 *s,
                 "the verbalizer's `cue` must not be empty: it is what the class word follows",
@@ -222,8 +233,19 @@ pub fn expand_readout(r: &ReadoutDecl) -> TokenStream {
             quote!(::tandem::readout::ReadoutConfig::ClassPrompt { scale: #scale })
         }
         ReadoutDecl::InputHead => quote!(::tandem::readout::ReadoutConfig::InputHead),
-        ReadoutDecl::Verbalizer { cue: (cue, _) } => {
-            quote!(::tandem::readout::ReadoutConfig::Verbalizer { cue: ::std::borrow::Cow::Borrowed(#cue) })
+        ReadoutDecl::Verbalizer {
+            cue: (cue, _),
+            suffix,
+        } => {
+            let position = if *suffix {
+                quote!(::tandem::readout::PromptPosition::Suffix)
+            } else {
+                quote!(::tandem::readout::PromptPosition::Prefix)
+            };
+            quote!(::tandem::readout::ReadoutConfig::Verbalizer {
+                cue: ::std::borrow::Cow::Borrowed(#cue),
+                position: #position,
+            })
         }
     }
 }

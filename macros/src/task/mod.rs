@@ -22,7 +22,9 @@ const FIELDS: &[&str] = &[
     "prompt",
     "metric",
     "shots",
+    "split",
 ];
+const SPLIT_FIELDS: &[&str] = &["selection", "test"];
 const PROMPT_FIELDS: &[&str] = &["length", "init"];
 const METRICS: &[&str] = &["accuracy", "macro_f1", "mcc"];
 const INITS: &[&str] = &["random_vocab", "random_normal"];
@@ -47,6 +49,8 @@ pub struct TaskDecl {
     init: Init,
     metric: String,
     shots: Option<(usize, Span)>,
+    /// Most selection and test examples, when declared.
+    split: [Option<(usize, Span)>; 2],
 }
 
 /// Reads the declaration, reporting every malformed or missing field into `cx`; `None` when
@@ -75,7 +79,12 @@ pub fn parse(cx: &Ctxt, tokens: TokenStream) -> Option<TaskDecl> {
         Some(b) => prompt(cx, b),
         None => (Some((8, block.span)), Some(Init::RandomVocab)),
     };
+    let split = match r.block("split") {
+        Some(b) => split(cx, b)?,
+        None => [None, None],
+    };
     Some(TaskDecl {
+        split,
         name: name?,
         description: description?,
         data: data?,
@@ -87,6 +96,16 @@ pub fn parse(cx: &Ctxt, tokens: TokenStream) -> Option<TaskDecl> {
         metric: metric?.0,
         shots: shots?,
     })
+}
+
+/// `split: { selection: 100, test: 200 }`, both optional.
+fn split(cx: &Ctxt, b: &Fields) -> Option<[Option<(usize, Span)>; 2]> {
+    let r = Reader::new(cx, b, "a split", SPLIT_FIELDS);
+    let size = |name: &str| match r.get(name) {
+        None => Some(None),
+        Some(_) => r.usize(name, None).map(Some),
+    };
+    Some([size("selection")?, size("test")?])
 }
 
 /// `prompt: { length: 8, init: "…" | random_vocab | random_normal }`.
@@ -158,6 +177,11 @@ pub fn check(cx: &Ctxt, t: &mut TaskDecl) {
             "`shots` must be at least 1 (or `all` for the full training split)",
         );
     }
+    for (name, size) in SPLIT_FIELDS.iter().zip(&t.split) {
+        if let Some((0, span)) = size {
+            cx.error(*span, format!("`{name}` must be at least 1 example"));
+        }
+    }
 }
 
 /// Reports each empty name (`empty`) and each repeat of an earlier one (`twice`) at its span.
@@ -200,6 +224,10 @@ pub fn expand(t: &TaskDecl) -> TokenStream {
         Some((k, _)) => quote!(::core::option::Option::Some(#k)),
         None => quote!(::core::option::Option::None),
     };
+    let [selection, test] = t.split.map(|size| match size {
+        Some((k, _)) => quote!(::core::option::Option::Some(#k)),
+        None => quote!(::core::option::Option::None),
+    });
     quote!({
         const TASK: ::tandem::task::TaskSpec = ::tandem::task::TaskSpec {
             name: ::std::borrow::Cow::Borrowed(#name),
@@ -211,6 +239,7 @@ pub fn expand(t: &TaskDecl) -> TokenStream {
             prompt: ::tandem::task::PromptSpec { length: #len, init: #init },
             metric: ::tandem::task::Metric::#metric,
             shots: #shots,
+            split: ::tandem::task::SplitSizes { selection: #selection, test: #test },
         };
         TASK
     })

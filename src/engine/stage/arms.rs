@@ -29,6 +29,21 @@ pub struct Arm<B: AutodiffBackend> {
     pub optim: PromptOptimizer<B>,
 }
 
+/// Every arm origin ([`crate::engine::records::ArmRecord::origin`]).
+const ORIGINS: &[&str] = &[
+    "continuous",
+    "mentor",
+    "random",
+    "random-fill",
+    "projected",
+    "restart",
+];
+
+/// The origin named `name`, as arms carry it; `None` for a name no arm has.
+pub fn origin(name: &str) -> Option<&'static str> {
+    ORIGINS.iter().copied().find(|o| *o == name)
+}
+
 /// Stream of the generator that draws random arms (the batch streams are the rungs').
 const ARM_STREAM: u64 = u64::MAX;
 

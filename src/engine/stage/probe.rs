@@ -3,6 +3,8 @@
 //! selection split; successive halving keeps the best arms for the next, longer rung. The
 //! winner (a proposal only when it beats the continuous arm by the probe's margin) is what the
 //! round restarts from, with its own optimizer state. Every step and scoring is counted.
+//! A probe under way lives in the run state ([`PendingProbe`]): the run checkpoints it when
+//! it starts (the mentor's reply in hand) and after each rung but the last.
 
 use std::cmp::Ordering;
 
@@ -14,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use super::arms::Arm;
 use super::restart::{Choice, OptimStart};
 use crate::engine::components::Components;
-use crate::engine::records::{ArmRecord, ProbeRecord, RoundRecord};
+use crate::engine::records::{ArmRecord, ProbeProgress, ProbeRecord, RoundRecord};
 use crate::engine::schedule::Probe;
 use crate::engine::state::{RunState, Score};
 use crate::error::Result;
@@ -33,97 +35,123 @@ pub fn stream<B: AutodiffBackend>(c: &Components<'_, B>, round: usize, stream: u
     rng
 }
 
-/// An arm with the scores it got.
-struct Running<B: AutodiffBackend> {
-    arm: Arm<B>,
-    scores: Vec<Score>,
-    record: ArmRecord,
+/// A probe under way: how far it got and its arms as trained so far (index-aligned). Kept in
+/// the run state between rungs, so that a checkpoint inside a probe holds it.
+pub struct PendingProbe<B: AutodiffBackend> {
+    /// The record and standings.
+    pub progress: ProbeProgress,
+    /// The arms.
+    pub arms: Vec<Arm<B>>,
 }
 
-/// Runs the probe over `arms` (the continuous arm first) and returns the winner as the
-/// round's choice; the probe is recorded in `record`.
-pub fn probe<B: AutodiffBackend>(
+/// A probe over `arms` (the continuous arm first), continuing the round's `record`.
+pub fn start<B: AutodiffBackend>(
+    state: &RunState<B>,
+    record: RoundRecord,
+    arms: Vec<Arm<B>>,
+) -> PendingProbe<B> {
+    let progress = ProbeProgress {
+        record,
+        arms: arms
+            .iter()
+            .map(|a| ArmRecord {
+                origin: a.origin.into(),
+                text: a.text.clone(),
+                rungs: Vec::new(),
+            })
+            .collect(),
+        alive: (0..arms.len()).collect(),
+        rungs_done: 0,
+        before: (state.step, state.selection_evals),
+    };
+    PendingProbe { progress, arms }
+}
+
+/// Runs the probe's next rung: the arms still in the running train on the rung's batches and
+/// are scored, best first.
+pub fn rung<B: AutodiffBackend>(
     state: &mut RunState<B>,
     c: &Components<'_, B>,
     probe: &Probe,
-    arms: Vec<Arm<B>>,
-    record: &mut RoundRecord,
+    pending: &mut PendingProbe<B>,
     progress: &ProgressBar,
-) -> Result<Choice<B>> {
-    let round = state.position.round;
-    let mut arms: Vec<Running<B>> = arms.into_iter().map(Running::new).collect();
-    let (steps_before, evals_before) = (state.step, state.selection_evals);
-    let mut alive: Vec<usize> = (0..arms.len()).collect();
-    let rungs = probe.rungs();
-    for (r, rung) in rungs.iter().enumerate() {
-        alive.truncate(rung.arms);
-        let batches = stream(c, round, r as u64);
-        for &i in &alive {
-            let a = &mut arms[i];
-            train(
-                state,
-                c,
-                &mut a.arm,
-                rung.steps,
-                batches.clone(),
-                record,
-                progress,
-            )?;
-            let (m, score) = state.contend(c, &a.arm.model);
-            a.scores.push(score);
-            a.record.rungs.push(m);
-        }
-        // Stable: among equal scores the earlier arm (the continuous prompt first) stays ahead.
-        alive.sort_by(|&x, &y| rank(arms[x].last(), arms[y].last()));
+) -> Result<()> {
+    let r = pending.progress.rungs_done;
+    let Some(rung) = probe.rungs().get(r).copied() else {
+        return Ok(());
+    };
+    let p = &mut pending.progress;
+    p.alive.truncate(rung.arms);
+    let batches = stream(c, state.position.round, r as u64);
+    for &i in &p.alive {
+        let arm = &mut pending.arms[i];
+        train(
+            state,
+            c,
+            arm,
+            rung.steps,
+            batches.clone(),
+            &mut p.record,
+            progress,
+        )?;
+        let (m, _) = state.contend(c, &arm.model);
+        p.arms[i].rungs.push(m);
     }
-    remember_texts(state, &arms);
-    let best = alive[0];
-    let winner = if best != 0 && !clears(probe, arms[best].last(), arms[0].last()) {
+    // Stable: among equal scores the earlier arm (the continuous prompt first) stays ahead.
+    let arms = &p.arms;
+    p.alive
+        .sort_by(|&x, &y| rank(last(c, &arms[x]), last(c, &arms[y])));
+    p.rungs_done += 1;
+    Ok(())
+}
+
+/// The finished probe's winner as the round's choice, and the round's record with the probe.
+pub fn finish<B: AutodiffBackend>(
+    state: &mut RunState<B>,
+    c: &Components<'_, B>,
+    probe: &Probe,
+    pending: PendingProbe<B>,
+) -> (RoundRecord, Choice<B>) {
+    let PendingProbe { progress, mut arms } = pending;
+    remember_texts(state, &progress.arms);
+    let best = progress.alive.first().copied().unwrap_or(0);
+    let score = |i: usize| last(c, &progress.arms[i]);
+    let winner = if best != 0 && !clears(probe, score(best), score(0)) {
         0
     } else {
         best
     };
+    let mut record = progress.record;
     record.probe = Some(ProbeRecord {
-        arms: arms.iter().map(|a| a.record.clone()).collect(),
+        arms: progress.arms,
         winner,
         within_margin: (winner != best).then_some(best),
-        gradient_steps: state.step - steps_before,
-        selection_evals: state.selection_evals - evals_before,
+        gradient_steps: state.step - progress.before.0,
+        selection_evals: state.selection_evals - progress.before.1,
     });
-    let won = arms.swap_remove(winner).arm;
+    let won = arms.swap_remove(winner);
     let from = match won.origin {
         "continuous" => "continuous (probe)".to_string(),
         origin if won.text.is_empty() => format!("{origin} (probe)"),
         origin => format!("{origin}: {}", won.text),
     };
-    Ok(Choice {
+    let choice = Choice {
         model: won.model,
         optim: OptimStart::Own(won.optim),
         from,
-    })
+    };
+    (record, choice)
 }
 
-impl<B: AutodiffBackend> Running<B> {
-    fn new(arm: Arm<B>) -> Self {
-        let record = ArmRecord {
-            origin: arm.origin.into(),
-            text: arm.text.clone(),
-            rungs: Vec::new(),
-        };
-        Self {
-            arm,
-            scores: Vec::new(),
-            record,
-        }
-    }
-
-    /// The score after the last rung it ran (every arm runs the first).
-    fn last(&self) -> Score {
-        self.scores.last().copied().unwrap_or(Score {
+/// An arm's score after the last rung it ran (every arm runs the first).
+fn last<B: AutodiffBackend>(c: &Components<'_, B>, arm: &ArmRecord) -> Score {
+    arm.rungs.last().map_or(
+        Score {
             value: f64::NEG_INFINITY,
             loss: f64::INFINITY,
-        })
-    }
+        },
+        |m| Score::of(c.metric, m),
+    )
 }
 
 /// Better scores first: the metric, then the lower loss.
@@ -178,14 +206,14 @@ fn train<B: AutodiffBackend>(
 
 /// The texts of the proposal arms join the pool the mentor is shown, with their first-rung
 /// scores (how good a start each was).
-fn remember_texts<B: AutodiffBackend>(state: &mut RunState<B>, arms: &[Running<B>]) {
-    for a in arms.iter().filter(|a| !a.arm.text.is_empty()) {
-        if state.pool.iter().any(|p| p.text == a.arm.text) {
+fn remember_texts<B: AutodiffBackend>(state: &mut RunState<B>, arms: &[ArmRecord]) {
+    for a in arms.iter().filter(|a| !a.text.is_empty()) {
+        let Some(m) = a.rungs.first() else { continue };
+        if state.pool.iter().any(|p| p.text == a.text) {
             continue;
         }
-        let m = &a.record.rungs[0];
         state.pool.push(ScoredPrompt {
-            text: a.arm.text.clone(),
+            text: a.text.clone(),
             loss: m.loss,
             accuracy: m.accuracy,
         });

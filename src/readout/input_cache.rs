@@ -1,0 +1,196 @@
+//! The frozen decoder's keys and values of each example's input, for a prompt placed after the
+//! input (input ⊕ prompt ⊕ cue). Causal attention keeps the input's states independent of
+//! the prompt, so they are computed once per split and every later pass runs only the prompt
+//! and cue tokens through the decoder: a few positions instead of the whole sequence.
+//!
+//! Inputs are left-padded to the longest of their split, the padding hidden from every query;
+//! rotary positions are relative, so the padding does not change what a real position sees.
+//! A split's states are kept on the host when they fit [`KEEP_BYTES`] (else computed per call),
+//! in a cache shared by every readout of the same decoder in the process ([`shared`]): the runs
+//! of a sweep score the same selection and test examples, and build their states once.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
+
+use super::SplitName;
+use crate::decoder::{KvCache, Llama, Padding};
+
+/// Examples run through the decoder at once when a split's states are built.
+const BUILD_CHUNK: usize = 16;
+
+/// Most bytes of one split's states kept on the host.
+const KEEP_BYTES: usize = 2 << 30;
+
+/// Input states of each split, the latest inputs seen per split (recognised by a fingerprint
+/// of their tokens).
+#[derive(Debug, Default)]
+pub struct InputCache {
+    kept: [Mutex<Option<Kept>>; 3],
+}
+
+/// The states of one split's inputs.
+#[derive(Debug)]
+struct Kept {
+    fingerprint: u64,
+    states: Arc<SplitStates>,
+}
+
+/// The input cache of every readout over the decoder file with digest `model_sha256` whose
+/// inputs are cut to `max_input` tokens, in this process.
+pub fn shared(model_sha256: &str, max_input: usize) -> Arc<InputCache> {
+    static CACHES: OnceLock<Mutex<HashMap<(String, usize), Arc<InputCache>>>> = OnceLock::new();
+    let mut caches = CACHES
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    caches
+        .entry((model_sha256.to_string(), max_input))
+        .or_default()
+        .clone()
+}
+
+/// One split's keys and values on the host.
+#[derive(Debug)]
+struct SplitStates {
+    /// Positions per example (the longest input of the split).
+    width: usize,
+    /// `[examples, width]`: true = padding.
+    pad: Vec<bool>,
+    /// Per layer, keys and values `[examples, kv_heads, width, head_dim]`, row-major.
+    layers: Vec<(Vec<f32>, Vec<f32>)>,
+    kv_heads: usize,
+    head_dim: usize,
+}
+
+impl InputCache {
+    /// A decoder cache holding the input states of examples `rows` of `split` (an example may
+    /// appear more than once), with their padding. `inputs` are the split's input tokens.
+    pub fn states<B: Backend>(
+        &self,
+        decoder: &Llama<B>,
+        split: SplitName,
+        inputs: &[Vec<u32>],
+        rows: &[usize],
+    ) -> KvCache<B> {
+        let config = decoder.config();
+        let width = inputs.iter().map(Vec::len).max().unwrap_or(0).max(1);
+        let floats = config.num_layers * 2 * config.num_kv_heads * width * config.head_dim();
+        if inputs.len() * floats * 4 > KEEP_BYTES {
+            let picked: Vec<&[u32]> = rows.iter().map(|&i| inputs[i].as_slice()).collect();
+            let width = picked.iter().map(|s| s.len()).max().unwrap_or(0);
+            return build(decoder, &picked, width.max(1));
+        }
+        let slot = match split {
+            SplitName::Train => &self.kept[0],
+            SplitName::Selection => &self.kept[1],
+            SplitName::Test => &self.kept[2],
+        };
+        let mut hasher = DefaultHasher::new();
+        inputs.hash(&mut hasher);
+        let fingerprint = hasher.finish();
+        let states = {
+            let mut kept = slot.lock().unwrap_or_else(|e| e.into_inner());
+            match kept.as_ref() {
+                Some(k) if k.fingerprint == fingerprint => k.states.clone(),
+                _ => {
+                    let states = Arc::new(SplitStates::build(decoder, inputs));
+                    *kept = Some(Kept {
+                        fingerprint,
+                        states: states.clone(),
+                    });
+                    states
+                }
+            }
+        };
+        states.gather(rows, &decoder.word_embeddings().device())
+    }
+}
+
+/// Runs `inputs`, left-padded to `width`, through the decoder: a cache holding their states
+/// and padding.
+fn build<B: Backend>(decoder: &Llama<B>, inputs: &[&[u32]], width: usize) -> KvCache<B> {
+    let n = inputs.len();
+    let mut ids = Vec::with_capacity(n * width);
+    let mut mask = Vec::with_capacity(n * width);
+    for s in inputs {
+        let pad = width - s.len();
+        ids.extend((0..pad).map(|_| 0i64).chain(s.iter().map(|&t| t as i64)));
+        mask.extend((0..width).map(|k| k < pad));
+    }
+    let device = decoder.word_embeddings().device();
+    let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [n, width]), &device);
+    let pad = Padding {
+        batch: n,
+        width,
+        mask,
+    };
+    let mut cache = KvCache::padded(decoder.config().num_layers, pad);
+    decoder.forward(decoder.embed_tokens(ids), &mut cache);
+    cache
+}
+
+impl SplitStates {
+    /// States of every input of a split, built in chunks.
+    fn build<B: Backend>(decoder: &Llama<B>, inputs: &[Vec<u32>]) -> Self {
+        let config = decoder.config();
+        let width = inputs.iter().map(Vec::len).max().unwrap_or(0).max(1);
+        let mut states = SplitStates {
+            width,
+            pad: Vec::with_capacity(inputs.len() * width),
+            layers: vec![(Vec::new(), Vec::new()); config.num_layers],
+            kv_heads: config.num_kv_heads,
+            head_dim: config.head_dim(),
+        };
+        for chunk in inputs.chunks(BUILD_CHUNK) {
+            // Every chunk is padded to the split's width, so an example's states do not
+            // depend on the chunk it was built in.
+            let slices: Vec<&[u32]> = chunk.iter().map(Vec::as_slice).collect();
+            let cache = build(decoder, &slices, width);
+            if let Some(pad) = cache.padding() {
+                states.pad.extend_from_slice(&pad.mask);
+            }
+            for ((k, v), (hk, hv)) in cache.layers().zip(&mut states.layers) {
+                hk.extend(k.clone().into_data().iter::<f32>());
+                hv.extend(v.clone().into_data().iter::<f32>());
+            }
+        }
+        states
+    }
+
+    /// A decoder cache of the states of `rows`.
+    fn gather<B: Backend>(&self, rows: &[usize], device: &B::Device) -> KvCache<B> {
+        let row = self.kv_heads * self.width * self.head_dim;
+        let shape = [rows.len(), self.kv_heads, self.width, self.head_dim];
+        let pick = |all: &[f32]| -> Tensor<B, 4> {
+            let data: Vec<f32> = rows
+                .iter()
+                .flat_map(|&i| all[i * row..(i + 1) * row].iter().copied())
+                .collect();
+            Tensor::from_data(TensorData::new(data, shape), device)
+        };
+        let layers = self
+            .layers
+            .iter()
+            .map(|(k, v)| (pick(k), pick(v)))
+            .collect();
+        let mask = rows
+            .iter()
+            .flat_map(|&i| {
+                self.pad[i * self.width..(i + 1) * self.width]
+                    .iter()
+                    .copied()
+            })
+            .collect();
+        let pad = Padding {
+            batch: rows.len(),
+            width: self.width,
+            mask,
+        };
+        KvCache::from_parts(layers, self.width, pad)
+    }
+}
