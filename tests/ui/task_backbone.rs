@@ -42,6 +42,15 @@ const VERBALIZER_ON_ENCODER: TaskSpec = tandem::task! {
     readout: verbalizer { cue: " " },
 };
 
+const PROMPT_IN_THE_MIDDLE: TaskSpec = tandem::task! {
+    name: "m",
+    description: "a task",
+    data: subj,
+    classes: ["subjective", "objective"],
+    backbone: smollm2,
+    readout: verbalizer { cue: "\nAnswer:", position: middle },
+};
+
 const PAIRS_ON_CLASS_PROMPT: TaskSpec = tandem::task! {
     name: "f",
     description: "a task",
@@ -74,6 +83,7 @@ fn main() {
         NO_MODEL,
         DECODER_WITH_HEAD,
         VERBALIZER_ON_ENCODER,
+        PROMPT_IN_THE_MIDDLE,
         PAIRS_ON_CLASS_PROMPT,
         UNKNOWN,
         PATH_NOT_STRING,

@@ -8,6 +8,7 @@ const WRONG_CLASSES: TaskSpec = tandem::task! {
     readout: class_prompt { scale: 0.0 },
     prompt: { length: 0, init: "  " },
     shots: 0,
+    split: { selection: 0, tests: 200 },
 };
 
 const UNKNOWN: TaskSpec = tandem::task! {
