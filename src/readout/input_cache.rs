@@ -40,10 +40,13 @@ struct Kept {
     states: Arc<SplitStates>,
 }
 
+/// Input caches by decoder file digest and input cut.
+type Caches = HashMap<(String, usize), Arc<InputCache>>;
+
 /// The input cache of every readout over the decoder file with digest `model_sha256` whose
 /// inputs are cut to `max_input` tokens, in this process.
 pub fn shared(model_sha256: &str, max_input: usize) -> Arc<InputCache> {
-    static CACHES: OnceLock<Mutex<HashMap<(String, usize), Arc<InputCache>>>> = OnceLock::new();
+    static CACHES: OnceLock<Mutex<Caches>> = OnceLock::new();
     let mut caches = CACHES
         .get_or_init(Mutex::default)
         .lock()
