@@ -544,6 +544,72 @@ fn the_reference_rule_restarts_from_the_first_candidate_unscored() {
     assert!(restarted > 0, "no reply held a candidate: {rounds:?}");
 }
 
+/// Under `restart: reference` the first candidate takes over the continuous prompt's AdamW
+/// moments: after a round that restarted from a candidate, the checkpoint's optimizer state
+/// holds moments for exactly the new prompt's parameter (a fresh optimizer would hold none).
+#[test]
+fn the_reference_rule_keeps_adamws_state() {
+    use burn::module::Module;
+    use burn::optim::{AdamWConfig, Optimizer};
+    use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
+    let mut s = Schedule::builtin("reference-compat").unwrap();
+    s.rounds = 2;
+    s.steps_per_round = 2;
+    s.final_steps = 1;
+    if let Some(m) = s.mentor.as_mut() {
+        m.sample = 2;
+        m.sampling.max_tokens = 32;
+    }
+    let config = RunConfig {
+        task: support::tiny_task(3),
+        schedule: s,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let device = Default::default();
+    let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
+    let mut checked = 0;
+    // Checkpoints 2 and 4 follow rounds 0 and 1 (their restarts).
+    for halt in [2, 4] {
+        let dir = RunDir::create(tmp.path().join(format!("halt{halt}"))).unwrap();
+        let halted = run(
+            &config,
+            Some(&dir),
+            RunControl {
+                resume: false,
+                halt_after: Some(halt),
+            },
+        );
+        assert!(matches!(halted, Err(tandem::Error::Halted { .. })));
+        let cp = dir.path().join("checkpoint");
+        let state: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(cp.join("state.json")).unwrap()).unwrap();
+        let rounds = state["rounds"].as_array().unwrap();
+        let restart = rounds.last().unwrap()["restart_from"].as_str().unwrap();
+        if !restart.starts_with("first candidate: ") {
+            continue;
+        }
+        let rows = burn::tensor::Tensor::zeros([3, 384], &device);
+        let template = tandem::readout::PromptModel::<support::CpuAd> {
+            prompt: SoftPrompt::from_tensor(rows),
+            head: None,
+        };
+        let model = template
+            .load_file(cp.join("model"), &recorder, &device)
+            .unwrap();
+        let optim: tandem::gradient::PromptOptimizer<support::CpuAd> = AdamWConfig::new().init();
+        let moments = optim
+            .load_record(recorder.load(cp.join("optim"), &device).unwrap())
+            .to_record();
+        assert_eq!(
+            moments.keys().collect::<Vec<_>>(),
+            vec![&model.prompt.vectors.id],
+            "{restart}"
+        );
+        checked += 1;
+    }
+    assert!(checked > 0, "no round restarted from a candidate");
+}
+
 /// The same resume invariant on the other backbones and data: the frozen SmolLM2 decoder with
 /// the verbalizer readout (`mr`), and a task declared on a user's JSONL file (`topics`, 4
 /// classes). Each is halted after every checkpoint in turn and resumed; every resumed run equals
