@@ -43,6 +43,26 @@ struct Kept {
 /// Input caches by decoder file digest and input cut.
 type Caches = HashMap<(String, usize), Arc<InputCache>>;
 
+/// One split's inputs, cut as the readout feeds them, with a fingerprint of their tokens
+/// (taken once, not per call).
+#[derive(Debug, Default)]
+pub struct SplitInputs {
+    tokens: Vec<Vec<u32>>,
+    fingerprint: u64,
+}
+
+impl SplitInputs {
+    /// The inputs of a split, in example order.
+    pub fn new(tokens: Vec<Vec<u32>>) -> Self {
+        let mut hasher = DefaultHasher::new();
+        tokens.hash(&mut hasher);
+        Self {
+            fingerprint: hasher.finish(),
+            tokens,
+        }
+    }
+}
+
 /// The input cache of every readout over the decoder file with digest `model_sha256` whose
 /// inputs are cut to `max_input` tokens, in this process.
 pub fn shared(model_sha256: &str, max_input: usize) -> Arc<InputCache> {
@@ -72,14 +92,18 @@ struct SplitStates {
 
 impl InputCache {
     /// A decoder cache holding the input states of examples `rows` of `split` (an example may
-    /// appear more than once), with their padding. `inputs` are the split's input tokens.
+    /// appear more than once), with their padding. `inputs` are the split's inputs.
     pub fn states<B: Backend>(
         &self,
         decoder: &Llama<B>,
         split: SplitName,
-        inputs: &[Vec<u32>],
+        inputs: &SplitInputs,
         rows: &[usize],
     ) -> KvCache<B> {
+        let SplitInputs {
+            tokens: inputs,
+            fingerprint,
+        } = inputs;
         let config = decoder.config();
         let width = inputs.iter().map(Vec::len).max().unwrap_or(0).max(1);
         let floats = config.num_layers * 2 * config.num_kv_heads * width * config.head_dim();
@@ -93,17 +117,14 @@ impl InputCache {
             SplitName::Selection => &self.kept[1],
             SplitName::Test => &self.kept[2],
         };
-        let mut hasher = DefaultHasher::new();
-        inputs.hash(&mut hasher);
-        let fingerprint = hasher.finish();
         let states = {
             let mut kept = slot.lock().unwrap_or_else(|e| e.into_inner());
             match kept.as_ref() {
-                Some(k) if k.fingerprint == fingerprint => k.states.clone(),
+                Some(k) if k.fingerprint == *fingerprint => k.states.clone(),
                 _ => {
                     let states = Arc::new(SplitStates::build(decoder, inputs));
                     *kept = Some(Kept {
-                        fingerprint,
+                        fingerprint: *fingerprint,
                         states: states.clone(),
                     });
                     states

@@ -16,7 +16,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
-use super::input_cache::InputCache;
+use super::input_cache::{InputCache, SplitInputs};
 use super::{EncodedData, PromptModel, PromptPosition, Readout, SplitName};
 use crate::decoder::{DecoderTokenizer, Llama};
 use crate::error::{Error, Result};
@@ -45,6 +45,10 @@ pub struct VerbalizerReadout<B: Backend> {
     /// The input's states, when the prompt comes after the input.
     #[module(skip)]
     input_cache: Arc<InputCache>,
+    /// Each split's inputs cut to `max_input` (train, selection, test), when the prompt comes
+    /// after the input: cut and fingerprinted once, not per call.
+    #[module(skip)]
+    cut: Arc<[SplitInputs; 3]>,
 }
 
 impl<B: Backend> VerbalizerReadout<B> {
@@ -88,6 +92,7 @@ impl<B: Backend> VerbalizerReadout<B> {
         if max_input == 0 {
             return Err(Error::config("max input tokens", "must be positive"));
         }
+        let cut = Arc::new(Self::cut_inputs(&data, max_input, position));
         Ok(Self {
             decoder,
             data,
@@ -97,6 +102,25 @@ impl<B: Backend> VerbalizerReadout<B> {
             max_input,
             position,
             input_cache: Arc::default(),
+            cut,
+        })
+    }
+
+    /// Each split's inputs cut to `max_input` (none with the prompt first, which never caches).
+    fn cut_inputs(
+        data: &EncodedData,
+        max_input: usize,
+        position: PromptPosition,
+    ) -> [SplitInputs; 3] {
+        [SplitName::Train, SplitName::Selection, SplitName::Test].map(|split| match position {
+            PromptPosition::Prefix => SplitInputs::default(),
+            PromptPosition::Suffix => SplitInputs::new(
+                data.split(split)
+                    .tokens
+                    .iter()
+                    .map(|t| t[..t.len().min(max_input)].to_vec())
+                    .collect(),
+            ),
         })
     }
 
@@ -189,10 +213,12 @@ impl<B: Backend> VerbalizerReadout<B> {
         let mut cache = match self.position {
             PromptPosition::Prefix => self.decoder.cache(),
             PromptPosition::Suffix => {
-                let split_data = self.data.split(split);
-                let inputs: Vec<Vec<u32>> =
-                    split_data.tokens.iter().map(|t| self.input(t)).collect();
-                self.input_cache.states(&self.decoder, split, &inputs, rows)
+                let cut = match split {
+                    SplitName::Train => &self.cut[0],
+                    SplitName::Selection => &self.cut[1],
+                    SplitName::Test => &self.cut[2],
+                };
+                self.input_cache.states(&self.decoder, split, cut, rows)
             }
         };
         self.decoder.forward(x, &mut cache)

@@ -506,11 +506,8 @@ fn halting_inside_a_probe_then_resuming_gives_the_same_result() {
     assert_eq!(phases, expected);
 }
 
-/// `restart: reference` takes the mentor's first candidate unconditionally and scores none:
-/// every round whose reply held a candidate restarts from it, and no candidate is on the
-/// selection split's books.
-#[test]
-fn the_reference_rule_restarts_from_the_first_candidate_unscored() {
+/// `reference-compat` shrunk to 2 rounds of 2 steps and 1 final step on the tiny task.
+fn small_reference_run() -> RunConfig {
     let mut s = Schedule::builtin("reference-compat").unwrap();
     s.rounds = 2;
     s.steps_per_round = 2;
@@ -519,10 +516,19 @@ fn the_reference_rule_restarts_from_the_first_candidate_unscored() {
         m.sample = 2;
         m.sampling.max_tokens = 32;
     }
-    let config = RunConfig {
+    RunConfig {
         task: support::tiny_task(3),
-        schedule: s.clone(),
-    };
+        schedule: s,
+    }
+}
+
+/// `restart: reference` takes the mentor's first candidate unconditionally and scores none:
+/// every round whose reply held a candidate restarts from it, and no candidate is on the
+/// selection split's books.
+#[test]
+fn the_reference_rule_restarts_from_the_first_candidate_unscored() {
+    let config = small_reference_run();
+    let s = config.schedule.clone();
     let (r, rounds) = run(&config, None, RunControl::default()).unwrap();
     assert_eq!(r.selection_evals, s.budget(1, true).selection_evals);
     let mut restarted = 0;
@@ -552,18 +558,7 @@ fn the_reference_rule_keeps_adamws_state() {
     use burn::module::Module;
     use burn::optim::{AdamWConfig, Optimizer};
     use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
-    let mut s = Schedule::builtin("reference-compat").unwrap();
-    s.rounds = 2;
-    s.steps_per_round = 2;
-    s.final_steps = 1;
-    if let Some(m) = s.mentor.as_mut() {
-        m.sample = 2;
-        m.sampling.max_tokens = 32;
-    }
-    let config = RunConfig {
-        task: support::tiny_task(3),
-        schedule: s,
-    };
+    let config = small_reference_run();
     let tmp = tempfile::tempdir().unwrap();
     let device = Default::default();
     let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
