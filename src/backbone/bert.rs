@@ -215,6 +215,53 @@ impl SafeTensors<'_> {
     }
 }
 
+/// The named tensors of a checkpoint, read as the parts of an encoder of `config`.
+struct Weights<'a, B: Backend> {
+    st: &'a SafeTensors<'a>,
+    config: &'a BertConfig,
+    device: &'a B::Device,
+}
+
+impl<B: Backend> Weights<'_, B> {
+    fn layer_norm(&self, prefix: &str) -> Result<LayerNorm<B>> {
+        let d = self.config.hidden_size;
+        Ok(LayerNorm {
+            gamma: tensor(self.st.get(&format!("{prefix}.weight"), &[d])?, self.device),
+            beta: tensor(self.st.get(&format!("{prefix}.bias"), &[d])?, self.device),
+            eps: self.config.layer_norm_eps,
+        })
+    }
+
+    /// A linear layer; HF stores its weight as `[out, in]`, transposed once here.
+    fn dense(&self, prefix: &str, out: usize, inp: usize) -> Result<Dense<B>> {
+        let (w, _) = self.st.get(&format!("{prefix}.weight"), &[out, inp])?;
+        Ok(Dense {
+            weight: tensor::<B, 2>((transpose(&w, out, inp), vec![inp, out]), self.device),
+            bias: tensor(self.st.get(&format!("{prefix}.bias"), &[out])?, self.device),
+        })
+    }
+
+    /// Encoder layer `i` (`encoder.layer.i.*`), query, key and value fused.
+    fn layer(&self, i: usize) -> Result<Layer<B>> {
+        let (d, ff) = (self.config.hidden_size, self.config.intermediate_size);
+        let p = format!("encoder.layer.{i}");
+        let q = self.dense(&format!("{p}.attention.self.query"), d, d)?;
+        let k = self.dense(&format!("{p}.attention.self.key"), d, d)?;
+        let v = self.dense(&format!("{p}.attention.self.value"), d, d)?;
+        Ok(Layer {
+            qkv: Dense {
+                weight: Tensor::cat(vec![q.weight, k.weight, v.weight], 1),
+                bias: Tensor::cat(vec![q.bias, k.bias, v.bias], 0),
+            },
+            attn_out: self.dense(&format!("{p}.attention.output.dense"), d, d)?,
+            ln_attn: self.layer_norm(&format!("{p}.attention.output.LayerNorm"))?,
+            ff_in: self.dense(&format!("{p}.intermediate.dense"), ff, d)?,
+            ff_out: self.dense(&format!("{p}.output.dense"), d, ff)?,
+            ln_ff: self.layer_norm(&format!("{p}.output.LayerNorm"))?,
+        })
+    }
+}
+
 fn tensor<B: Backend, const D: usize>(
     (data, shape): (Vec<f32>, Vec<usize>),
     device: &B::Device,
@@ -242,22 +289,6 @@ impl<B: Backend> BertEncoder<B> {
             prefix,
         };
         let d = config.hidden_size;
-        let ff = config.intermediate_size;
-        let ln = |prefix: &str| -> Result<LayerNorm<B>> {
-            Ok(LayerNorm {
-                gamma: tensor(st.get(&format!("{prefix}.weight"), &[d])?, device),
-                beta: tensor(st.get(&format!("{prefix}.bias"), &[d])?, device),
-                eps: config.layer_norm_eps,
-            })
-        };
-        // HF stores Linear weights as [out, in]; transpose once on load.
-        let dense = |prefix: &str, out: usize, inp: usize| -> Result<Dense<B>> {
-            let (w, _) = st.get(&format!("{prefix}.weight"), &[out, inp])?;
-            Ok(Dense {
-                weight: tensor::<B, 2>((transpose(&w, out, inp), vec![inp, out]), device),
-                bias: tensor(st.get(&format!("{prefix}.bias"), &[out])?, device),
-            })
-        };
         let word_embeddings = tensor(
             st.get("embeddings.word_embeddings.weight", &[config.vocab_size, d])?,
             device,
@@ -276,31 +307,19 @@ impl<B: Backend> BertEncoder<B> {
             )?,
             device,
         );
-        let position_type = pos + types.slice([0..1, 0..d]);
-        let ln_embed = ln("embeddings.LayerNorm")?;
-        let mut layers = Vec::with_capacity(config.num_hidden_layers);
-        for i in 0..config.num_hidden_layers {
-            let p = format!("encoder.layer.{i}");
-            let q = dense(&format!("{p}.attention.self.query"), d, d)?;
-            let k = dense(&format!("{p}.attention.self.key"), d, d)?;
-            let v = dense(&format!("{p}.attention.self.value"), d, d)?;
-            let qkv = Dense {
-                weight: Tensor::cat(vec![q.weight, k.weight, v.weight], 1),
-                bias: Tensor::cat(vec![q.bias, k.bias, v.bias], 0),
-            };
-            layers.push(Layer {
-                qkv,
-                attn_out: dense(&format!("{p}.attention.output.dense"), d, d)?,
-                ln_attn: ln(&format!("{p}.attention.output.LayerNorm"))?,
-                ff_in: dense(&format!("{p}.intermediate.dense"), ff, d)?,
-                ff_out: dense(&format!("{p}.output.dense"), d, ff)?,
-                ln_ff: ln(&format!("{p}.output.LayerNorm"))?,
-            });
-        }
+        let weights = Weights {
+            st: &st,
+            config: &config,
+            device,
+        };
+        let ln_embed = weights.layer_norm("embeddings.LayerNorm")?;
+        let layers = (0..config.num_hidden_layers)
+            .map(|i| weights.layer(i))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             config,
             word_embeddings,
-            position_type,
+            position_type: pos + types.slice([0..1, 0..d]),
             ln_embed,
             layers,
         })

@@ -10,6 +10,8 @@ pub struct KvCache<B: Backend> {
     layers: Vec<Option<(Tensor<B, 4>, Tensor<B, 4>)>>,
     len: usize,
     pad: Option<Padding>,
+    /// Rotary position of the first held key (0 unless the sequence is placed later).
+    offset: usize,
 }
 
 /// Which of the first `width` key positions of each sequence are padding, hidden from every
@@ -38,6 +40,7 @@ impl<B: Backend> KvCache<B> {
             layers: vec![None; layers],
             len: 0,
             pad: None,
+            offset: 0,
         }
     }
 
@@ -55,7 +58,19 @@ impl<B: Backend> KvCache<B> {
             layers: layers.into_iter().map(Some).collect(),
             len,
             pad: Some(pad),
+            offset: 0,
         }
+    }
+
+    /// The same empty cache, its sequences placed at rotary position `offset`: their keys are
+    /// those of a cache whose first `offset` positions were hidden padding.
+    pub fn at_position(self, offset: usize) -> Self {
+        Self { offset, ..self }
+    }
+
+    /// Rotary position of the next appended key.
+    pub fn next_position(&self) -> usize {
+        self.offset + self.len
     }
 
     /// Each layer's keys and values, `[batch, kv_heads, len, head_dim]` (empty layers skipped).

@@ -279,10 +279,11 @@ impl<B: Backend> Llama<B> {
     pub fn forward(&self, x: Tensor<B, 3>, cache: &mut KvCache<B>) -> Tensor<B, 3> {
         let [b, t, d] = x.dims();
         let start = cache.len();
+        let position = cache.next_position();
         assert!(
-            start + t <= self.config.max_position,
+            position + t <= self.config.max_position,
             "sequence of {} tokens exceeds the model's context of {}",
-            start + t,
+            position + t,
             self.config.max_position
         );
         let nh = self.config.num_heads;
@@ -291,8 +292,16 @@ impl<B: Backend> Llama<B> {
         let hd = self.config.head_dim();
         let kvd = nkv * hd;
         let device = x.device();
-        let cos = self.cos.clone().narrow(0, start, t).reshape([1, 1, t, hd]);
-        let sin = self.sin.clone().narrow(0, start, t).reshape([1, 1, t, hd]);
+        let cos = self
+            .cos
+            .clone()
+            .narrow(0, position, t)
+            .reshape([1, 1, t, hd]);
+        let sin = self
+            .sin
+            .clone()
+            .narrow(0, position, t)
+            .reshape([1, 1, t, hd]);
         let rope = |x: Tensor<B, 4>| {
             let half = hd / 2;
             let x1 = x.clone().narrow(3, 0, half);

@@ -102,99 +102,111 @@ where
             return Err(Error::config("training split", "is empty"));
         }
         let batch = cfg.batch_size.min(n);
-        let mut order: Vec<usize> = Vec::new();
-        let mut step_losses = Vec::with_capacity(cfg.steps);
-        let mut snapshots: Vec<Snapshot<B>> = Vec::new();
-        let mut best: Option<(f64, usize, PromptModel<B>)> = None;
-        let mut since_record = Vec::new();
-        let mut rollbacks: Vec<Rollback> = Vec::new();
-        let mut lr_scale = 1.0;
-        // The newest prompt whose loss was finite, and its step.
-        let mut last_good: Option<(usize, PromptModel<B>)> = None;
+        let mut st = StageLoop::new(cfg.steps);
         for step in 0..cfg.steps {
-            if order.len() < batch {
-                let mut fresh: Vec<usize> = (0..n).collect();
-                fresh.shuffle(rng);
-                order.extend(fresh);
-            }
-            let idx: Vec<usize> = order.drain(..batch).collect();
-            let lr = cfg.schedule.lr(cfg.lr, step, cfg.steps) * lr_scale;
+            let idx = st.next_batch(n, batch, rng);
+            let lr = cfg.schedule.lr(cfg.lr, step, cfg.steps) * st.lr_scale;
             let input = model.detached();
-            let (next, loss_value) = match self.step(model, optim, &idx, lr, step_offset + step + 1)
-            {
-                Ok(ok) => {
-                    last_good = Some((step_offset + step, input));
-                    ok
-                }
-                Err(Error::Diverged { step: at, reason }) => {
-                    if rollbacks.len() >= cfg.max_rollbacks {
-                        return Err(Error::Diverged {
-                            step: at,
-                            reason: format!(
-                                "{reason}, still after {} rollbacks (learning rate ×{lr_scale:.0e}); lower gradient.lr",
-                                rollbacks.len()
-                            ),
-                        });
+            let at = step_offset + step;
+            match self.step(model, optim, &idx, lr, at + 1) {
+                Ok((next, loss)) => {
+                    st.last_good = Some((at, input));
+                    model = next;
+                    st.step_losses.push(loss);
+                    st.since_record.push(loss);
+                    let done = step + 1;
+                    if done % cfg.record_every == 0 || done == cfg.steps {
+                        self.record(&mut st, &model, step_offset + done, lr);
                     }
-                    let (back_to_step, good) =
-                        last_good.take().unwrap_or((step_offset + step, input));
-                    lr_scale *= cfg.rollback_lr_factor;
-                    rollbacks.push(Rollback {
-                        step: at,
-                        reason,
-                        back_to_step,
-                        lr_scale,
-                    });
-                    // Adam's moments may hold the non-finite values: start them afresh.
-                    *optim = self.optimizer();
-                    model = trainable(&good);
-                    last_good = Some((back_to_step, good));
-                    progress.inc(1);
-                    continue;
+                    progress.set_message(format!("loss {loss:.4}"));
+                }
+                Err(Error::Diverged { step, reason }) => {
+                    model = self.roll_back(&mut st, optim, (step, reason), at, input)?;
                 }
                 Err(e) => return Err(e),
-            };
-            model = next;
-            step_losses.push(loss_value);
-            since_record.push(loss_value);
-            let done = step + 1;
-            if done % cfg.record_every == 0 || done == cfg.steps {
-                let mean = since_record.iter().sum::<f64>() / since_record.len() as f64;
-                since_record.clear();
-                let selection = cfg.keep_best.then(|| {
-                    let m = evaluate_valid(self.readout, &model, SplitName::Selection);
-                    let better = best.as_ref().is_none_or(|(acc, _, _)| m.accuracy > *acc);
-                    if better {
-                        best = Some((m.accuracy, step_offset + done, model.detached()));
-                    }
-                    m.accuracy
-                });
-                snapshots.push(Snapshot {
-                    step: step_offset + done,
-                    loss: mean,
-                    lr,
-                    selection,
-                    rows: model.prompt.rows().detach(),
-                });
             }
-            progress.set_message(format!("loss {loss_value:.4}"));
             progress.inc(1);
         }
-        let trajectory = self.project_snapshots(snapshots);
+        Ok(self.finish(st, model, step_offset + cfg.steps))
+    }
+
+    /// After a divergence (`(step, reason)`) in the step from global step `at`, goes back to
+    /// the newest prompt whose loss was finite (`input`, the prompt that step started from,
+    /// when there is none) with a lower learning rate and a fresh optimizer.
+    fn roll_back(
+        &self,
+        st: &mut StageLoop<B>,
+        optim: &mut PromptOptimizer<B>,
+        (step, reason): (usize, String),
+        at: usize,
+        input: PromptModel<B>,
+    ) -> Result<PromptModel<B>> {
+        let cfg = self.config;
+        if st.rollbacks.len() >= cfg.max_rollbacks {
+            return Err(Error::Diverged {
+                step,
+                reason: format!(
+                    "{reason}, still after {} rollbacks (learning rate ×{:.0e}); lower gradient.lr",
+                    st.rollbacks.len(),
+                    st.lr_scale
+                ),
+            });
+        }
+        let (back_to_step, good) = st.last_good.take().unwrap_or((at, input));
+        st.lr_scale *= cfg.rollback_lr_factor;
+        st.rollbacks.push(Rollback {
+            step,
+            reason,
+            back_to_step,
+            lr_scale: st.lr_scale,
+        });
+        // Adam's moments may hold the non-finite values: start them afresh.
+        *optim = self.optimizer();
+        let model = trainable(&good);
+        st.last_good = Some((back_to_step, good));
+        Ok(model)
+    }
+
+    /// Records a trajectory point at global step `step` (and, with `keep_best`, scores the
+    /// selection split and keeps the best prompt so far).
+    fn record(&self, st: &mut StageLoop<B>, model: &PromptModel<B>, step: usize, lr: f64) {
+        let mean = st.since_record.iter().sum::<f64>() / st.since_record.len() as f64;
+        st.since_record.clear();
+        let selection = self.config.keep_best.then(|| {
+            let m = evaluate_valid(self.readout, model, SplitName::Selection);
+            let better = st.best.as_ref().is_none_or(|(acc, _, _)| m.accuracy > *acc);
+            if better {
+                st.best = Some((m.accuracy, step, model.detached()));
+            }
+            m.accuracy
+        });
+        st.snapshots.push(Snapshot {
+            step,
+            loss: mean,
+            lr,
+            selection,
+            rows: model.prompt.rows().detach(),
+        });
+    }
+
+    /// The stage's outcome: the recorded prompts projected, and the best checkpoint put back
+    /// when it is not the last (`end` is the global step after the last).
+    fn finish(&self, st: StageLoop<B>, mut model: PromptModel<B>, end: usize) -> StageOutcome<B> {
+        let trajectory = self.project_snapshots(st.snapshots);
         let mut best_step = None;
-        if let Some((_, step, kept)) = best {
-            if step != step_offset + cfg.steps {
+        if let Some((_, step, kept)) = st.best {
+            if step != end {
                 best_step = Some(step);
                 model = reattach(kept, model);
             }
         }
-        Ok(StageOutcome {
+        StageOutcome {
             model,
             trajectory,
-            step_losses,
+            step_losses: st.step_losses,
             best_step,
-            rollbacks,
-        })
+            rollbacks: st.rollbacks,
+        }
     }
 
     /// One optimizer step on training examples `idx` at learning rate `lr`: forward, backward
@@ -260,6 +272,47 @@ where
     }
 }
 
+/// The state of one stage's loop: the batch order, losses, recorded prompts, the best
+/// checkpoint so far, and what divergences did.
+struct StageLoop<B: AutodiffBackend> {
+    order: Vec<usize>,
+    step_losses: Vec<f64>,
+    snapshots: Vec<Snapshot<B>>,
+    /// Selection accuracy, global step and prompt of the best checkpoint (`keep_best`).
+    best: Option<(f64, usize, PromptModel<B>)>,
+    /// Losses of the steps since the last recorded point.
+    since_record: Vec<f64>,
+    rollbacks: Vec<Rollback>,
+    lr_scale: f64,
+    /// The newest prompt whose loss was finite, and its global step.
+    last_good: Option<(usize, PromptModel<B>)>,
+}
+
+impl<B: AutodiffBackend> StageLoop<B> {
+    fn new(steps: usize) -> Self {
+        Self {
+            order: Vec::new(),
+            step_losses: Vec::with_capacity(steps),
+            snapshots: Vec::new(),
+            best: None,
+            since_record: Vec::new(),
+            rollbacks: Vec::new(),
+            lr_scale: 1.0,
+            last_good: None,
+        }
+    }
+
+    /// The next `batch` training examples of `n`: epochs of fresh shuffles, drawn in order.
+    fn next_batch(&mut self, n: usize, batch: usize, rng: &mut impl Rng) -> Vec<usize> {
+        if self.order.len() < batch {
+            let mut fresh: Vec<usize> = (0..n).collect();
+            fresh.shuffle(rng);
+            self.order.extend(fresh);
+        }
+        self.order.drain(..batch).collect()
+    }
+}
+
 /// A recorded prompt before projection.
 struct Snapshot<B: AutodiffBackend> {
     step: usize,
@@ -269,8 +322,6 @@ struct Snapshot<B: AutodiffBackend> {
     rows: Tensor<B, 2>,
 }
 
-/// Puts the values of `kept` into the parameters of `current` (same ids, so the optimizer
-/// state stays attached), requiring gradients again.
 /// A trainable copy of a (detached) model: fresh parameters that require gradients.
 fn trainable<B: AutodiffBackend>(kept: &PromptModel<B>) -> PromptModel<B> {
     use burn::module::Param;
@@ -285,6 +336,8 @@ fn trainable<B: AutodiffBackend>(kept: &PromptModel<B>) -> PromptModel<B> {
     }
 }
 
+/// Puts the values of `kept` into the parameters of `current` (same ids, so the optimizer
+/// state stays attached), requiring gradients again.
 fn reattach<B: AutodiffBackend>(kept: PromptModel<B>, current: PromptModel<B>) -> PromptModel<B> {
     use burn::module::Param;
     let prompt = crate::prompt::SoftPrompt {

@@ -143,75 +143,20 @@ impl HttpMentor {
     /// Sends a request, retrying transient failures; stops with [`Error::Budget`] when a budget
     /// is spent.
     pub fn send(&mut self, request: &ChatRequest) -> Result<ChatResponse> {
-        if let Some(limit) = self.config.max_calls {
-            if self.usage.calls >= limit {
-                return Err(Error::Budget {
-                    what: "LLM calls".into(),
-                    limit,
-                });
-            }
-        }
-        if let Some(limit) = self.config.max_tokens {
-            if self.usage.tokens >= limit {
-                return Err(Error::Budget {
-                    what: "LLM tokens".into(),
-                    limit,
-                });
-            }
-        }
+        self.check_budgets()?;
         let url = format!("{}/chat/completions", request.endpoint);
         let body = request_body(request);
         let mut failures = Vec::new();
         for attempt in 0..=self.config.max_retries {
-            let mut req = self
-                .agent
-                .post(&url)
-                .header("Content-Type", "application/json");
-            if let Some(key) = &self.key {
-                req = req.header("Authorization", format!("Bearer {}", key.0));
-            }
-            let wait = match req.send_json(&body) {
-                Ok(mut resp) => {
-                    let status = resp.status().as_u16();
-                    let retry_after = resp
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<f64>().ok());
-                    let text = resp
-                        .body_mut()
-                        .read_to_string()
-                        .unwrap_or_else(|e| format!("<unreadable body: {e}>"));
-                    if status == 200 {
-                        match parse_completion(&text) {
-                            Ok(r) => {
-                                self.usage.calls += 1;
-                                self.usage.tokens += (r.prompt_tokens + r.completion_tokens) as u64;
-                                return Ok(r);
-                            }
-                            Err(reason) => {
-                                failures.push(format!("attempt {}: {reason}", attempt + 1));
-                                None
-                            }
-                        }
-                    } else if status == 429 || status >= 500 {
-                        failures.push(format!("attempt {}: HTTP {status}", attempt + 1));
-                        retry_after
-                    } else {
-                        let hint = if status == 401 || status == 403 {
-                            format!(" (check the API key in ${})", self.config.api_key_env)
-                        } else {
-                            String::new()
-                        };
-                        return Err(Error::Mentor {
-                            endpoint: request.endpoint.clone(),
-                            reason: format!("HTTP {status}{hint}: {}", snippet(&text)),
-                        });
-                    }
+            let wait = match self.attempt(&url, &body, request)? {
+                Attempt::Replied(r) => {
+                    self.usage.calls += 1;
+                    self.usage.tokens += (r.prompt_tokens + r.completion_tokens) as u64;
+                    return Ok(r);
                 }
-                Err(e) => {
-                    failures.push(format!("attempt {}: {e}", attempt + 1));
-                    None
+                Attempt::Failed { reason, wait } => {
+                    failures.push(format!("attempt {}: {reason}", attempt + 1));
+                    wait
                 }
             };
             if attempt < self.config.max_retries {
@@ -230,6 +175,93 @@ impl HttpMentor {
                 failures.join("; ")
             ),
         })
+    }
+
+    /// [`Error::Budget`] when the calls or tokens allowed are spent.
+    fn check_budgets(&self) -> Result<()> {
+        let spent = [
+            ("LLM calls", self.config.max_calls, self.usage.calls),
+            ("LLM tokens", self.config.max_tokens, self.usage.tokens),
+        ];
+        for (what, limit, used) in spent {
+            if let Some(limit) = limit {
+                if used >= limit {
+                    return Err(Error::Budget {
+                        what: what.into(),
+                        limit,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One POST of `body` to `url`: the reply, a failure worth retrying (with the server's
+    /// `Retry-After`, if any), or an error no retry can fix (a client error such as a bad key).
+    fn attempt(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+        request: &ChatRequest,
+    ) -> Result<Attempt> {
+        let mut req = self
+            .agent
+            .post(url)
+            .header("Content-Type", "application/json");
+        if let Some(key) = &self.key {
+            req = req.header("Authorization", format!("Bearer {}", key.0));
+        }
+        let mut resp = match req.send_json(body) {
+            Ok(resp) => resp,
+            Err(e) => return Ok(Attempt::failed(e.to_string(), None)),
+        };
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok());
+        let text = resp
+            .body_mut()
+            .read_to_string()
+            .unwrap_or_else(|e| format!("<unreadable body: {e}>"));
+        if status == 200 {
+            return Ok(match parse_completion(&text) {
+                Ok(r) => Attempt::Replied(r),
+                Err(reason) => Attempt::failed(reason, None),
+            });
+        }
+        if status == 429 || status >= 500 {
+            return Ok(Attempt::failed(format!("HTTP {status}"), retry_after));
+        }
+        let hint = if status == 401 || status == 403 {
+            format!(" (check the API key in ${})", self.config.api_key_env)
+        } else {
+            String::new()
+        };
+        Err(Error::Mentor {
+            endpoint: request.endpoint.clone(),
+            reason: format!("HTTP {status}{hint}: {}", snippet(&text)),
+        })
+    }
+}
+
+/// How one attempt at a request ended.
+enum Attempt {
+    Replied(ChatResponse),
+    /// Worth another try; `wait` is the server's `Retry-After` in seconds.
+    Failed {
+        reason: String,
+        wait: Option<f64>,
+    },
+}
+
+impl Attempt {
+    fn failed(reason: impl Into<String>, wait: Option<f64>) -> Self {
+        Attempt::Failed {
+            reason: reason.into(),
+            wait,
+        }
     }
 }
 

@@ -138,6 +138,17 @@ impl InputCache {
 /// Runs `inputs`, left-padded to `width`, through the decoder: a cache holding their states
 /// and padding.
 fn build<B: Backend>(decoder: &Llama<B>, inputs: &[&[u32]], width: usize) -> KvCache<B> {
+    build_at(decoder, inputs, width, 0)
+}
+
+/// [`build`] with the sequences placed at rotary position `offset`: the states they have
+/// after `offset` positions of padding.
+fn build_at<B: Backend>(
+    decoder: &Llama<B>,
+    inputs: &[&[u32]],
+    width: usize,
+    offset: usize,
+) -> KvCache<B> {
     let n = inputs.len();
     let mut ids = Vec::with_capacity(n * width);
     let mut mask = Vec::with_capacity(n * width);
@@ -153,37 +164,65 @@ fn build<B: Backend>(decoder: &Llama<B>, inputs: &[&[u32]], width: usize) -> KvC
         width,
         mask,
     };
-    let mut cache = KvCache::padded(decoder.config().num_layers, pad);
+    let mut cache = KvCache::padded(decoder.config().num_layers, pad).at_position(offset);
     decoder.forward(decoder.embed_tokens(ids), &mut cache);
     cache
 }
 
 impl SplitStates {
-    /// States of every input of a split, built in chunks.
+    /// States of every input of a split, left-padded to the split's longest. The inputs run in
+    /// chunks of similar length (sorted), each padded only to its own longest and placed at
+    /// the rotary positions it has in the split's layout, so a chunk computes what the full
+    /// width would, without the padding's cost.
     fn build<B: Backend>(decoder: &Llama<B>, inputs: &[Vec<u32>]) -> Self {
         let config = decoder.config();
         let width = inputs.iter().map(Vec::len).max().unwrap_or(0).max(1);
+        let (kv_heads, head_dim) = (config.num_kv_heads, config.head_dim());
+        let floats = inputs.len() * kv_heads * width * head_dim;
         let mut states = SplitStates {
             width,
-            pad: Vec::with_capacity(inputs.len() * width),
-            layers: vec![(Vec::new(), Vec::new()); config.num_layers],
-            kv_heads: config.num_kv_heads,
-            head_dim: config.head_dim(),
+            pad: inputs
+                .iter()
+                .flat_map(|s| (0..width).map(|k| k < width - s.len()))
+                .collect(),
+            layers: vec![(vec![0.0; floats], vec![0.0; floats]); config.num_layers],
+            kv_heads,
+            head_dim,
         };
-        for chunk in inputs.chunks(BUILD_CHUNK) {
-            // Every chunk is padded to the split's width, so an example's states do not
-            // depend on the chunk it was built in.
-            let slices: Vec<&[u32]> = chunk.iter().map(Vec::as_slice).collect();
-            let cache = build(decoder, &slices, width);
-            if let Some(pad) = cache.padding() {
-                states.pad.extend_from_slice(&pad.mask);
-            }
-            for ((k, v), (hk, hv)) in cache.layers().zip(&mut states.layers) {
-                hk.extend(k.clone().into_data().iter::<f32>());
-                hv.extend(v.clone().into_data().iter::<f32>());
+        let mut order: Vec<usize> = (0..inputs.len()).collect();
+        order.sort_by_key(|&i| (inputs[i].len(), i));
+        for chunk in order.chunks(BUILD_CHUNK) {
+            let slices: Vec<&[u32]> = chunk.iter().map(|&i| inputs[i].as_slice()).collect();
+            let w = slices.iter().map(|s| s.len()).max().unwrap_or(0).max(1);
+            let cache = build_at(decoder, &slices, w, width - w);
+            for (layer, kv) in cache.layers().enumerate() {
+                states.place(layer, kv, chunk, w);
             }
         }
         states
+    }
+
+    /// Copies a chunk's keys and values of `layer`, `[chunk, kv_heads, w, head_dim]` each,
+    /// into the last `w` positions of its examples' rows.
+    fn place<B: Backend>(
+        &mut self,
+        layer: usize,
+        (k, v): &(Tensor<B, 4>, Tensor<B, 4>),
+        chunk: &[usize],
+        w: usize,
+    ) {
+        let (kv_heads, hd, width) = (self.kv_heads, self.head_dim, self.width);
+        let (keys, values) = &mut self.layers[layer];
+        for (src, dst) in [(k, keys), (v, values)] {
+            let src: Vec<f32> = src.clone().into_data().iter::<f32>().collect();
+            for (r, &e) in chunk.iter().enumerate() {
+                for h in 0..kv_heads {
+                    let from = (r * kv_heads + h) * w * hd;
+                    let to = ((e * kv_heads + h) * width + width - w) * hd;
+                    dst[to..to + w * hd].copy_from_slice(&src[from..from + w * hd]);
+                }
+            }
+        }
     }
 
     /// A decoder cache of the states of `rows`.

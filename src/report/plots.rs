@@ -217,25 +217,12 @@ pub fn selection_svg(path: &Path, title: &str, rounds: &[RoundRecord]) -> Result
     let e = |err: &dyn std::fmt::Display| plot_err(path, err);
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|x| e(&x))?;
-    let best_of = |r: &RoundRecord, kind: &str| {
-        r.scored
-            .iter()
-            .filter(|s| s.kind == kind)
-            .map(|s| s.selection.accuracy)
-            .fold(None, |m: Option<f64>, a| Some(m.map_or(a, |m| m.max(a))))
-    };
     let series = [
         ("continuous prompt", "continuous", BLUE),
         ("best projected text", "projected", GREEN),
         ("best mentor candidate", "candidate", RED),
     ];
-    let mut all: Vec<f64> = Vec::new();
-    for r in rounds {
-        all.extend(r.scored.iter().map(|s| s.selection.accuracy));
-    }
-    let lo = all.iter().copied().fold(1.0f64, f64::min).clamp(0.0, 1.0);
-    let hi = all.iter().copied().fold(0.0f64, f64::max).clamp(0.0, 1.0);
-    let (lo, hi) = if lo < hi { (lo, hi) } else { (0.0, 1.0) };
+    let (lo, hi) = accuracy_range(rounds);
     let pad = ((hi - lo) * 0.1).max(0.01);
     let n = rounds.len().max(1) as f64;
     let mut chart = ChartBuilder::on(&root)
@@ -273,21 +260,11 @@ pub fn selection_svg(path: &Path, title: &str, rounds: &[RoundRecord]) -> Result
             .draw_series(points.iter().map(|p| Circle::new(*p, 4, color.filled())))
             .map_err(|x| e(&x))?;
     }
-    let mut best = f64::NEG_INFINITY;
-    let running: Vec<(f64, f64)> = rounds
-        .iter()
-        .filter_map(|r| {
-            let m = r
-                .scored
-                .iter()
-                .map(|s| s.selection.accuracy)
-                .fold(f64::NEG_INFINITY, f64::max);
-            best = best.max(m);
-            best.is_finite().then_some((r.round as f64, best))
-        })
-        .collect();
     chart
-        .draw_series(LineSeries::new(running, BLACK.mix(0.6).stroke_width(1)))
+        .draw_series(LineSeries::new(
+            running_best(rounds),
+            BLACK.mix(0.6).stroke_width(1),
+        ))
         .map_err(|x| e(&x))?
         .label("best so far")
         .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], BLACK.mix(0.6)));
@@ -299,6 +276,46 @@ pub fn selection_svg(path: &Path, title: &str, rounds: &[RoundRecord]) -> Result
         .draw()
         .map_err(|x| e(&x))?;
     root.present().map_err(|x| e(&x))
+}
+
+/// The best selection accuracy of a round's arms of `kind`.
+fn best_of(r: &RoundRecord, kind: &str) -> Option<f64> {
+    r.scored
+        .iter()
+        .filter(|s| s.kind == kind)
+        .map(|s| s.selection.accuracy)
+        .fold(None, |m: Option<f64>, a| Some(m.map_or(a, |m| m.max(a))))
+}
+
+/// The lowest and highest selection accuracy scored in any round (0..1 when they coincide).
+fn accuracy_range(rounds: &[RoundRecord]) -> (f64, f64) {
+    let all = rounds
+        .iter()
+        .flat_map(|r| r.scored.iter().map(|s| s.selection.accuracy));
+    let (lo, hi) = all.fold((1.0f64, 0.0f64), |(lo, hi), a| (lo.min(a), hi.max(a)));
+    let (lo, hi) = (lo.clamp(0.0, 1.0), hi.clamp(0.0, 1.0));
+    if lo < hi {
+        (lo, hi)
+    } else {
+        (0.0, 1.0)
+    }
+}
+
+/// The best selection accuracy over the run so far, after each round that scored anything.
+fn running_best(rounds: &[RoundRecord]) -> Vec<(f64, f64)> {
+    let mut best = f64::NEG_INFINITY;
+    rounds
+        .iter()
+        .filter_map(|r| {
+            let m = r
+                .scored
+                .iter()
+                .map(|s| s.selection.accuracy)
+                .fold(f64::NEG_INFINITY, f64::max);
+            best = best.max(m);
+            best.is_finite().then_some((r.round as f64, best))
+        })
+        .collect()
 }
 
 /// Rasterizes an SVG next to it as PNG, with the system's fonts (text is left out where the

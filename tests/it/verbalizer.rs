@@ -27,19 +27,32 @@ const TEXTS: [(&str, usize); 6] = [
 ];
 const CUE: &str = "\nSentiment:";
 
+/// Twenty inputs of many lengths (pairs of the texts), more than one chunk of the input cache's
+/// build: the selection split.
+fn pairs() -> Vec<(String, usize)> {
+    (0..20)
+        .map(|k| {
+            let (a, label) = TEXTS[k % 6];
+            (format!("{a} {}", TEXTS[(k / 6 + k) % 6].0), label)
+        })
+        .collect()
+}
+
 fn data(tok: &DecoderTokenizer) -> EncodedData {
-    let split = EncodedSplit {
-        tokens: TEXTS
+    let split = |texts: &[(&str, usize)]| EncodedSplit {
+        tokens: texts
             .iter()
             .map(|(t, _)| tok.encode_plain(t).unwrap())
             .collect(),
-        labels: TEXTS.iter().map(|(_, l)| *l).collect(),
+        labels: texts.iter().map(|(_, l)| *l).collect(),
     };
+    let pairs = pairs();
+    let pairs: Vec<(&str, usize)> = pairs.iter().map(|(t, l)| (t.as_str(), *l)).collect();
     EncodedData {
         class_names: vec!["negative".into(), "positive".into()],
-        train: split.clone(),
-        selection: split.clone(),
-        test: split,
+        train: split(&TEXTS),
+        selection: split(&pairs),
+        test: split(&TEXTS),
     }
 }
 
@@ -100,9 +113,9 @@ fn scores_are_the_decoders_next_token_logits() {
 }
 
 /// With the prompt after the input, the scores are the decoder's next-token logits after
-/// text ⊕ prompt ⊕ cue in one full pass: on the kept training split (rows out of order and
-/// repeated, inputs of different lengths left-padded in the cache) and on the test split
-/// (computed per call).
+/// text ⊕ prompt ⊕ cue in one full pass: on the kept training and test splits (rows out of
+/// order and repeated, inputs of different lengths left-padded in the cache) and on the
+/// selection split, whose inputs are built in chunks of similar length, each at its own width.
 #[test]
 fn suffix_scores_are_the_logits_after_text_then_prompt() {
     let (r, tok) = readout::<Cpu>(PromptPosition::Suffix);
@@ -116,10 +129,12 @@ fn suffix_scores_are_the_logits_after_text_then_prompt() {
     let llm =
         ChatLlm::<Cpu>::load_with(&a.path(&SMOLLM2.files[0]), &Default::default(), false).unwrap();
     let words = r.verbalizers().to_vec();
+    let pairs = pairs();
     for (split, idx) in [
         (SplitName::Train, vec![4, 0, 2, 0, 5]),
         (SplitName::Test, vec![5, 1, 3]),
         (SplitName::Train, vec![3]),
+        (SplitName::Selection, vec![19, 4, 11, 0, 7]),
     ] {
         let logits: Vec<f32> = r
             .logits(&model, split, &idx)
@@ -127,7 +142,11 @@ fn suffix_scores_are_the_logits_after_text_then_prompt() {
             .iter::<f32>()
             .collect();
         for (row, &i) in idx.iter().enumerate() {
-            let ids: Vec<u32> = [TEXTS[i].0, init, CUE]
+            let text = match split {
+                SplitName::Selection => pairs[i].0.as_str(),
+                _ => TEXTS[i].0,
+            };
+            let ids: Vec<u32> = [text, init, CUE]
                 .iter()
                 .flat_map(|t| tok.encode_plain(t).unwrap())
                 .collect();

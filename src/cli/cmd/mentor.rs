@@ -116,8 +116,8 @@ fn run_mentor<B: AutodiffBackend>(
 ) -> Result<()> {
     let a = &job.args;
     let spec = resolve(&a.task)?;
-    let trajectory = match job.trajectory {
-        Some(t) => t,
+    let trajectory = match &job.trajectory {
+        Some(t) => t.clone(),
         None => {
             let mut config = TuneConfig {
                 backend: kind,
@@ -137,40 +137,16 @@ fn run_mentor<B: AutodiffBackend>(
     if history.is_empty() {
         anyhow::bail!("the trajectory has no scored points (record with a selection check)");
     }
-    let template = if a.template.ends_with(".hbs") {
-        MetaPromptTemplate::from_file(Path::new(&a.template))?
-    } else {
-        MetaPromptTemplate::builtin(&a.template)?
-    };
+    let scored = history.len();
     let context = MetaPromptContext::new(
         spec.description.to_string(),
         history,
         a.candidates,
         a.word_limit,
     );
-    let meta_prompt = template.render(&context)?;
-    let sampling = Sampling {
-        temperature: a.temperature,
-        top_p: a.top_p,
-        max_tokens: a.max_tokens,
-        stop: Vec::new(),
-        seed: a.seed,
-    };
-    let messages = vec![Message::user(meta_prompt.clone())];
-    let mut mentor: Box<dyn Mentor> = match &a.base_url {
-        Some(url) => Box::new(HttpMentor::new(HttpMentorConfig {
-            base_url: url.clone(),
-            model: a.model.clone(),
-            api_key_env: a.api_key_env.clone(),
-            ..HttpMentorConfig::default()
-        })?),
-        None => Box::new(LocalMentor::new(load_llm::<B::InnerBackend>(
-            &job.assets,
-            kind,
-            &device,
-        )?)),
-    };
-    let request = mentor.request(messages, sampling);
+    let meta_prompt = template(&a.template)?.render(&context)?;
+    let mut mentor = mentor::<B>(a, &job.assets, kind, &device)?;
+    let request = mentor.request(vec![Message::user(meta_prompt.clone())], sampling(a));
     let (response, source): (ChatResponse, Source) = match &a.cassette {
         Some(path) => {
             let mode: ReplayMode = a.replay.parse()?;
@@ -178,17 +154,9 @@ fn run_mentor<B: AutodiffBackend>(
         }
         None => (mentor.send(&request)?, Source::Live),
     };
-    let parsed = parse_reply(
-        &response.text,
-        &ParserConfig {
-            max_candidates: a.candidates,
-            ..ParserConfig::default()
-        },
-    );
     println!(
-        "=== meta-prompt ({} template, {} scored prompts) ===",
-        a.template,
-        context.history.len()
+        "=== meta-prompt ({} template, {scored} scored prompts) ===",
+        a.template
     );
     println!("{meta_prompt}");
     println!(
@@ -201,6 +169,59 @@ fn run_mentor<B: AutodiffBackend>(
         response.finish_reason
     );
     println!("{}", response.text);
+    print_candidates(a, &response.text);
+    Ok(())
+}
+
+/// A built-in meta-prompt template by name, or a `.hbs` file.
+fn template(name: &str) -> Result<MetaPromptTemplate> {
+    Ok(if name.ends_with(".hbs") {
+        MetaPromptTemplate::from_file(Path::new(name))?
+    } else {
+        MetaPromptTemplate::builtin(name)?
+    })
+}
+
+/// The sampling settings of the command line.
+fn sampling(a: &MentorArgs) -> Sampling {
+    Sampling {
+        temperature: a.temperature,
+        top_p: a.top_p,
+        max_tokens: a.max_tokens,
+        stop: Vec::new(),
+        seed: a.seed,
+    }
+}
+
+/// The HTTP mentor at `--base-url`, else the embedded one.
+fn mentor<B: AutodiffBackend>(
+    a: &MentorArgs,
+    assets: &Assets,
+    kind: BackendKind,
+    device: &B::Device,
+) -> Result<Box<dyn Mentor>> {
+    Ok(match &a.base_url {
+        Some(url) => Box::new(HttpMentor::new(HttpMentorConfig {
+            base_url: url.clone(),
+            model: a.model.clone(),
+            api_key_env: a.api_key_env.clone(),
+            ..HttpMentorConfig::default()
+        })?),
+        None => Box::new(LocalMentor::new(load_llm::<B::InnerBackend>(
+            assets, kind, device,
+        )?)),
+    })
+}
+
+/// Prints the candidates parsed from `reply` and the lines dropped, with why.
+fn print_candidates(a: &MentorArgs, reply: &str) {
+    let parsed = parse_reply(
+        reply,
+        &ParserConfig {
+            max_candidates: a.candidates,
+            ..ParserConfig::default()
+        },
+    );
     println!("=== candidates ===");
     for (i, c) in parsed.candidates.iter().enumerate() {
         println!("{}. {c}", i + 1);
@@ -208,5 +229,4 @@ fn run_mentor<B: AutodiffBackend>(
     for d in &parsed.dropped {
         println!("dropped line {}: {:?} ({:?})", d.line_no, d.text, d.reason);
     }
-    Ok(())
 }
