@@ -230,3 +230,57 @@ fn dry_run_prints_the_budgets_and_runs_nothing() {
     );
     assert!(!out.exists(), "a dry run wrote {}", out.display());
 }
+
+/// Runs of a sweep side by side (`--jobs 2`) give each run the result it has when the runs go
+/// one after the other; a second sweep over the folder reports every run done (in a log, where
+/// no progress bars are drawn) and runs nothing.
+#[test]
+fn runs_side_by_side_equal_runs_one_after_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let sweep = |out: &str, jobs: &str| {
+        let out = dir.path().join(out);
+        let (code, text) = tandem(&[
+            "sweep",
+            "--task",
+            "mr",
+            "--schedule",
+            "gradient-only",
+            "--schedule",
+            "random-probe",
+            "--seeds",
+            "2",
+            "--set",
+            "schedule.rounds=1",
+            "--set",
+            "schedule.steps_per_round=3",
+            "--set",
+            "schedule.final_steps=2",
+            "--jobs",
+            jobs,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{text}");
+        (out, text)
+    };
+    let (one, _) = sweep("one", "1");
+    let (two, _) = sweep("two", "2");
+    let result = |root: &std::path::Path, run: &str| -> serde_json::Value {
+        let text = std::fs::read_to_string(root.join(run).join("results.json")).unwrap();
+        let mut r: serde_json::Value = serde_json::from_str(&text).unwrap();
+        r.as_object_mut().unwrap().remove("wall_seconds");
+        r
+    };
+    for run in [
+        "mr-gradient-only-s0",
+        "mr-gradient-only-s1",
+        "mr-random-probe-s0",
+        "mr-random-probe-s1",
+    ] {
+        let (a, b) = (result(&one, run), result(&two, run));
+        assert_eq!(a, b, "{run}");
+        assert!(a["gradient_steps"].as_u64().unwrap() > 0, "{run}: {a}");
+    }
+    let (_, again) = sweep("two", "2");
+    assert_eq!(again.matches("done before").count(), 4, "{again}");
+}

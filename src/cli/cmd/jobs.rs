@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use burn::tensor::backend::{AutodiffBackend, Backend};
 
+use super::workers::{Work, Workers};
 use crate::cli::args::MentorOpts;
 use tandem::assets::{Assets, SMOLLM2};
 use tandem::backend::{BackendJob, BackendKind};
@@ -68,6 +69,8 @@ pub struct RunJob {
     pub dry_run: bool,
     /// The asset cache.
     pub assets: Assets,
+    /// Runs side by side (each worker with its own mentor).
+    pub jobs: usize,
 }
 
 impl BackendJob for RunJob {
@@ -81,50 +84,62 @@ impl BackendJob for RunJob {
     ) -> tandem::Result<Self::Output> {
         // Every run's configuration is resolved and checked before the first one starts.
         let planned = self.plan(kind)?;
-        let needs_mentor = planned.iter().any(|(_, c)| c.schedule.mentor.is_some());
-        // A dry run times only the embedded mentor: a served one may be paid for.
-        let mut mentor = match needs_mentor && (!self.dry_run || self.mentor.base_url.is_none()) {
-            true => Some(make_mentor::<B::InnerBackend>(
-                &self.mentor,
-                &self.assets,
-                kind,
-                &device,
-            )?),
-            false => None,
-        };
         if self.dry_run {
+            let needs_mentor = planned.iter().any(|(_, c)| c.schedule.mentor.is_some());
+            // A dry run times only the embedded mentor: a served one may be paid for.
+            let mut mentor = match needs_mentor && self.mentor.base_url.is_none() {
+                true => Some(make_mentor::<B::InnerBackend>(
+                    &self.mentor,
+                    &self.assets,
+                    kind,
+                    &device,
+                )?),
+                false => None,
+            };
             print!(
                 "{}",
-                dry_run::<B>(&planned, &self.assets, &device, &mut mentor)?
+                dry_run::<B>(&planned, &self.assets, &device, &mut mentor, self.jobs)?
             );
             return Ok(Vec::new());
         }
-        let mut results = Vec::new();
+        let progress = indicatif::MultiProgress::new();
+        let total = planned.len();
+        let mut results: Vec<Option<(tandem::engine::RunResult, PathBuf)>> = vec![None; total];
+        let mut work = Vec::new();
         for (i, (spec, config)) in planned.into_iter().enumerate() {
             let name = format!(
                 "{}-{}-s{}",
                 spec.name, config.schedule.name, config.task.seed
             );
-            let progress = format!("[{}/{}] {name}", i + 1, self.runs.len());
-            let dir = match self.folder(&name, &progress)? {
-                Folder::Done(r, path) => {
-                    results.push((*r, path));
-                    continue;
-                }
-                Folder::New(dir) => dir,
-            };
-            // Sweeps continue a run a crash interrupted; `run` starts fresh.
-            let r = run_in::<B>(
-                &config,
-                &self.assets,
-                &device,
-                &mut mentor,
-                &dir,
-                self.sweep,
-            )?;
-            results.push((r, dir.path().to_path_buf()));
+            let label = format!("[{}/{total}] {name}", i + 1);
+            match self.folder(&name, &label, &progress)? {
+                Folder::Done(r, path) => results[i] = Some((*r, path)),
+                Folder::New(dir) => work.push(Work {
+                    index: i,
+                    config,
+                    dir,
+                }),
+            }
         }
-        Ok(results)
+        let workers = Workers::<B> {
+            job: &self,
+            kind,
+            device: &device,
+            progress: &progress,
+        };
+        for (i, r) in workers.run(&work)? {
+            results[i] = Some(r);
+        }
+        Ok(results.into_iter().flatten().collect())
+    }
+}
+
+/// Prints `line` above the progress bars, or to stderr where no bars are drawn (a log file).
+pub(super) fn say(progress: &indicatif::MultiProgress, line: &str) {
+    if progress.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        let _ = progress.println(line);
     }
 }
 
@@ -180,12 +195,17 @@ impl RunJob {
     }
 
     /// The run folder of `name`: in a sweep, a finished run is reported and skipped.
-    fn folder(&self, name: &str, progress: &str) -> tandem::Result<Folder> {
+    fn folder(
+        &self,
+        name: &str,
+        label: &str,
+        progress: &indicatif::MultiProgress,
+    ) -> tandem::Result<Folder> {
         let dir = if self.sweep {
             let path = self.out.join(name);
             if let Ok(text) = std::fs::read_to_string(path.join("results.json")) {
                 if let Ok(r) = serde_json::from_str::<tandem::engine::RunResult>(&text) {
-                    eprintln!("{progress}: done before");
+                    say(progress, &format!("{label}: done before"));
                     return Ok(Folder::Done(Box::new(r), path));
                 }
             }
@@ -193,7 +213,7 @@ impl RunJob {
         } else {
             tandem::run::RunDir::fresh(&self.out, name)?
         };
-        eprintln!("{progress}: {}", dir.path().display());
+        say(progress, &format!("{label}: {}", dir.path().display()));
         Ok(Folder::New(dir))
     }
 }
@@ -284,6 +304,7 @@ fn dry_run<B: AutodiffBackend>(
     assets: &Assets,
     device: &B::Device,
     mentor: &mut Option<Box<dyn Mentor>>,
+    jobs: usize,
 ) -> tandem::Result<String> {
     use std::fmt::Write;
     use tandem::engine::estimate::{calibrate, Calibration, RunEstimate};
@@ -343,24 +364,29 @@ fn dry_run<B: AutodiffBackend>(
             1e3 * c.eval_seconds
         );
     }
+    let side_by_side = match jobs.min(planned.len()) {
+        0 | 1 => String::new(),
+        j => format!(" one after the other ({j} side by side share the machine's cores)"),
+    };
     let _ = writeln!(
         s,
-        "\n{} runs, about {:.0} min in all; nothing was run or written",
+        "\n{} runs, about {:.0} min in all{side_by_side}; nothing was run or written",
         planned.len(),
         total / 60.0
     );
     Ok(s)
 }
 
-/// Runs `config` in `dir` with the embedded mentor (when its schedule has mentor stages),
-/// continuing from the newest checkpoint when `resume`.
-fn run_in<B: AutodiffBackend>(
+/// Runs `config` in `dir` with `mentor` (when its schedule has mentor stages), continuing from
+/// the newest checkpoint when `resume`; its progress bar is drawn in `progress`.
+pub(super) fn run_in<B: AutodiffBackend>(
     config: &tandem::engine::RunConfig,
     assets: &Assets,
     device: &B::Device,
     mentor: &mut Option<Box<dyn Mentor>>,
     dir: &tandem::run::RunDir,
     resume: bool,
+    progress: &indicatif::MultiProgress,
 ) -> tandem::Result<tandem::engine::RunResult> {
     let bar = indicatif::ProgressBar::new(config.schedule.gradient_steps() as u64).with_style(
         indicatif::ProgressStyle::with_template(
@@ -368,6 +394,7 @@ fn run_in<B: AutodiffBackend>(
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
+    let bar = progress.add(bar);
     // Ticks through mentor stages too, where no gradient step advances the bar.
     bar.enable_steady_tick(std::time::Duration::from_millis(250));
     let m = match config.schedule.mentor {
@@ -446,7 +473,16 @@ impl BackendJob for ResumeJob {
             None => None,
         };
         let dir = tandem::run::RunDir::create(&self.dir)?;
-        run_in::<B>(&config, &self.assets, &device, &mut mentor, &dir, true)
+        let progress = indicatif::MultiProgress::new();
+        run_in::<B>(
+            &config,
+            &self.assets,
+            &device,
+            &mut mentor,
+            &dir,
+            true,
+            &progress,
+        )
     }
 }
 

@@ -13,3 +13,4 @@ mod serve;
 mod sweep;
 mod tasks;
 mod tune;
+mod workers;

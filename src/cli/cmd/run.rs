@@ -19,6 +19,10 @@ impl RunArgs {
             (Some(dir), _) => resume(assets, dir, self.backend.as_deref(), self.mentor),
             (None, Some(task)) => {
                 let kind: BackendKind = self.backend.as_deref().unwrap_or("ndarray").parse()?;
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                let jobs = self
+                    .jobs
+                    .map_or(self.schedules.len().min(cores), usize::from);
                 let runs = self
                     .schedules
                     .into_iter()
@@ -32,6 +36,7 @@ impl RunArgs {
                     sweep: false,
                     dry_run: self.dry_run,
                     assets,
+                    jobs,
                 };
                 let results = dispatch(kind, job)?;
                 if self.dry_run {

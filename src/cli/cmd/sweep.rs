@@ -36,6 +36,7 @@ impl SweepArgs {
             sweep: true,
             dry_run: self.dry_run,
             assets,
+            jobs: self.jobs.into(),
         };
         dispatch(kind, job)?;
         if self.dry_run {
