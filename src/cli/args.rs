@@ -90,8 +90,8 @@ pub struct RunArgs {
     /// estimated wall time (from a short calibration on this machine), and run nothing.
     #[arg(long, conflicts_with = "resume")]
     pub dry_run: bool,
-    /// Runs side by side, each worker with its own mentor (default: one per schedule, at
-    /// most one per CPU core; a run alone keeps about 1.3 cores busy on the CPU).
+    /// Runs side by side, each worker with its own mentor (default: one per schedule, all at
+    /// once; on the CPU each run's GEMMs then get their share of the cores).
     #[arg(long, conflicts_with = "resume", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
     /// The mentor.
@@ -128,7 +128,8 @@ pub struct SweepArgs {
     /// Print each run's budget and estimated wall time, and run nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Runs side by side, each worker with its own mentor and call budgets (default 1).
+    /// Runs side by side, each worker with its own mentor and call budgets, each run's GEMMs
+    /// on its share of the cores (default 1).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: u16,
     /// The mentor.

@@ -19,10 +19,10 @@ impl RunArgs {
             (Some(dir), _) => resume(assets, dir, self.backend.as_deref(), self.mentor),
             (None, Some(task)) => {
                 let kind: BackendKind = self.backend.as_deref().unwrap_or("ndarray").parse()?;
-                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-                let jobs = self
-                    .jobs
-                    .map_or(self.schedules.len().min(cores), usize::from);
+                let jobs = self.jobs.map_or(self.schedules.len(), usize::from);
+                if !self.dry_run {
+                    super::workers::share_cores(jobs);
+                }
                 let runs = self
                     .schedules
                     .into_iter()

@@ -28,6 +28,9 @@ impl SweepArgs {
                 }
             }
         }
+        if !self.dry_run {
+            super::workers::share_cores(self.jobs.into());
+        }
         let job = RunJob {
             runs,
             sets: self.sets,

@@ -1,8 +1,9 @@
 //! The runs of a `run` or `sweep` job side by side (`--jobs N`): workers take the next
-//! planned run until none is left. One run keeps about 1.3 CPU cores busy on the CPU
-//! backends (the GEMMs use every core, the element-wise ops one), so runs side by side are
-//! how a sweep uses a machine's cores. Each worker asks its own mentor, loaded when its first
-//! run with mentor stages starts.
+//! planned run until none is left. On the CPU backends one run keeps about 1.2 cores busy
+//! (its GEMMs use every core, its element-wise ops one), and its GEMMs on one thread are
+//! nearly as fast as on two, so runs side by side, each GEMM on its share of the cores, are how
+//! a job uses a machine. Each worker asks its own mentor, loaded when its first run with mentor
+//! stages starts.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -15,6 +16,18 @@ use tandem::backend::BackendKind;
 use tandem::engine::{RunConfig, RunResult};
 use tandem::mentor::Mentor;
 use tandem::run::RunDir;
+
+/// Gives each of `jobs` runs side by side its share of the cores for its GEMMs: sets
+/// `MATMUL_NUM_THREADS` (read by the GEMM of the ndarray backend when it first runs) unless the
+/// user set it. Call before any tensor work and before any thread starts.
+pub fn share_cores(jobs: usize) {
+    const VAR: &str = "MATMUL_NUM_THREADS";
+    if jobs < 2 || std::env::var_os(VAR).is_some() {
+        return;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::env::set_var(VAR, (cores / jobs).max(1).to_string());
+}
 
 /// A planned run with its folder: `index` is its place in the plan.
 pub struct Work {
