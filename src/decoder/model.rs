@@ -292,16 +292,7 @@ impl<B: Backend> Llama<B> {
         let hd = self.config.head_dim();
         let kvd = nkv * hd;
         let device = x.device();
-        let cos = self
-            .cos
-            .clone()
-            .narrow(0, position, t)
-            .reshape([1, 1, t, hd]);
-        let sin = self
-            .sin
-            .clone()
-            .narrow(0, position, t)
-            .reshape([1, 1, t, hd]);
+        let (cos, sin) = self.rotary(position, t);
         let rope = |x: Tensor<B, 4>| {
             let half = hd / 2;
             let x1 = x.clone().narrow(3, 0, half);
@@ -356,6 +347,14 @@ impl<B: Backend> Llama<B> {
         }
         cache.advance(t);
         self.norm.forward(x)
+    }
+
+    /// Rotary cosines and sines of positions `position..position + t`, `[1, 1, t, head_dim]`.
+    fn rotary(&self, position: usize, t: usize) -> (Tensor<B, 4>, Tensor<B, 4>) {
+        let hd = self.config.head_dim();
+        let rows =
+            |table: &Tensor<B, 2>| table.clone().narrow(0, position, t).reshape([1, 1, t, hd]);
+        (rows(&self.cos), rows(&self.sin))
     }
 
     /// Next-token logits `[n, vocab]` of hidden states `[n, d]`.

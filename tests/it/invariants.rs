@@ -226,6 +226,19 @@ proptest! {
     }
 }
 
+/// `config` run in `dir`, halted after checkpoint `halt`.
+fn run_halting(
+    config: &RunConfig,
+    dir: &RunDir,
+    halt: usize,
+) -> tandem::Result<(RunResult, Vec<RoundRecord>)> {
+    let control = RunControl {
+        resume: false,
+        halt_after: Some(halt),
+    };
+    run(config, Some(dir), control)
+}
+
 fn run(
     config: &RunConfig,
     out: Option<&RunDir>,
@@ -460,14 +473,7 @@ fn halting_inside_a_probe_then_resuming_gives_the_same_result() {
     let mut phases = Vec::new();
     for halt in 1..=9 {
         let dir = RunDir::create(tmp.path().join(format!("halt{halt}"))).unwrap();
-        let halted = run(
-            &config,
-            Some(&dir),
-            RunControl {
-                resume: false,
-                halt_after: Some(halt),
-            },
-        );
+        let halted = run_halting(&config, &dir, halt);
         assert!(
             matches!(halted, Err(tandem::Error::Halted { checkpoints }) if checkpoints == halt)
         );
@@ -566,14 +572,7 @@ fn the_reference_rule_keeps_adamws_state() {
     // Checkpoints 2 and 4 follow rounds 0 and 1 (their restarts).
     for halt in [2, 4] {
         let dir = RunDir::create(tmp.path().join(format!("halt{halt}"))).unwrap();
-        let halted = run(
-            &config,
-            Some(&dir),
-            RunControl {
-                resume: false,
-                halt_after: Some(halt),
-            },
-        );
+        let halted = run_halting(&config, &dir, halt);
         assert!(matches!(halted, Err(tandem::Error::Halted { .. })));
         let cp = dir.path().join("checkpoint");
         let state: serde_json::Value =
