@@ -6,6 +6,8 @@
 
 mod chat;
 mod config;
+mod frozen;
+mod frozen_grad;
 mod gguf;
 mod host;
 mod kv_cache;
@@ -16,6 +18,7 @@ mod tokenizer;
 
 pub use chat::ChatTemplate;
 pub use config::LlamaConfig;
+pub use frozen::{shared as shared_frozen, FrozenDecoder, KeySink, Past, PastLayer, Seq, Tape};
 pub use gguf::{GgufFile, GgufVocab};
 pub use host::{HostCache, HostWeights};
 pub use kv_cache::{KvCache, Padding};

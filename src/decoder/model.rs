@@ -11,6 +11,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Distribution, Int, Tensor, TensorData};
 
 use super::config::LlamaConfig;
+use super::frozen::{FrozenBlock, FrozenDecoder};
 use super::gguf::GgufFile;
 use super::kv_cache::{KvCache, Padding};
 use crate::error::Result;
@@ -355,6 +356,51 @@ impl<B: Backend> Llama<B> {
         let rows =
             |table: &Tensor<B, 2>| table.clone().narrow(0, position, t).reshape([1, 1, t, hd]);
         (rows(&self.cos), rows(&self.sin))
+    }
+
+    /// The layers on the host, for the forward pass of CPU backends ([`FrozenDecoder`]).
+    pub fn frozen(&self) -> FrozenDecoder {
+        fn host<B: Backend, const D: usize>(t: &Tensor<B, D>) -> Vec<f32> {
+            let data = t.clone().into_data();
+            data.to_vec::<f32>()
+                .unwrap_or_else(|_| data.iter::<f32>().collect())
+        }
+        FrozenDecoder {
+            config: self.config.clone(),
+            blocks: self
+                .blocks
+                .iter()
+                .map(|b| FrozenBlock {
+                    attn_norm: host(&b.attn_norm.weight),
+                    wqkv: host(&b.wqkv),
+                    wo: host(&b.wo),
+                    ffn_norm: host(&b.ffn_norm.weight),
+                    w_gate_up: host(&b.w_gate_up),
+                    w_down: host(&b.w_down),
+                })
+                .collect(),
+            norm: host(&self.norm.weight),
+            cos: host(&self.cos),
+            sin: host(&self.sin),
+        }
+    }
+
+    /// Token embeddings of `ids` on the host, `[ids.len(), d]` row-major.
+    pub fn embed_on_host(&self, ids: &[u32]) -> Vec<f32> {
+        if ids.is_empty() {
+            return Vec::new();
+        }
+        let idx: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
+        let idx = Tensor::<B, 1, Int>::from_data(
+            TensorData::new(idx, [ids.len()]),
+            &self.embeddings.device(),
+        );
+        self.embeddings
+            .clone()
+            .select(0, idx)
+            .into_data()
+            .iter::<f32>()
+            .collect()
     }
 
     /// Next-token logits `[n, vocab]` of hidden states `[n, d]`.

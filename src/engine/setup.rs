@@ -44,6 +44,18 @@ impl<B: Backend> Readout<B> for AnyReadout<B> {
             AnyReadout::Verbalizer(r) => r.logits(model, split, idx),
         }
     }
+    fn prompt_gradient(
+        &self,
+        model: &PromptModel<B>,
+        split: SplitName,
+        idx: &[usize],
+    ) -> Option<(f64, Tensor<B, 2>)> {
+        match self {
+            AnyReadout::Class(r) => r.prompt_gradient(model, split, idx),
+            AnyReadout::Input(r) => r.prompt_gradient(model, split, idx),
+            AnyReadout::Verbalizer(r) => r.prompt_gradient(model, split, idx),
+        }
+    }
     fn data(&self) -> &EncodedData {
         match self {
             AnyReadout::Class(r) => r.data(),
@@ -256,6 +268,12 @@ fn decoder<B: AutodiffBackend>(
         table: llama.table(),
     };
     let max_input = config.max_len.saturating_sub(config.prompt_len).max(1);
+    let sha256 = crate::assets::sha256_file(path)?;
+    // CPU backends score on the host, where the pass is several times faster.
+    let frozen = config
+        .backend
+        .is_cpu()
+        .then(|| crate::decoder::shared_frozen(&sha256, || llama.frozen()));
     let readout = VerbalizerReadout::new(
         llama,
         &tokenizer,
@@ -265,8 +283,10 @@ fn decoder<B: AutodiffBackend>(
         max_input,
         *position,
     )?;
-    let sha256 = crate::assets::sha256_file(path)?;
-    let readout = readout.with_input_cache(input_cache::shared(&sha256, max_input));
+    let mut readout = readout.with_input_cache(input_cache::shared(&sha256, max_input));
+    if let Some(frozen) = frozen {
+        readout = readout.with_frozen(frozen);
+    }
     Ok(Built {
         readout: AnyReadout::Verbalizer(readout),
         space,

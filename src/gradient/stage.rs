@@ -220,15 +220,22 @@ where
         lr: f64,
         step: usize,
     ) -> Result<(PromptModel<B>, f64)> {
-        let loss = self.readout.loss(&model, SplitName::Train, idx);
-        let loss_value: f64 = loss.clone().into_scalar().elem();
+        let (loss_value, grads) = match self.readout.prompt_gradient(&model, SplitName::Train, idx)
+        {
+            // The readout gave d loss / d prompt: `sum(prompt ⊙ that)` has the same gradient.
+            Some((value, grad)) => (value, (model.prompt.rows() * grad).sum().backward()),
+            None => {
+                let loss = self.readout.loss(&model, SplitName::Train, idx);
+                (loss.clone().into_scalar().elem(), loss.backward())
+            }
+        };
         if !loss_value.is_finite() {
             return Err(Error::Diverged {
                 step,
                 reason: format!("training loss is {loss_value}"),
             });
         }
-        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        let mut grads = GradientsParams::from_grads(grads, &model);
         if let Some(max_norm) = self.config.grad_clip {
             clip_global_norm(&model, &mut grads, max_norm as f64, step)?;
         }

@@ -18,10 +18,13 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use super::SplitName;
-use crate::decoder::{KvCache, Llama, Padding};
+use crate::decoder::{FrozenDecoder, KeySink, KvCache, Llama, Padding, Past, PastLayer, Seq};
 
 /// Examples run through the decoder at once when a split's states are built.
 const BUILD_CHUNK: usize = 16;
+
+/// Examples run through the host decoder at once when a split's states are built (no padding).
+const FROZEN_CHUNK: usize = 64;
 
 /// Most bytes of one split's states kept on the host.
 const KEEP_BYTES: usize = 2 << 30;
@@ -79,11 +82,13 @@ pub fn shared(model_sha256: &str, max_input: usize) -> Arc<InputCache> {
 
 /// One split's keys and values on the host.
 #[derive(Debug)]
-struct SplitStates {
+pub(super) struct SplitStates {
     /// Positions per example (the longest input of the split).
-    width: usize,
+    pub(super) width: usize,
     /// `[examples, width]`: true = padding.
     pad: Vec<bool>,
+    /// Each example's first real position (its left padding).
+    starts: Vec<usize>,
     /// Per layer, keys and values `[examples, kv_heads, width, head_dim]`, row-major.
     layers: Vec<(Vec<f32>, Vec<f32>)>,
     kv_heads: usize,
@@ -96,42 +101,107 @@ impl InputCache {
     pub fn states<B: Backend>(
         &self,
         decoder: &Llama<B>,
+        frozen: Option<&FrozenDecoder>,
         split: SplitName,
         inputs: &SplitInputs,
         rows: &[usize],
     ) -> KvCache<B> {
-        let SplitInputs {
-            tokens: inputs,
-            fingerprint,
-        } = inputs;
+        match self.kept(decoder, frozen, split, inputs) {
+            Some(states) => states.gather(rows, &decoder.word_embeddings().device()),
+            None => {
+                let picked: Vec<&[u32]> =
+                    rows.iter().map(|&i| inputs.tokens[i].as_slice()).collect();
+                let width = picked.iter().map(|s| s.len()).max().unwrap_or(0);
+                build(decoder, &picked, width.max(1))
+            }
+        }
+    }
+
+    /// The states of every input of `split`, built on first use (on the host by `frozen` when
+    /// given, else by `decoder`) and kept; `None` when they would not fit [`KEEP_BYTES`].
+    pub(super) fn kept<B: Backend>(
+        &self,
+        decoder: &Llama<B>,
+        frozen: Option<&FrozenDecoder>,
+        split: SplitName,
+        inputs: &SplitInputs,
+    ) -> Option<Arc<SplitStates>> {
         let config = decoder.config();
-        let width = inputs.iter().map(Vec::len).max().unwrap_or(0).max(1);
+        let width = inputs.tokens.iter().map(Vec::len).max().unwrap_or(0).max(1);
         let floats = config.num_layers * 2 * config.num_kv_heads * width * config.head_dim();
-        if inputs.len() * floats * 4 > KEEP_BYTES {
-            let picked: Vec<&[u32]> = rows.iter().map(|&i| inputs[i].as_slice()).collect();
-            let width = picked.iter().map(|s| s.len()).max().unwrap_or(0);
-            return build(decoder, &picked, width.max(1));
+        if inputs.tokens.len() * floats * 4 > KEEP_BYTES {
+            return None;
         }
         let slot = match split {
             SplitName::Train => &self.kept[0],
             SplitName::Selection => &self.kept[1],
             SplitName::Test => &self.kept[2],
         };
-        let states = {
-            let mut kept = slot.lock().unwrap_or_else(|e| e.into_inner());
-            match kept.as_ref() {
-                Some(k) if k.fingerprint == *fingerprint => k.states.clone(),
-                _ => {
-                    let states = Arc::new(SplitStates::build(decoder, inputs));
-                    *kept = Some(Kept {
-                        fingerprint: *fingerprint,
-                        states: states.clone(),
-                    });
-                    states
+        let mut kept = slot.lock().unwrap_or_else(|e| e.into_inner());
+        match kept.as_ref() {
+            Some(k) if k.fingerprint == inputs.fingerprint => Some(k.states.clone()),
+            _ => {
+                let states = Arc::new(match frozen {
+                    Some(f) => SplitStates::build_frozen(decoder, f, &inputs.tokens),
+                    None => SplitStates::build(decoder, &inputs.tokens),
+                });
+                *kept = Some(Kept {
+                    fingerprint: inputs.fingerprint,
+                    states: states.clone(),
+                });
+                Some(states)
+            }
+        }
+    }
+}
+
+/// Example indices of `inputs`, shortest first (chunks of similar length).
+fn by_length(inputs: &[Vec<u32>]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..inputs.len()).collect();
+    order.sort_by_key(|&i| (inputs[i].len(), i));
+    order
+}
+
+/// Writes the keys and values of a host pass over a chunk of examples into their split's
+/// states.
+struct Placer<'a> {
+    states: &'a mut SplitStates,
+    /// The chunk's examples, in the pass's order.
+    chunk: &'a [usize],
+    seqs: &'a [Seq],
+}
+
+impl KeySink for Placer<'_> {
+    fn layer(&mut self, layer: usize, qkv: &[f32]) {
+        let st = &mut *self.states;
+        let (kvh, hd, width) = (st.kv_heads, st.head_dim, st.width);
+        let kvd = kvh * hd;
+        let w = qkv.len() / self.seqs.iter().map(|s| s.len).sum::<usize>().max(1);
+        let d = w - 2 * kvd;
+        let (keys, values) = &mut st.layers[layer];
+        for (&e, seq) in self.chunk.iter().zip(self.seqs) {
+            for p in 0..seq.len {
+                let row = &qkv[(seq.row + p) * w..][..w];
+                for g in 0..kvh {
+                    let to = ((e * kvh + g) * width + seq.position + p) * hd;
+                    keys[to..to + hd].copy_from_slice(&row[d + g * hd..][..hd]);
+                    values[to..to + hd].copy_from_slice(&row[d + kvd + g * hd..][..hd]);
                 }
             }
-        };
-        states.gather(rows, &decoder.word_embeddings().device())
+        }
+    }
+}
+
+impl Past for SplitStates {
+    fn layer(&self, entry: usize, layer: usize) -> PastLayer<'_> {
+        let n = self.kv_heads * self.width * self.head_dim;
+        let (k, v) = &self.layers[layer];
+        PastLayer {
+            keys: &k[entry * n..(entry + 1) * n],
+            values: &v[entry * n..(entry + 1) * n],
+            width: self.width,
+            start: self.starts[entry],
+        }
     }
 }
 
@@ -175,29 +245,69 @@ impl SplitStates {
     /// the rotary positions it has in the split's layout, so a chunk computes what the full
     /// width would, without the padding's cost.
     fn build<B: Backend>(decoder: &Llama<B>, inputs: &[Vec<u32>]) -> Self {
-        let config = decoder.config();
-        let width = inputs.iter().map(Vec::len).max().unwrap_or(0).max(1);
-        let (kv_heads, head_dim) = (config.num_kv_heads, config.head_dim());
-        let floats = inputs.len() * kv_heads * width * head_dim;
-        let mut states = SplitStates {
-            width,
-            pad: inputs
-                .iter()
-                .flat_map(|s| (0..width).map(|k| k < width - s.len()))
-                .collect(),
-            layers: vec![(vec![0.0; floats], vec![0.0; floats]); config.num_layers],
-            kv_heads,
-            head_dim,
-        };
-        let mut order: Vec<usize> = (0..inputs.len()).collect();
-        order.sort_by_key(|&i| (inputs[i].len(), i));
-        for chunk in order.chunks(BUILD_CHUNK) {
+        let mut states = Self::empty(decoder, inputs);
+        let width = states.width;
+        for chunk in by_length(inputs).chunks(BUILD_CHUNK) {
             let slices: Vec<&[u32]> = chunk.iter().map(|&i| inputs[i].as_slice()).collect();
             let w = slices.iter().map(|s| s.len()).max().unwrap_or(0).max(1);
             let cache = build_at(decoder, &slices, w, width - w);
             for (layer, kv) in cache.layers().enumerate() {
                 states.place(layer, kv, chunk, w);
             }
+        }
+        states
+    }
+
+    /// Zeroed states for `inputs`, left-padded to the longest.
+    fn empty<B: Backend>(decoder: &Llama<B>, inputs: &[Vec<u32>]) -> Self {
+        let config = decoder.config();
+        let width = inputs.iter().map(Vec::len).max().unwrap_or(0).max(1);
+        let (kv_heads, head_dim) = (config.num_kv_heads, config.head_dim());
+        let floats = inputs.len() * kv_heads * width * head_dim;
+        SplitStates {
+            width,
+            pad: inputs
+                .iter()
+                .flat_map(|s| (0..width).map(|k| k < width - s.len()))
+                .collect(),
+            starts: inputs.iter().map(|s| width - s.len()).collect(),
+            layers: vec![(vec![0.0; floats], vec![0.0; floats]); config.num_layers],
+            kv_heads,
+            head_dim,
+        }
+    }
+
+    /// [`SplitStates::build`] on the host: chunks of inputs run unpadded through `frozen`, each
+    /// at the rotary positions it has in the split's layout, its keys and values written in
+    /// place. `decoder` only embeds the tokens.
+    fn build_frozen<B: Backend>(
+        decoder: &Llama<B>,
+        frozen: &FrozenDecoder,
+        inputs: &[Vec<u32>],
+    ) -> Self {
+        let mut states = Self::empty(decoder, inputs);
+        for chunk in by_length(inputs).chunks(FROZEN_CHUNK) {
+            let mut seqs = Vec::with_capacity(chunk.len());
+            let mut ids = Vec::new();
+            for &e in chunk {
+                seqs.push(Seq {
+                    row: ids.len(),
+                    len: inputs[e].len(),
+                    position: states.starts[e],
+                    past: None,
+                });
+                ids.extend_from_slice(&inputs[e]);
+            }
+            if ids.is_empty() {
+                continue;
+            }
+            let x = decoder.embed_on_host(&ids);
+            let mut sink = Placer {
+                states: &mut states,
+                chunk,
+                seqs: &seqs,
+            };
+            frozen.forward(x, &seqs, None, &mut sink);
         }
         states
     }

@@ -174,6 +174,19 @@ pub trait Readout<B: Backend> {
         cross_entropy(logits, &labels)
     }
 
+    /// The mean cross-entropy of a batch and its gradient with respect to the prompt rows
+    /// (`[L, d]`), where the readout computes them outside the backend's autodiff (the
+    /// verbalizer's host decoder on a CPU backend); `None` otherwise, and then
+    /// [`Readout::loss`] is differentiated.
+    fn prompt_gradient(
+        &self,
+        _model: &PromptModel<B>,
+        _split: SplitName,
+        _idx: &[usize],
+    ) -> Option<(f64, Tensor<B, 2>)> {
+        None
+    }
+
     /// Loss and accuracy over a whole split, without tracking gradients.
     fn evaluate(&self, model: &PromptModel<B>, split: SplitName) -> Metrics {
         let frozen = model.detached();

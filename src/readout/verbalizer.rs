@@ -16,9 +16,9 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
-use super::input_cache::{InputCache, SplitInputs};
+use super::input_cache::{InputCache, SplitInputs, SplitStates};
 use super::{EncodedData, PromptModel, PromptPosition, Readout, SplitName};
-use crate::decoder::{DecoderTokenizer, Llama};
+use crate::decoder::{DecoderTokenizer, FrozenDecoder, Llama, Seq};
 use crate::error::{Error, Result};
 use crate::prompt::fit_to_len;
 
@@ -49,6 +49,9 @@ pub struct VerbalizerReadout<B: Backend> {
     /// after the input: cut and fingerprinted once, not per call.
     #[module(skip)]
     cut: Arc<[SplitInputs; 3]>,
+    /// The decoder's layers on the host, for passes that need no gradient on a CPU backend.
+    #[module(skip)]
+    frozen: Option<Arc<FrozenDecoder>>,
 }
 
 impl<B: Backend> VerbalizerReadout<B> {
@@ -103,6 +106,7 @@ impl<B: Backend> VerbalizerReadout<B> {
             position,
             input_cache: Arc::default(),
             cut,
+            frozen: None,
         })
     }
 
@@ -128,6 +132,13 @@ impl<B: Backend> VerbalizerReadout<B> {
     /// the same decoder: [`super::input_cache::shared`]).
     pub fn with_input_cache(mut self, cache: Arc<InputCache>) -> Self {
         self.input_cache = cache;
+        self
+    }
+
+    /// The readout scoring on the host with `frozen` (the same decoder's layers) whenever no
+    /// gradient is needed: for CPU backends, where it is several times faster.
+    pub fn with_frozen(mut self, frozen: Arc<FrozenDecoder>) -> Self {
+        self.frozen = Some(frozen);
         self
     }
 
@@ -212,16 +223,107 @@ impl<B: Backend> VerbalizerReadout<B> {
         let x = Tensor::cat(vec![prompt.unsqueeze::<3>().expand([n, l, d]), tokens], 1);
         let mut cache = match self.position {
             PromptPosition::Prefix => self.decoder.cache(),
-            PromptPosition::Suffix => {
-                let cut = match split {
-                    SplitName::Train => &self.cut[0],
-                    SplitName::Selection => &self.cut[1],
-                    SplitName::Test => &self.cut[2],
-                };
-                self.input_cache.states(&self.decoder, split, cut, rows)
-            }
+            PromptPosition::Suffix => self.input_cache.states(
+                &self.decoder,
+                self.frozen.as_deref(),
+                split,
+                self.cut(split),
+                rows,
+            ),
         };
         self.decoder.forward(x, &mut cache)
+    }
+
+    /// A split's inputs as cut for the input cache.
+    fn cut(&self, split: SplitName) -> &SplitInputs {
+        match split {
+            SplitName::Train => &self.cut[0],
+            SplitName::Selection => &self.cut[1],
+            SplitName::Test => &self.cut[2],
+        }
+    }
+
+    /// The host pass of examples `idx`, each continuing its cached input with the same
+    /// prompt ⊕ cue rows: when the host decoder is attached, the prompt follows the input and
+    /// every class word is one token.
+    fn host_pass(
+        &self,
+        prompt: &Tensor<B, 2>,
+        split: SplitName,
+        idx: &[usize],
+    ) -> Option<HostPass> {
+        let frozen = self.frozen.clone()?;
+        if self.position != PromptPosition::Suffix || !self.single_token() || idx.is_empty() {
+            return None;
+        }
+        let states = self
+            .input_cache
+            .kept(&self.decoder, Some(&frozen), split, self.cut(split))?;
+        let d = frozen.config().hidden_size;
+        let prompt_rows = prompt.dims()[0];
+        let suffix: Vec<f32> = prompt
+            .clone()
+            .into_data()
+            .iter::<f32>()
+            .chain(self.decoder.embed_on_host(&self.cue))
+            .collect();
+        let t = suffix.len() / d;
+        if t == 0 || states.width + t > frozen.config().max_position {
+            return None;
+        }
+        let seqs = idx
+            .iter()
+            .enumerate()
+            .map(|(i, &e)| Seq {
+                row: i * t,
+                len: t,
+                position: states.width,
+                past: Some(e),
+            })
+            .collect();
+        Some(HostPass {
+            frozen,
+            states,
+            x: suffix.repeat(idx.len()),
+            seqs,
+            t,
+            prompt_rows,
+        })
+    }
+
+    /// Class logits `[n, C]` from the host decoder ([`VerbalizerReadout::host_pass`]) when the
+    /// prompt needs no gradient; `None` where it does not apply ([`Readout::logits`] then runs
+    /// on the backend).
+    pub fn logits_on_host(
+        &self,
+        prompt: &Tensor<B, 2>,
+        split: SplitName,
+        idx: &[usize],
+    ) -> Option<Tensor<B, 2>> {
+        if prompt.is_require_grad() {
+            return None;
+        }
+        let pass = self.host_pass(prompt, split, idx)?;
+        let hidden = pass
+            .frozen
+            .forward(pass.x.clone(), &pass.seqs, Some(&*pass.states), &mut ());
+        let last = pass.last_rows(&hidden);
+        let last = Tensor::<B, 2>::from_data(
+            TensorData::new(last, [idx.len(), pass.d()]),
+            &prompt.device(),
+        );
+        Some(last.matmul(self.word_head()))
+    }
+
+    /// The output head's columns of the class words, `[d, C]`.
+    fn word_head(&self) -> Tensor<B, 2> {
+        let words: Vec<i64> = self.verbalizers.iter().map(|&v| v as i64).collect();
+        let device = self.decoder.word_embeddings().device();
+        let words = Tensor::<B, 1, Int>::from_data(
+            TensorData::new(words, [self.verbalizers.len()]),
+            &device,
+        );
+        self.decoder.output_head_t().select(1, words)
     }
 
     /// Class scores `[n, C]`: the log-likelihood of each whole class word after input ⊕ cue.
@@ -282,9 +384,110 @@ impl<B: Backend> VerbalizerReadout<B> {
     }
 }
 
+/// One host pass of the verbalizer: the examples' prompt ⊕ cue rows over their cached inputs.
+struct HostPass {
+    frozen: Arc<FrozenDecoder>,
+    states: Arc<SplitStates>,
+    /// `[n·t, d]`.
+    x: Vec<f32>,
+    seqs: Vec<Seq>,
+    /// Rows per example (prompt and cue).
+    t: usize,
+    /// Prompt rows (the first of each example's).
+    prompt_rows: usize,
+}
+
+impl HostPass {
+    fn d(&self) -> usize {
+        self.frozen.config().hidden_size
+    }
+
+    /// The last row of each example, `[n, d]`.
+    fn last_rows(&self, hidden: &[f32]) -> Vec<f32> {
+        let (d, t) = (self.d(), self.t);
+        (0..self.seqs.len())
+            .flat_map(|i| hidden[(i * t + t - 1) * d..][..d].iter().copied())
+            .collect()
+    }
+}
+
+/// Mean cross-entropy of `logits: [n, C]` against `labels`, and its gradient.
+fn cross_entropy_host(logits: &[f32], labels: &[usize], classes: usize) -> (f64, Vec<f32>) {
+    let n = labels.len();
+    let mut grad = vec![0f32; logits.len()];
+    let mut loss = 0f64;
+    for ((z, g), &y) in logits
+        .chunks(classes)
+        .zip(grad.chunks_mut(classes))
+        .zip(labels)
+    {
+        let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let sum: f32 = z.iter().map(|v| (v - max).exp()).sum();
+        loss += (max + sum.ln() - z[y.min(classes - 1)]) as f64;
+        for (c, (gc, &zc)) in g.iter_mut().zip(z).enumerate() {
+            let p = (zc - max).exp() / sum;
+            *gc = (p - f32::from(c == y)) / n as f32;
+        }
+    }
+    (loss / n as f64, grad)
+}
+
 impl<B: Backend> Readout<B> for VerbalizerReadout<B> {
+    /// On the host decoder: forward with a tape, the cross-entropy's gradient at the last
+    /// rows, backward to the input rows, summed over the examples' prompt rows.
+    fn prompt_gradient(
+        &self,
+        model: &PromptModel<B>,
+        split: SplitName,
+        idx: &[usize],
+    ) -> Option<(f64, Tensor<B, 2>)> {
+        let prompt = model.prompt.rows();
+        let pass = self.host_pass(&prompt, split, idx)?;
+        let (d, t, classes) = (pass.d(), pass.t, self.verbalizers.len());
+        let head: Vec<f32> = self.word_head().into_data().iter::<f32>().collect();
+        let (hidden, tape) =
+            pass.frozen
+                .forward_taped(pass.x.clone(), &pass.seqs, Some(&*pass.states));
+        let last = pass.last_rows(&hidden);
+        let mut logits = vec![0f32; idx.len() * classes];
+        for (h, z) in last.chunks(d).zip(logits.chunks_mut(classes)) {
+            for (c, zc) in z.iter_mut().enumerate() {
+                *zc = h
+                    .iter()
+                    .enumerate()
+                    .map(|(j, v)| v * head[j * classes + c])
+                    .sum();
+            }
+        }
+        let labels = self.data.split(split).labels_of(idx);
+        let (loss, dz) = cross_entropy_host(&logits, &labels, classes);
+        // Only each example's last row reaches the loss: d hidden = dz · headᵀ there.
+        let mut d_hidden = vec![0f32; hidden.len()];
+        for (i, dz) in dz.chunks(classes).enumerate() {
+            let row = &mut d_hidden[(i * t + t - 1) * d..][..d];
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = (0..classes).map(|c| dz[c] * head[j * classes + c]).sum();
+            }
+        }
+        let dx = pass
+            .frozen
+            .input_gradient(&tape, &pass.seqs, Some(&*pass.states), &d_hidden);
+        let l = pass.prompt_rows;
+        let mut grad = vec![0f32; l * d];
+        for i in 0..idx.len() {
+            for (g, v) in grad.iter_mut().zip(&dx[i * t * d..][..l * d]) {
+                *g += v;
+            }
+        }
+        let grad = Tensor::from_data(TensorData::new(grad, [l, d]), &prompt.device());
+        Some((loss, grad))
+    }
+
     fn logits(&self, model: &PromptModel<B>, split: SplitName, idx: &[usize]) -> Tensor<B, 2> {
         let prompt = model.prompt.rows();
+        if let Some(logits) = self.logits_on_host(&prompt, split, idx) {
+            return logits;
+        }
         if !self.single_token() {
             return self.word_log_likelihoods(prompt, split, idx);
         }
@@ -302,12 +505,7 @@ impl<B: Backend> Readout<B> for VerbalizerReadout<B> {
             .collect();
         let last = Tensor::<B, 1, Int>::from_data(TensorData::new(last, [n]), &device);
         let h = hidden.reshape([n * len, d]).select(0, last);
-        let words: Vec<i64> = self.verbalizers.iter().map(|&v| v as i64).collect();
-        let words = Tensor::<B, 1, Int>::from_data(
-            TensorData::new(words, [self.verbalizers.len()]),
-            &device,
-        );
-        h.matmul(self.decoder.output_head_t().select(1, words))
+        h.matmul(self.word_head())
     }
 
     fn data(&self) -> &EncodedData {

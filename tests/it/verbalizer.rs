@@ -116,9 +116,21 @@ fn scores_are_the_decoders_next_token_logits() {
 /// text ⊕ prompt ⊕ cue in one full pass: on the kept training and test splits (rows out of
 /// order and repeated, inputs of different lengths left-padded in the cache) and on the
 /// selection split, whose inputs are built in chunks of similar length, each at its own width.
+/// The same on the host decoder (CPU backends' scoring), whose states are built unpadded.
 #[test]
 fn suffix_scores_are_the_logits_after_text_then_prompt() {
+    suffix_scores(false);
+    suffix_scores(true);
+}
+
+fn suffix_scores(on_host: bool) {
     let (r, tok) = readout::<Cpu>(PromptPosition::Suffix);
+    let r = if on_host {
+        let frozen = std::sync::Arc::new(r.decoder().frozen());
+        r.with_frozen(frozen)
+    } else {
+        r
+    };
     let init = "Is it positive?";
     let len = tok.encode_plain(init).unwrap().len();
     let model = PromptModel {
@@ -136,11 +148,13 @@ fn suffix_scores_are_the_logits_after_text_then_prompt() {
         (SplitName::Train, vec![3]),
         (SplitName::Selection, vec![19, 4, 11, 0, 7]),
     ] {
-        let logits: Vec<f32> = r
-            .logits(&model, split, &idx)
-            .into_data()
-            .iter::<f32>()
-            .collect();
+        let logits = match on_host {
+            true => r
+                .logits_on_host(&model.prompt.rows(), split, &idx)
+                .expect("the host path applies"),
+            false => r.logits(&model, split, &idx),
+        };
+        let logits: Vec<f32> = logits.into_data().iter::<f32>().collect();
         for (row, &i) in idx.iter().enumerate() {
             let text = match split {
                 SplitName::Selection => pairs[i].0.as_str(),
@@ -155,11 +169,63 @@ fn suffix_scores_are_the_logits_after_text_then_prompt() {
                 let got = logits[row * 2 + c];
                 assert!(
                     (got - full[w as usize]).abs() < 2e-3,
-                    "{split:?} row {row} (text {i}) class {c}: {got} vs {}",
+                    "{split:?} row {row} (text {i}) class {c}, host {on_host}: {got} vs {}",
                     full[w as usize]
                 );
             }
         }
+    }
+}
+
+/// The host decoder's loss and prompt gradient (CPU backends' training step) equal burn's
+/// autodiff through the same decoder, for a batch over the kept training split and the
+/// selection split (built in chunks, inputs of different lengths, rows repeated).
+#[test]
+fn host_prompt_gradient_equals_autodiff() {
+    let (r, tok) = readout::<CpuAd>(PromptPosition::Suffix);
+    // Its own input cache: the states are built on the host too.
+    let host = r
+        .clone()
+        .with_input_cache(Default::default())
+        .with_frozen(std::sync::Arc::new(r.decoder().frozen()));
+    let model = PromptModel {
+        prompt: SoftPrompt::from_tensor(r.prompt_rows(&tok, "Is it positive?", 5).unwrap()),
+        head: None,
+    };
+    for (split, idx) in [
+        (SplitName::Train, vec![4, 0, 2, 0, 5]),
+        (SplitName::Selection, vec![19, 4, 11]),
+    ] {
+        let loss = r.loss(&model, split, &idx);
+        let want_loss: f64 = loss.clone().into_scalar().elem();
+        let grads = loss.backward();
+        let want: Vec<f32> = model
+            .prompt
+            .rows()
+            .grad(&grads)
+            .expect("the prompt has a gradient")
+            .into_data()
+            .iter::<f32>()
+            .collect();
+        assert!(r.prompt_gradient(&model, split, &idx).is_none());
+        let (got_loss, got) = host
+            .prompt_gradient(&model, split, &idx)
+            .expect("the host path applies");
+        let got: Vec<f32> = got.into_data().iter::<f32>().collect();
+        assert!(
+            (got_loss - want_loss).abs() < 1e-4,
+            "{split:?}: loss {got_loss} vs {want_loss}"
+        );
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let worst = got
+            .iter()
+            .zip(&want)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(scale > 0.0, "{split:?}: no gradient");
+        assert!(
+            worst < 1e-3 * scale,
+            "{split:?}: gradients differ by {worst} (largest entry {scale})"
+        );
     }
 }
 
