@@ -65,8 +65,15 @@ fn swiglu_backward(gate_up: &[f32], d_act: &[f32], ff: usize, d_gate_up: &mut [f
     }
 }
 
-/// The buffers of one backward pass, reused by every layer.
-struct GradScratch {
+/// One backward pass: the taped pass it reverses, the gradient flowing down and the buffers
+/// every layer reuses.
+struct Backward<'a> {
+    decoder: &'a FrozenDecoder,
+    tape: &'a Tape,
+    seqs: &'a [Seq],
+    past: Option<&'a dyn Past>,
+    /// The gradient at the current point of the pass, `[rows, d]`.
+    dx: Vec<f32>,
     d_act: Vec<f32>,
     d_gate_up: Vec<f32>,
     dh: Vec<f32>,
@@ -74,17 +81,85 @@ struct GradScratch {
     d_qkv: Vec<f32>,
 }
 
-impl GradScratch {
-    fn new(c: &LlamaConfig, rows: usize) -> Self {
+impl<'a> Backward<'a> {
+    fn new(
+        decoder: &'a FrozenDecoder,
+        tape: &'a Tape,
+        seqs: &'a [Seq],
+        past: Option<&'a dyn Past>,
+    ) -> Self {
+        let c: &LlamaConfig = &decoder.config;
         let (d, ff) = (c.hidden_size, c.intermediate_size);
+        let rows = tape.last.len() / d;
         let w = d + 2 * c.num_kv_heads * c.head_dim();
         Self {
+            decoder,
+            tape,
+            seqs,
+            past,
+            dx: vec![0.0; rows * d],
             d_act: vec![0.0; rows * ff],
             d_gate_up: vec![0.0; rows * 2 * ff],
             dh: vec![0.0; rows * d],
             d_attn: vec![0.0; rows * d],
             d_qkv: vec![0.0; rows * w],
         }
+    }
+
+    fn rows(&self) -> usize {
+        self.dx.len() / self.decoder.config.hidden_size
+    }
+
+    /// `dx` (the gradient at layer `l`'s output) becomes the gradient at its residual after
+    /// attention.
+    fn feed_forward(&mut self, l: usize) {
+        let c = &self.decoder.config;
+        let block: &FrozenBlock = &self.decoder.blocks[l];
+        let t = &self.tape.layers[l];
+        let (d, ff, rows) = (c.hidden_size, c.intermediate_size, self.rows());
+        gemm_wt(rows, d, ff, &self.dx, &block.w_down, &mut self.d_act);
+        swiglu_backward(&t.gate_up, &self.d_act, ff, &mut self.d_gate_up);
+        gemm_wt(
+            rows,
+            2 * ff,
+            d,
+            &self.d_gate_up,
+            &block.w_gate_up,
+            &mut self.dh,
+        );
+        rms_norm_backward(&t.mid, &block.ffn_norm, c.rms_eps, &self.dh, &mut self.dx);
+    }
+
+    /// `dx` (the gradient at layer `l`'s residual after attention) becomes the gradient at
+    /// its input.
+    fn attention(&mut self, l: usize) {
+        let c = &self.decoder.config;
+        let block: &FrozenBlock = &self.decoder.blocks[l];
+        let t = &self.tape.layers[l];
+        let d = c.hidden_size;
+        let w = d + 2 * c.num_kv_heads * c.head_dim();
+        let rows = self.rows();
+        gemm_wt(rows, d, d, &self.dx, &block.wo, &mut self.d_attn);
+        self.d_qkv.fill(0.0);
+        for seq in self.seqs {
+            let past = seq.past.zip(self.past).map(|(e, p)| p.layer(e, l));
+            let (from, to) = (seq.row, seq.row + seq.len);
+            let a = SeqAttention::new(c, &t.qkv[from * w..to * w], past);
+            attend_backward(
+                &a,
+                &self.d_attn[from * d..to * d],
+                &mut self.d_qkv[from * w..to * w],
+            );
+        }
+        self.decoder.rotate(&mut self.d_qkv, self.seqs, true);
+        gemm_wt(rows, w, d, &self.d_qkv, &block.wqkv, &mut self.dh);
+        rms_norm_backward(
+            &t.input,
+            &block.attn_norm,
+            c.rms_eps,
+            &self.dh,
+            &mut self.dx,
+        );
     }
 }
 
@@ -99,75 +174,19 @@ impl FrozenDecoder {
         past: Option<&dyn Past>,
         d_hidden: &[f32],
     ) -> Vec<f32> {
-        let c = &self.config;
-        let rows = tape.last.len() / c.hidden_size;
-        let mut dx = vec![0f32; rows * c.hidden_size];
-        rms_norm_backward(&tape.last, &self.norm, c.rms_eps, d_hidden, &mut dx);
-        let mut g = GradScratch::new(c, rows);
-        for (l, block) in self.blocks.iter().enumerate().rev() {
-            self.feed_forward_backward(
-                block,
-                &tape.layers[l].mid,
-                &tape.layers[l].gate_up,
-                &mut dx,
-                &mut g,
-            );
-            self.attention_backward(l, block, tape, seqs, past, &mut dx, &mut g);
+        let mut pass = Backward::new(self, tape, seqs, past);
+        rms_norm_backward(
+            &tape.last,
+            &self.norm,
+            self.config.rms_eps,
+            d_hidden,
+            &mut pass.dx,
+        );
+        for l in (0..self.blocks.len()).rev() {
+            pass.feed_forward(l);
+            pass.attention(l);
         }
-        dx
-    }
-
-    /// `dx` (the gradient at the layer's output) becomes the gradient at the residual after
-    /// attention (`mid`).
-    fn feed_forward_backward(
-        &self,
-        block: &FrozenBlock,
-        mid: &[f32],
-        gate_up: &[f32],
-        dx: &mut [f32],
-        g: &mut GradScratch,
-    ) {
-        let c = &self.config;
-        let (d, ff) = (c.hidden_size, c.intermediate_size);
-        let rows = dx.len() / d;
-        gemm_wt(rows, d, ff, dx, &block.w_down, &mut g.d_act);
-        swiglu_backward(gate_up, &g.d_act, ff, &mut g.d_gate_up);
-        gemm_wt(rows, 2 * ff, d, &g.d_gate_up, &block.w_gate_up, &mut g.dh);
-        rms_norm_backward(mid, &block.ffn_norm, c.rms_eps, &g.dh, dx);
-    }
-
-    /// `dx` (the gradient at `mid`) becomes the gradient at the layer's input.
-    #[allow(clippy::too_many_arguments)]
-    fn attention_backward(
-        &self,
-        layer: usize,
-        block: &FrozenBlock,
-        tape: &Tape,
-        seqs: &[Seq],
-        past: Option<&dyn Past>,
-        dx: &mut [f32],
-        g: &mut GradScratch,
-    ) {
-        let c = &self.config;
-        let d = c.hidden_size;
-        let w = d + 2 * c.num_kv_heads * c.head_dim();
-        let rows = dx.len() / d;
-        let t = &tape.layers[layer];
-        gemm_wt(rows, d, d, dx, &block.wo, &mut g.d_attn);
-        g.d_qkv.fill(0.0);
-        for seq in seqs {
-            let past = seq.past.zip(past).map(|(e, p)| p.layer(e, layer));
-            let (from, to) = (seq.row, seq.row + seq.len);
-            let a = SeqAttention::new(c, &t.qkv[from * w..to * w], past);
-            attend_backward(
-                &a,
-                &g.d_attn[from * d..to * d],
-                &mut g.d_qkv[from * w..to * w],
-            );
-        }
-        self.rotate(&mut g.d_qkv, seqs, true);
-        gemm_wt(rows, w, d, &g.d_qkv, &block.wqkv, &mut g.dh);
-        rms_norm_backward(&t.input, &block.attn_norm, c.rms_eps, &g.dh, dx);
+        pass.dx
     }
 }
 
