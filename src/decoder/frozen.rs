@@ -104,8 +104,30 @@ pub fn shared(sha256: &str, build: impl FnOnce() -> FrozenDecoder) -> Arc<Frozen
 
 /// `c = beta·c + a·b` for row-major `a: [m, k]`, `b: [k, n]`, `c: [m, n]`.
 pub(super) fn gemm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32], beta: f32) {
+    gemm_strided(m, k, n, a, b, (n, 1), c, beta);
+}
+
+/// `c = a·wᵀ` for row-major `a: [m, k]` and a weight stored `[n, k]` (`x·W` style, `[in, out]`),
+/// read in place through strides: `[m, n]`.
+pub(super) fn gemm_wt(m: usize, k: usize, n: usize, a: &[f32], w: &[f32], c: &mut [f32]) {
+    gemm_strided(m, k, n, a, w, (1, k), c, 0.0);
+}
+
+/// `c = beta·c + a·b` with `b: [k, n]` at strides `(row, column)`.
+#[allow(clippy::too_many_arguments)]
+fn gemm_strided(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    b: &[f32],
+    (rsb, csb): (usize, usize),
+    c: &mut [f32],
+    beta: f32,
+) {
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-    // SAFETY: the three buffers hold at least the elements the strides address (checked above).
+    // SAFETY: the three buffers hold at least the elements the strides address (checked above;
+    // `b`'s strides are `(n, 1)` or `(1, k)`, both within `k·n`).
     unsafe {
         matrixmultiply::sgemm(
             m,
@@ -116,8 +138,8 @@ pub(super) fn gemm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [
             k as isize,
             1,
             b.as_ptr(),
-            n as isize,
-            1,
+            rsb as isize,
+            csb as isize,
             beta,
             c.as_mut_ptr(),
             n as isize,
@@ -288,16 +310,15 @@ impl FrozenDecoder {
         qkv.chunks_mut(w).zip(&positions).for_each(|(row, &p)| {
             let (cos, sin) = (&self.cos[p * hd..][..hd], &self.sin[p * hd..][..hd]);
             for head in row[..heads * hd].chunks_exact_mut(hd) {
+                if !backward {
+                    super::host::rope(head, hd, cos, sin);
+                    continue;
+                }
+                // The transposed rotation.
                 for i in 0..half {
                     let (a, b) = (head[i], head[i + half]);
-                    let (c1, s1, c2, s2) = (cos[i], sin[i], cos[i + half], sin[i + half]);
-                    if backward {
-                        head[i] = a * c1 + b * s2;
-                        head[i + half] = b * c2 - a * s1;
-                    } else {
-                        head[i] = a * c1 - b * s1;
-                        head[i + half] = b * c2 + a * s2;
-                    }
+                    head[i] = a * cos[i] + b * sin[i + half];
+                    head[i + half] = b * cos[i + half] - a * sin[i];
                 }
             }
         });

@@ -4,32 +4,9 @@
 //! through strides, and the same plain loops as the forward.
 
 use super::config::LlamaConfig;
-use super::frozen::{axpy, dot, FrozenBlock, FrozenDecoder, Past, Seq, SeqAttention, Tape};
-
-/// `c = a·wᵀ` for row-major `a: [m, k]` and a weight `w: [n, k]` (stored `x·W` style as
-/// `[in = n, out = k]`), giving `[m, n]`.
-fn gemm_wt(m: usize, k: usize, n: usize, a: &[f32], w: &[f32], c: &mut [f32]) {
-    assert!(a.len() >= m * k && w.len() >= k * n && c.len() >= m * n);
-    // SAFETY: the buffers hold at least the elements the strides address (checked above).
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            k as isize,
-            1,
-            w.as_ptr(),
-            1,
-            k as isize,
-            0.0,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
-    }
-}
+use super::frozen::{
+    axpy, dot, gemm_wt, FrozenBlock, FrozenDecoder, Past, Seq, SeqAttention, Tape,
+};
 
 /// Adds the gradient of `y = rms_norm(x)·weight` with respect to `x` (given `dy`) to `dx`.
 fn rms_norm_backward(x: &[f32], weight: &[f32], eps: f32, dy: &[f32], dx: &mut [f32]) {

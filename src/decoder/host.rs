@@ -67,7 +67,7 @@ fn rms_norm(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
 }
 
 /// Rotate-half rotary embedding of `heads` heads of width `hd`, in place.
-fn rope(x: &mut [f32], hd: usize, cos: &[f32], sin: &[f32]) {
+pub(super) fn rope(x: &mut [f32], hd: usize, cos: &[f32], sin: &[f32]) {
     let half = hd / 2;
     for head in x.chunks_exact_mut(hd) {
         for i in 0..half {

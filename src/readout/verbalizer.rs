@@ -303,10 +303,13 @@ impl<B: Backend> VerbalizerReadout<B> {
         if prompt.is_require_grad() {
             return None;
         }
-        let pass = self.host_pass(prompt, split, idx)?;
-        let hidden = pass
-            .frozen
-            .forward(pass.x.clone(), &pass.seqs, Some(&*pass.states), &mut ());
+        let mut pass = self.host_pass(prompt, split, idx)?;
+        let hidden = pass.frozen.forward(
+            std::mem::take(&mut pass.x),
+            &pass.seqs,
+            Some(&*pass.states),
+            &mut (),
+        );
         let last = pass.last_rows(&hidden);
         let last = Tensor::<B, 2>::from_data(
             TensorData::new(last, [idx.len(), pass.d()]),
@@ -442,12 +445,12 @@ impl<B: Backend> Readout<B> for VerbalizerReadout<B> {
         idx: &[usize],
     ) -> Option<(f64, Tensor<B, 2>)> {
         let prompt = model.prompt.rows();
-        let pass = self.host_pass(&prompt, split, idx)?;
+        let mut pass = self.host_pass(&prompt, split, idx)?;
         let (d, t, classes) = (pass.d(), pass.t, self.verbalizers.len());
         let head: Vec<f32> = self.word_head().into_data().iter::<f32>().collect();
         let (hidden, tape) =
             pass.frozen
-                .forward_taped(pass.x.clone(), &pass.seqs, Some(&*pass.states));
+                .forward_taped(std::mem::take(&mut pass.x), &pass.seqs, Some(&*pass.states));
         let last = pass.last_rows(&hidden);
         let mut logits = vec![0f32; idx.len() * classes];
         for (h, z) in last.chunks(d).zip(logits.chunks_mut(classes)) {
