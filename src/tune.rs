@@ -104,7 +104,7 @@ impl TuneConfig {
 }
 
 /// What a tuning run measured; written to the run folder as `results.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TuneResult {
     /// Task name.
     pub task: String,

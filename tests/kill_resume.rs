@@ -226,12 +226,14 @@ fn trials(case: &Case, tmp: &Path) -> Vec<String> {
             phases.push("after the end".to_string());
             continue;
         }
-        mid_run += 1;
-        let phase = milestone(&out).unwrap_or_else(|| "no config yet".into());
-        phases.push(format!("{phase} + {:.0}% of the stretch", fraction * 100.0));
+        // A run folder with no config yet was killed before the run started: nothing to resume.
         if !dir.join("config.yaml").exists() {
+            phases.push("before the config".to_string());
             continue;
         }
+        mid_run += 1;
+        let phase = milestone(&out).unwrap_or_else(|| "config".into());
+        phases.push(format!("{phase} + {:.0}% of the stretch", fraction * 100.0));
         let status = tandem()
             .args(["run", "--resume", &dir.display().to_string()])
             .status()

@@ -433,25 +433,21 @@ impl<B: Backend> BertEncoder<B> {
         summed / counts
     }
 
-    /// Every weight tensor, for checks that the encoder stays frozen.
-    pub fn weights(&self) -> Vec<Tensor<B, 2>> {
-        let mut out = vec![self.word_embeddings.clone(), self.position_type.clone()];
-        let ln2 = |l: &LayerNorm<B>| {
-            Tensor::cat(
-                vec![l.gamma.clone().unsqueeze::<2>(), l.beta.clone().unsqueeze()],
-                0,
-            )
-        };
-        out.push(ln2(&self.ln_embed));
+    /// Every weight tensor as stored (the same autodiff nodes the forward pass reads), for
+    /// checks that the encoder stays frozen: the matrices, then the vectors (biases, norms).
+    pub fn weights(&self) -> (Vec<Tensor<B, 2>>, Vec<Tensor<B, 1>>) {
+        let mut matrices = vec![self.word_embeddings.clone(), self.position_type.clone()];
+        let mut vectors = vec![self.ln_embed.gamma.clone(), self.ln_embed.beta.clone()];
         for l in &self.layers {
             for dense in [&l.qkv, &l.attn_out, &l.ff_in, &l.ff_out] {
-                out.push(dense.weight.clone());
-                out.push(dense.bias.clone().unsqueeze());
+                matrices.push(dense.weight.clone());
+                vectors.push(dense.bias.clone());
             }
-            out.push(ln2(&l.ln_attn));
-            out.push(ln2(&l.ln_ff));
+            for ln in [&l.ln_attn, &l.ln_ff] {
+                vectors.extend([ln.gamma.clone(), ln.beta.clone()]);
+            }
         }
-        out
+        (matrices, vectors)
     }
 }
 

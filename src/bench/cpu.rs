@@ -114,27 +114,54 @@ pub fn kernels(backend: crate::backend::BackendKind, cpu: &CpuInfo) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn detection_names_the_isa_the_kernels_are_chosen_by() {
-        let cpu = CpuInfo::detect();
-        #[cfg(target_arch = "x86_64")]
-        {
-            // Every x86-64 machine tandem runs on has SSE4.2 or better.
-            assert_eq!(
-                cpu.isa.contains(&"sse4.2"),
-                std::arch::is_x86_feature_detected!("sse4.2")
-            );
-            let flex = kernels(crate::backend::BackendKind::Flex, &cpu);
-            let expected = if std::arch::is_x86_feature_detected!("avx512f") {
-                "AVX-512"
-            } else {
-                "AVX2"
-            };
-            assert!(
-                flex.contains(expected) || !cpu.isa.contains(&"avx2"),
-                "{flex}"
-            );
+    fn cpu(isa: &[&'static str]) -> CpuInfo {
+        CpuInfo {
+            model: "Test CPU".into(),
+            isa: isa.to_vec(),
         }
-        assert!(cpu.to_string().contains(&cpu.isa.join(" ")));
+    }
+
+    /// The kernels named for constructed CPUs: AVX-512, AVX2+FMA (both needed), neither.
+    #[test]
+    fn kernels_follow_the_instruction_sets() {
+        use crate::backend::BackendKind::{Flex, Ndarray};
+        let avx512 = cpu(&["sse4.2", "avx", "avx2", "fma", "avx512f"]);
+        let avx2 = cpu(&["sse4.2", "avx", "avx2", "fma"]);
+        let no_fma = cpu(&["sse4.2", "avx", "avx2"]);
+        let old = cpu(&["sse4.2"]);
+        assert!(kernels(Flex, &avx512).contains("AVX-512"));
+        assert!(kernels(Flex, &avx2).contains("AVX2+FMA"));
+        assert!(kernels(Flex, &no_fma).contains("SSE/scalar"));
+        assert!(kernels(Flex, &old).contains("SSE/scalar"));
+        // matrixmultiply has no AVX-512 kernel: AVX2+FMA on both.
+        assert!(kernels(Ndarray, &avx512).contains("AVX2+FMA"));
+        assert!(kernels(Ndarray, &avx2).contains("AVX2+FMA"));
+        assert!(kernels(Ndarray, &no_fma).contains("SSE/scalar"));
+        assert_eq!(avx2.to_string(), "Test CPU; sse4.2 avx avx2 fma");
+        let unnamed = CpuInfo {
+            model: String::new(),
+            isa: vec![],
+        };
+        assert_eq!(unnamed.to_string(), format!("{}; ", std::env::consts::ARCH));
+    }
+
+    /// Detection on this machine: the list holds what the standard library detects (checked
+    /// for features outside the macro that builds it), in the list's order.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn detection_agrees_with_the_standard_library() {
+        let cpu = CpuInfo::detect();
+        let std_has = [
+            ("sse4.2", std::arch::is_x86_feature_detected!("sse4.2")),
+            ("avx2", std::arch::is_x86_feature_detected!("avx2")),
+            ("fma", std::arch::is_x86_feature_detected!("fma")),
+            ("avx512f", std::arch::is_x86_feature_detected!("avx512f")),
+        ];
+        for (name, has) in std_has {
+            assert_eq!(cpu.isa.contains(&name), has, "{name}");
+        }
+        let flags = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let amx = flags.split_whitespace().any(|f| f == "amx_tile");
+        assert_eq!(cpu.isa.contains(&"amx-tile"), amx);
     }
 }

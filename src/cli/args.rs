@@ -69,9 +69,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR", conflicts_with = "task")]
     pub resume: Option<PathBuf>,
     /// Schedules to run, compared in one table: built-in names or YAML files of a schedule
-    /// (default: the mentor's proposals probed as starting points, the same probe over random
-    /// vocabulary, and gradient descent alone, at the same 100 gradient steps).
-    #[arg(long = "schedule", default_values_t = vec!["catalyst-probe".to_string(), "random-probe".to_string(), "gradient-only".to_string()])]
+    /// (default: the mentor's proposals probed as starting points against the same probe over
+    /// random vocabulary, the control it has to beat, at the same budget).
+    #[arg(long = "schedule", default_values_t = vec!["catalyst-probe".to_string(), "random-probe".to_string()])]
     pub schedules: Vec<String>,
     /// Run seed.
     #[arg(long, default_value_t = 0)]

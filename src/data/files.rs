@@ -1153,8 +1153,150 @@ mod tests {
         );
     }
 
+    /// A cell the loaders must carry through: quotes, separators, line breaks, braces, non-ASCII
+    /// and Unicode whitespace, a NUL and a BOM.
+    fn hostile_cell() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        const PIECES: [&str; 16] = [
+            "a", "Bé", " ", ",", "\t", "\n", "\r\n", "\"", "{", "}", ":", "\u{3000}", "\u{200b}",
+            "\0", "\u{feff}", "1",
+        ];
+        proptest::collection::vec(0..PIECES.len(), 0..8)
+            .prop_map(|picks| picks.into_iter().map(|i| PIECES[i]).collect())
+    }
+
+    /// Raw labels: class names and indices (padded, zero-led), and ones no class has.
+    const LABELS: [&str; 10] = [
+        "negative",
+        "positive",
+        "0",
+        "1",
+        " positive ",
+        "01",
+        "2",
+        "Positive",
+        "",
+        "-1",
+    ];
+
+    /// One row as the file holds it: text, pair text, raw label.
+    type Row = (String, String, &'static str);
+
+    /// The file of `rows` (header `text`, `pair`, `label`), written by a conforming writer,
+    /// and the line each row starts on.
+    fn written(format: FileFormat, rows: &[Row]) -> (Vec<u8>, Vec<usize>) {
+        let mut bytes = Vec::new();
+        let mut lines = Vec::new();
+        let record = |fields: [&str; 3], bytes: &mut Vec<u8>| match format {
+            FileFormat::Jsonl => {
+                let label: serde_json::Value = match fields[2].parse::<i64>() {
+                    Ok(n) if !fields[2].starts_with('0') || fields[2] == "0" => n.into(),
+                    _ => fields[2].into(),
+                };
+                let v = serde_json::json!({"text": fields[0], "pair": fields[1], "label": label});
+                bytes.extend(format!("{v}\n").into_bytes());
+            }
+            FileFormat::Csv | FileFormat::Tsv => {
+                let delimiter = if format == FileFormat::Csv {
+                    b','
+                } else {
+                    b'\t'
+                };
+                let mut w = csv::WriterBuilder::new()
+                    .delimiter(delimiter)
+                    .from_writer(Vec::new());
+                w.write_record(fields).unwrap();
+                bytes.extend(w.into_inner().unwrap());
+            }
+        };
+        if format != FileFormat::Jsonl {
+            record(["text", "pair", "label"], &mut bytes);
+        }
+        for (text, pair, label) in rows {
+            lines.push(1 + bytes.iter().filter(|&&b| b == b'\n').count());
+            record([text, pair, label], &mut bytes);
+        }
+        (bytes, lines)
+    }
+
+    /// What loading `rows` must give: the examples, or the line of the first bad row (0 when
+    /// every row is good but a class has no example).
+    fn expected(rows: &[Row], pair: bool) -> std::result::Result<Vec<Example>, usize> {
+        let norm = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+        let mut examples = Vec::new();
+        for (i, (text, p, label)) in rows.iter().enumerate() {
+            let label = label.trim();
+            let class = ["negative", "positive"]
+                .iter()
+                .position(|c| *c == label)
+                .or_else(|| {
+                    (!label.is_empty() && label.bytes().all(|b| b.is_ascii_digit()))
+                        .then(|| label.parse::<usize>().ok())
+                        .flatten()
+                        .filter(|&i| i < 2)
+                });
+            let p = pair.then(|| norm(p));
+            match class {
+                Some(c) if !norm(text).is_empty() && p.as_deref() != Some("") => {
+                    examples.push(Example {
+                        text: norm(text),
+                        pair: p,
+                        label: c,
+                    })
+                }
+                _ => return Err(i),
+            }
+        }
+        match (0..2).all(|c| examples.iter().any(|e| e.label == c)) {
+            true => Ok(examples),
+            false => Err(usize::MAX),
+        }
+    }
+
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 300,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(300),
+            ..Default::default()
+        })]
+
+        /// Well-formed files of hostile cells, written by a conforming CSV/TSV writer or
+        /// `serde_json`: every file loads to exactly its rows' normalised texts and classes, or
+        /// fails naming the file and the line of its first bad row (a class with no example: the
+        /// class).
+        #[test]
+        fn hostile_cells_load_exactly_or_fail_at_their_line(
+            rows in proptest::collection::vec(
+                (hostile_cell(), hostile_cell(), proptest::sample::select(&LABELS[..])), 1..6),
+            pair in proptest::bool::ANY,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            for format in [FileFormat::Csv, FileFormat::Tsv, FileFormat::Jsonl] {
+                let (bytes, lines) = written(format, &rows);
+                let path = write(dir.path(), &format!("f.{}", format.extension()), &bytes);
+                let got = load_files(format, &source(&path, pair, None), &classes(&["negative", "positive"]));
+                match (expected(&rows, pair), got) {
+                    (Ok(want), Ok(ds)) => proptest::prop_assert_eq!(ds.examples, want),
+                    (Err(usize::MAX), Err(e)) => {
+                        proptest::prop_assert!(e.to_string().contains("has no examples"), "{}", e)
+                    }
+                    (Err(row), Err(e)) => {
+                        let e = e.to_string();
+                        let at = format!("line {}:", lines[row]);
+                        proptest::prop_assert!(e.contains(&at) && e.contains("f."), "{:?}: want {}, got {}", format, at, e);
+                    }
+                    (want, got) => proptest::prop_assert!(false, "{:?}: want {:?}, got {:?}", format, want, got.map(|d| d.examples)),
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 200,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(200),
+            ..Default::default()
+        })]
 
         /// Any bytes, and any mix of the characters that matter to the parsers, load or fail
         /// with an error; nothing panics.

@@ -257,6 +257,23 @@ impl<B: Backend> Llama<B> {
         self.output_t.clone()
     }
 
+    /// Every weight tensor as stored (the autodiff nodes the forward pass reads), for checks
+    /// that the decoder stays frozen: the matrices, then the vectors (the RMSNorm weights).
+    pub fn weights(&self) -> (Vec<Tensor<B, 2>>, Vec<Tensor<B, 1>>) {
+        let mut matrices = vec![self.embeddings.clone(), self.output_t.clone()];
+        let mut vectors = vec![self.norm.weight.clone()];
+        for b in &self.blocks {
+            matrices.extend([
+                b.wqkv.clone(),
+                b.wo.clone(),
+                b.w_gate_up.clone(),
+                b.w_down.clone(),
+            ]);
+            vectors.extend([b.attn_norm.weight.clone(), b.ffn_norm.weight.clone()]);
+        }
+        (matrices, vectors)
+    }
+
     /// Looks up token embeddings: `ids: [batch, len] -> [batch, len, d]`.
     pub fn embed_tokens(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
         let [b, t] = ids.dims();

@@ -221,3 +221,40 @@ impl<B: AutodiffBackend> RunState<B> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metrics(accuracy: f64, macro_f1: f64, loss: f64) -> Metrics {
+        Metrics {
+            loss,
+            accuracy,
+            macro_f1,
+            mcc: 0.0,
+            count: 10,
+        }
+    }
+
+    /// Where accuracy and macro-F1 disagree, the task's metric decides; on a tie of the metric
+    /// the lower loss wins; equal scores beat neither way.
+    #[test]
+    fn scores_rank_by_the_tasks_metric_then_the_lower_loss() {
+        // `a` is more accurate, `b` has the better macro-F1 (and the higher loss).
+        let a = metrics(0.80, 0.50, 0.40);
+        let b = metrics(0.70, 0.65, 0.60);
+        let by = |metric, m: &Metrics| Score::of(metric, m);
+        assert!(by(Metric::Accuracy, &a).beats(&by(Metric::Accuracy, &b)));
+        assert!(!by(Metric::Accuracy, &b).beats(&by(Metric::Accuracy, &a)));
+        assert!(by(Metric::MacroF1, &b).beats(&by(Metric::MacroF1, &a)));
+        assert!(!by(Metric::MacroF1, &a).beats(&by(Metric::MacroF1, &b)));
+        assert_eq!(by(Metric::MacroF1, &b).value, 0.65);
+        // A tie on the metric: the lower loss wins.
+        let c = metrics(0.80, 0.60, 0.30);
+        assert!(by(Metric::Accuracy, &c).beats(&by(Metric::Accuracy, &a)));
+        assert!(!by(Metric::Accuracy, &a).beats(&by(Metric::Accuracy, &c)));
+        // Equal scores: neither beats the other.
+        let s = by(Metric::Accuracy, &a);
+        assert!(!s.beats(&s));
+    }
+}

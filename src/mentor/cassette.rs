@@ -182,7 +182,7 @@ impl Cassette {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mentor::request::{Message, Sampling};
+    use crate::mentor::request::{Message, Role, Sampling};
 
     fn request(seed: u64) -> ChatRequest {
         ChatRequest {
@@ -206,19 +206,36 @@ mod tests {
         }
     }
 
+    /// Changing any one field of a request — endpoint, model, a message's role or text, a
+    /// message added, each sampling setting — changes its key; the same request keeps it.
     #[test]
     fn key_covers_every_setting() {
         let a = request(1);
-        let mut b = a.clone();
-        assert_eq!(a.key(), b.key());
-        b.sampling.seed = 2;
-        assert_ne!(a.key(), b.key());
-        let mut c = a.clone();
-        c.sampling.temperature = 0.0;
-        assert_ne!(a.key(), c.key());
-        let mut d = a.clone();
-        d.endpoint = "embedded:abc".into();
-        assert_ne!(a.key(), d.key());
+        assert_eq!(a.key(), a.clone().key());
+        type Change = fn(&mut ChatRequest);
+        let changes: [(&str, Change); 10] = [
+            ("endpoint", |r| r.endpoint = "embedded:abc".into()),
+            ("model", |r| r.model = "other".into()),
+            ("role", |r| r.messages[0].role = Role::System),
+            ("content", |r| r.messages[0].content.push(' ')),
+            ("messages", |r| r.messages.push(Message::user("again"))),
+            ("temperature", |r| r.sampling.temperature = 0.0),
+            ("top_p", |r| r.sampling.top_p = 0.5),
+            ("max_tokens", |r| r.sampling.max_tokens += 1),
+            ("stop", |r| r.sampling.stop.push("\n\n".into())),
+            ("seed", |r| r.sampling.seed = 2),
+        ];
+        let mut keys = vec![a.key()];
+        for (field, change) in changes {
+            let mut b = a.clone();
+            change(&mut b);
+            let key = b.key();
+            assert!(
+                !keys.contains(&key),
+                "changing {field} keeps a key already seen"
+            );
+            keys.push(key);
+        }
     }
 
     #[test]

@@ -413,8 +413,8 @@ fn clean(line: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Removes ANSI escape sequences (`ESC [ … letter`), other control characters and literal
-/// backslash escapes (`\n`, `\t`, `\"`) that a model copied from a JSON string.
+/// Removes ANSI escape sequences (`ESC [ … letter`), other control characters, zero-width
+/// characters and literal backslash escapes (`\n`, `\t`, `\"`) that a model copied from a JSON string.
 fn strip_controls(line: &str) -> String {
     let mut out = String::with_capacity(line.len());
     let mut chars = line.chars().peekable();
@@ -439,11 +439,18 @@ fn strip_controls(line: &str) -> String {
                 Some('"' | '\'') => out.extend(chars.next()),
                 _ => out.push(c),
             },
-            c if c.is_control() => out.push(' '),
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => out.push(' '),
+            c if is_invisible(c) => {}
             c => out.push(c),
         }
     }
     out
+}
+
+/// Zero-width characters a reply can carry unseen (byte-order mark, zero-width space, word
+/// joiner, soft hyphen): dropped, so that a candidate reads as it looks and deduplicates so.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{feff}' | '\u{200b}' | '\u{2060}' | '\u{00ad}')
 }
 
 /// Removes one leading bullet, number ("1.", "10)", "(3)", "#2", "2:") or label ("Template 1:").

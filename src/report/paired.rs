@@ -195,9 +195,40 @@ mod tests {
         // [3, -1]: the sums ±3±1 are ±4 and ±2, all at least as far from 0 as the observed 2.
         assert_eq!(sign_flip_p(&[3.0, -1.0]), 1.0);
         assert_eq!(sign_flip_p(&[3.0, 1.0]), 0.5);
-        // Drawn flips above 16 pairs: 20 equal positive differences, p ≈ 2 / 2^20.
+        // Drawn flips above 16 pairs: 20 equal positive differences, p = 2 / 2^20 ≈ 2e-6, so
+        // at most a couple of the 100 000 draws hit (plus the observed assignment).
         let p = sign_flip_p(&[1.0; 20]);
-        assert!(p > 0.0 && p < 1e-3, "{p}");
+        assert!(p > 0.0 && p <= 3.0 / 100_001.0, "{p}");
+    }
+
+    /// Drawn flips where p is far from 0: 18 differences of ±1 whose sum is S, against
+    /// P(|Σ ±1| ≥ |S|) worked exactly from the binomial (the draws' standard error is ~0.0013).
+    #[test]
+    fn drawn_sign_flips_match_the_exact_binomial_p() {
+        let diffs = |pos: usize| -> Vec<f64> {
+            (0..18).map(|i| if i < pos { 1.0 } else { -1.0 }).collect()
+        };
+        // |S| = 2: 1 − C(18, 9) / 2^18.
+        let p = sign_flip_p(&diffs(10));
+        assert!((p - (1.0 - 48_620.0 / 262_144.0)).abs() < 0.006, "{p}");
+        // |S| = 6: 2 · Σ_{k ≥ 12} C(18, k) / 2^18.
+        let p = sign_flip_p(&diffs(12));
+        assert!((p - 62_360.0 / 262_144.0).abs() < 0.006, "{p}");
+    }
+
+    /// For many pairs the percentile interval is the normal one, mean ± 1.96 · sd / √n (for
+    /// 0, 1, …, 99: 49.5 ± 1.96 · 28.866 / 10); for two pairs its ends are exact atoms of the
+    /// resampled means (0, ½, 1 with chances ¼, ½, ¼).
+    #[test]
+    fn bootstrap_interval_is_the_percentile_interval_of_the_mean() {
+        let many: Vec<f64> = (0..100).map(f64::from).collect();
+        let (lo, hi) = bootstrap_ci95(&many);
+        let half = 1.96 * (9_999.0f64 / 12.0).sqrt() / 10.0;
+        assert!(
+            (lo - (49.5 - half)).abs() < 0.35 && (hi - (49.5 + half)).abs() < 0.35,
+            "{lo} {hi}"
+        );
+        assert_eq!(bootstrap_ci95(&[0.0, 1.0]), (0.0, 1.0));
     }
 
     #[test]

@@ -410,7 +410,13 @@ mod tests {
         );
         assert!((p.mean_diff - 3.0).abs() < 1e-9, "{}", p.mean_diff);
         assert_eq!((p.wins, p.ties, p.losses), (3, 1, 0));
-        assert!(p.ci95.0 >= 0.0 && p.ci95.0 < 3.0 && p.ci95.1 > 3.0 && p.ci95.1 <= 6.0);
+        // Resampling [2, 4, 0, 6]: of the 4^4 equally likely means, 1.95 % lie below 1 and
+        // 1.95 % above 5, so the percentile interval is exactly [1, 5].
+        assert!(
+            (p.ci95.0 - 1.0).abs() < 1e-9 && (p.ci95.1 - 5.0).abs() < 1e-9,
+            "{:?}",
+            p.ci95
+        );
         // Sign flips of [2, 4, 0, 6]: only the two with all of 2, 4, 6 on one side reach 12
         // (the 0 flips freely): 4 of 16.
         assert!((p.p_value - 4.0 / 16.0).abs() < 1e-12, "{}", p.p_value);

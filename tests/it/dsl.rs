@@ -1,7 +1,8 @@
 //! Schedules declared with the DSL are data: they equal the built-ins declared the same way,
 //! serialize to YAML and back unchanged, and run through the engine's validation.
 
-use tandem::engine::{ArmSource, Restart, Schedule, BUILTIN_SCHEDULES};
+use tandem::engine::{ArmSource, MentorStage, Restart, Schedule, BUILTIN_SCHEDULES};
+use tandem::mentor::Sampling;
 
 #[test]
 fn a_declared_schedule_is_the_value_it_reads_as() {
@@ -13,7 +14,33 @@ fn a_declared_schedule_is_the_value_it_reads_as() {
         restart: best,
         mentor: { template: "catalyst", candidates: 3, history: 8, sample: 4, word_limit: 12 },
     };
-    assert_eq!(s, Schedule::builtin("catalyst").unwrap());
+    // Every field spelled out: the macro's defaults (history, sampling) are checked, not
+    // compared with another expansion of the same macro.
+    let literal = Schedule {
+        name: "catalyst".into(),
+        rounds: 4,
+        steps_per_round: 20,
+        final_steps: 20,
+        mentor: Some(MentorStage {
+            template: "catalyst".into(),
+            candidates: 3,
+            history: 8,
+            sample: 4,
+            word_limit: 12,
+            sampling: Sampling {
+                temperature: 0.7,
+                top_p: 0.95,
+                max_tokens: 160,
+                stop: Vec::new(),
+                seed: 0,
+            },
+            shuffle_scores: false,
+        }),
+        restart: Restart::Best,
+        probe: None,
+    };
+    assert_eq!(s, literal);
+    assert_eq!(Schedule::builtin("catalyst").unwrap(), literal);
     let yaml = serde_yaml::to_string(&s).unwrap();
     assert_eq!(serde_yaml::from_str::<Schedule>(&yaml).unwrap(), s);
     let custom = tandem::schedule! {

@@ -126,13 +126,21 @@ fn unauthorized_is_not_retried_and_names_the_key_variable_not_the_key() {
 fn truncated_json_and_connection_errors_are_retried_then_reported() {
     let truncated =
         "HTTP/1.1 200 OK\r\nContent-Length: 12\r\nConnection: close\r\n\r\n{\"model\":\"m";
-    let (url, _) = serve(vec![truncated.to_string(), truncated.to_string()]);
+    // A third response is on offer: the client must not take it (1 retry = 2 attempts).
+    let (url, seen) = serve(vec![truncated.to_string(); 3]);
     let mut m = client(&url, 1);
     let req = m.request(vec![Message::user("x")], sampling());
     let text = m.send(&req).unwrap_err().to_string();
     assert!(
         text.contains("malformed response") && text.contains("2 attempts"),
         "{text}"
+    );
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(
+        seen.iter()
+            .all(|r| r.starts_with("POST /v1/chat/completions") && r == &seen[0]),
+        "{seen:?}"
     );
 
     let dead = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -5,7 +5,7 @@
 use std::sync::{Mutex, OnceLock};
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, FileFailurePersistence};
+use proptest::test_runner::{Config, FileFailurePersistence, RngSeed};
 use tandem::assets::{MINILM, SMOLLM2, UCI_SENTIMENT};
 use tandem::backbone::Backbone;
 use tandem::decoder::ChatLlm;
@@ -20,9 +20,11 @@ use tandem::tune::TuneConfig;
 
 use crate::support;
 
+/// `cases` cases from a fixed seed: the same cases on every run, whatever else runs beside.
 fn config(cases: u32) -> Config {
     Config {
         cases,
+        rng_seed: RngSeed::Fixed(0x7a4d_e301),
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
             "proptest-regressions/invariants.txt",
         ))),
@@ -226,6 +228,13 @@ proptest! {
     }
 }
 
+/// The checkpoints a run in `dir` wrote (the newest checkpoint's count).
+fn checkpoint_count(dir: &RunDir) -> usize {
+    let text = std::fs::read_to_string(dir.path().join("checkpoint/state.json")).unwrap();
+    let state: serde_json::Value = serde_json::from_str(&text).unwrap();
+    state["count"].as_u64().expect("a checkpoint count") as usize
+}
+
 /// `config` run in `dir`, halted after checkpoint `halt`.
 fn run_halting(
     config: &RunConfig,
@@ -306,57 +315,81 @@ proptest! {
         prop_assert_eq!(without_time(again), without_time(r));
     }
 
-    /// A run halted after any of its checkpoints and resumed ends with the uninterrupted run's
-    /// exact record.
+    /// A run halted after each of its checkpoints in turn — halted after the first, resumed
+    /// and halted after the second, and so on — ends with the uninterrupted run's exact record
+    /// and trajectory; every halt point within the run's checkpoints halts, and no halted run
+    /// has results.
     #[test]
-    fn halting_at_any_checkpoint_then_resuming_gives_the_same_result(
-        s in schedule_strategy(2, 3), seed in 0u64..50, halt in 1usize..6,
+    fn halting_at_every_checkpoint_then_resuming_gives_the_same_result(
+        s in schedule_strategy(2, 3), seed in 0u64..50,
     ) {
         let config = RunConfig { task: support::tiny_task(seed), schedule: s };
         let tmp = tempfile::tempdir().unwrap();
         let full = RunDir::create(tmp.path().join("full")).unwrap();
         let (want, _) = run(&config, Some(&full), RunControl::default()).unwrap();
+        let count = checkpoint_count(&full);
+        prop_assert!(count >= 2, "{} checkpoints", count);
         let dir = RunDir::create(tmp.path().join("halted")).unwrap();
-        let halted = run(&config, Some(&dir), RunControl { resume: false, halt_after: Some(halt) });
-        match halted {
-            Err(tandem::Error::Halted { .. }) => {
-                prop_assert!(!dir.path().join("results.json").exists());
-                let (got, _) = run(&config, Some(&dir), RunControl { resume: true, halt_after: None }).unwrap();
-                prop_assert_eq!(without_time(got), without_time(want.clone()));
-                let traj = |d: &RunDir| std::fs::read_to_string(d.path().join("trajectory.jsonl")).unwrap();
-                prop_assert_eq!(traj(&dir), traj(&full));
+        for halt in 1..=count {
+            let control = RunControl { resume: halt > 1, halt_after: Some(halt) };
+            match run(&config, Some(&dir), control) {
+                Err(tandem::Error::Halted { checkpoints }) => prop_assert_eq!(checkpoints, halt),
+                Ok(_) => return Err(TestCaseError::fail(format!("no halt at checkpoint {halt} of {count}"))),
+                Err(e) => return Err(TestCaseError::fail(e.to_string())),
             }
-            // Fewer checkpoints than `halt`: the run simply finished.
-            Ok((got, _)) => prop_assert_eq!(without_time(got), without_time(want)),
-            Err(e) => return Err(TestCaseError::fail(e.to_string())),
+            prop_assert!(!dir.path().join("results.json").exists());
         }
+        let (got, _) = run(&config, Some(&dir), RunControl { resume: true, halt_after: None }).unwrap();
+        prop_assert_eq!(without_time(got), without_time(want));
+        let traj = |d: &RunDir| std::fs::read_to_string(d.path().join("trajectory.jsonl")).unwrap();
+        prop_assert_eq!(traj(&dir), traj(&full));
+        prop_assert_eq!(checkpoint_count(&dir), count);
     }
 
-    /// The embedded mentor's budgets: calls and tokens (prompt plus reply) never exceed their
-    /// caps; a call that would is refused with a budget error.
+    /// The embedded mentor's budgets: a call is made exactly when it fits — calls left and the
+    /// prompt shorter than the tokens left, the reply then capped to the rest — and refused with
+    /// a budget error, spending nothing, when it does not; calls and tokens never exceed their
+    /// caps, and a run of calls ends in a refusal.
     #[test]
-    fn mentor_budgets_are_never_exceeded(max_calls in 0u64..4, max_tokens in 0u64..160) {
+    fn mentor_budgets_are_kept_exactly(max_calls in 0u64..4, max_tokens in 0u64..160) {
         static LLM: Mutex<Option<ChatLlm<support::Cpu>>> = Mutex::new(None);
         let mut slot = LLM.lock().unwrap_or_else(|e| e.into_inner());
         let llm = slot.take().unwrap_or_else(|| {
             let assets = support::assets(&[SMOLLM2]);
             ChatLlm::load(&assets.path(&SMOLLM2.files[0]), &Default::default()).unwrap()
         });
+        let messages = vec![Message::user("Say hi.")];
+        let prompt = llm.prompt_ids(&messages).unwrap().len() as u64;
         let mut local = LocalMentor::new(llm).with_budgets(Some(max_calls), Some(max_tokens));
         let sampling = Sampling { temperature: 0.7, top_p: 0.95, max_tokens: 24, stop: Vec::new(), seed: 1 };
+        let mut refused = false;
         for _ in 0..5 {
-            let request = local.request(vec![Message::user("Say hi.")], sampling.clone());
-            match local.send(&request) {
-                Ok(_) => {}
-                Err(tandem::Error::Budget { .. }) => break,
-                Err(e) => return Err(TestCaseError::fail(e.to_string())),
-            }
+            let before = local.usage();
+            let fits = before.calls < max_calls && prompt < max_tokens.saturating_sub(before.tokens);
+            let request = local.request(messages.clone(), sampling.clone());
+            let sent = local.send(&request);
             let u = local.usage();
+            match (fits, sent) {
+                (true, Ok(reply)) => {
+                    let cap = 24.min(max_tokens.saturating_sub(before.tokens + prompt));
+                    prop_assert_eq!(u.calls, before.calls + 1);
+                    prop_assert_eq!(u.tokens, before.tokens + prompt + u64::from(reply.completion_tokens));
+                    prop_assert!(u64::from(reply.completion_tokens) <= cap);
+                }
+                (false, Err(tandem::Error::Budget { .. })) => {
+                    prop_assert_eq!(u, before);
+                    refused = true;
+                    break;
+                }
+                (fits, other) => {
+                    let got = other.map(|_| "a reply".to_string()).unwrap_or_else(|e| e.to_string());
+                    return Err(TestCaseError::fail(format!("fits: {fits}, got {got}")));
+                }
+            }
             prop_assert!(u.calls <= max_calls && u.tokens <= max_tokens, "{:?} over ({}, {})", u, max_calls, max_tokens);
         }
-        let u = local.usage();
         *slot = Some(local.into_llm());
-        prop_assert!(u.calls <= max_calls && u.tokens <= max_tokens);
+        prop_assert!(refused, "five calls under a budget of {} calls were never refused", max_calls);
     }
 }
 

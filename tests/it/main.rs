@@ -7,7 +7,6 @@
 mod support;
 
 mod backbone;
-#[cfg(feature = "wgpu")]
 mod backends;
 mod cli;
 mod data;

@@ -240,12 +240,6 @@ fn prompt_tuning_lowers_the_loss_and_moves_only_the_prompt() {
 
 fn tune_moves_only_the_prompt(position: PromptPosition) {
     let (r, tok) = readout::<CpuAd>(position);
-    let head_before: Vec<f32> = r
-        .decoder()
-        .output_head_t()
-        .into_data()
-        .iter::<f32>()
-        .collect();
     let rows = r.prompt_rows(&tok, "Text:", 4).unwrap();
     let mut model = PromptModel {
         prompt: SoftPrompt::from_tensor(rows.clone()),
@@ -257,7 +251,14 @@ fn tune_moves_only_the_prompt(position: PromptPosition) {
     for _ in 0..4 {
         let loss = r.loss(&model, SplitName::Train, &idx);
         losses.push(loss.clone().into_scalar().elem::<f64>());
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let grads = loss.backward();
+        let (matrices, vectors) = r.decoder().weights();
+        assert!(
+            matrices.iter().all(|t| t.grad(&grads).is_none())
+                && vectors.iter().all(|t| t.grad(&grads).is_none()),
+            "{position:?}: a gradient reached the decoder"
+        );
+        let grads = GradientsParams::from_grads(grads, &model);
         model = optim.step(5e-3, model, grads);
     }
     let last = r
@@ -274,13 +275,6 @@ fn tune_moves_only_the_prompt(position: PromptPosition) {
         .into_scalar()
         .elem();
     assert!(moved > 0.0);
-    let head_after: Vec<f32> = r
-        .decoder()
-        .output_head_t()
-        .into_data()
-        .iter::<f32>()
-        .collect();
-    assert_eq!(head_before, head_after);
     assert_eq!(
         r.decoder().num_params(),
         0,
