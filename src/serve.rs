@@ -1,6 +1,6 @@
 //! `tandem serve`: the embedded chat model behind an OpenAI-compatible HTTP endpoint
-//! (`POST /v1/chat/completions`, `GET /v1/models`), so any OpenAI client — and tandem's own
-//! HTTP mentor — can use it. One request is answered at a time.
+//! (`POST /v1/chat/completions`, `POST /v1/completions`, `GET /v1/models`), so any OpenAI
+//! client — and tandem's own HTTP mentor — can use it. One request is answered at a time.
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -38,13 +38,16 @@ enum Stop {
     Many(Vec<String>),
 }
 
-/// The chat-completions request fields tandem honours; unknown fields are ignored, as OpenAI
-/// servers do.
+/// The request fields tandem honours, of chat completions (`messages`) and text completions
+/// (`prompt`); unknown fields are ignored, as OpenAI servers do.
 #[derive(Deserialize)]
 struct CompletionRequest {
     #[serde(default)]
     model: Option<String>,
-    messages: Vec<Message>,
+    #[serde(default)]
+    messages: Option<Vec<Message>>,
+    #[serde(default)]
+    prompt: Option<String>,
     #[serde(default)]
     temperature: Option<f32>,
     #[serde(default)]
@@ -126,7 +129,11 @@ fn handle<B: Backend>(
             json!({"object": "list", "data": [{"id": llm.name(), "object": "model", "owned_by": "tandem"}]}),
         ),
         (Method::Post, "/v1/chat/completions") => match body {
-            Ok(body) => completion(llm, &body, n),
+            Ok(body) => completion(llm, &body, n, Endpoint::Chat),
+            Err(reply) => reply,
+        },
+        (Method::Post, "/v1/completions") => match body {
+            Ok(body) => completion(llm, &body, n, Endpoint::Text),
             Err(reply) => reply,
         },
         (Method::Post, _) | (Method::Get, _) => error_body(404, format!("no route for {path}")),
@@ -134,67 +141,112 @@ fn handle<B: Backend>(
     }
 }
 
-fn completion<B: Backend>(llm: &ChatLlm<B>, body: &[u8], n: usize) -> Reply {
+/// Which completions route a request came to.
+#[derive(Clone, Copy, PartialEq)]
+enum Endpoint {
+    /// `/v1/chat/completions`: messages through the chat template.
+    Chat,
+    /// `/v1/completions`: a raw prompt continued.
+    Text,
+}
+
+fn completion<B: Backend>(llm: &ChatLlm<B>, body: &[u8], n: usize, endpoint: Endpoint) -> Reply {
     let req: CompletionRequest = match serde_json::from_slice(body) {
         Ok(r) => r,
         Err(e) => return error_body(400, format!("request body: {e}")),
     };
+    let sampling = match checked(llm, &req) {
+        Ok(s) => s,
+        Err(reply) => return reply,
+    };
+    let generated = match (endpoint, &req.messages, &req.prompt) {
+        (Endpoint::Chat, Some(messages), _) if !messages.is_empty() => {
+            llm.generate(messages, &sampling)
+        }
+        (Endpoint::Chat, _, _) => return error_body(400, "`messages` is missing or empty"),
+        (Endpoint::Text, _, Some(prompt)) if !prompt.is_empty() => llm
+            .tokenizer()
+            .encode(prompt)
+            .and_then(|ids| llm.generate_from_ids(&ids, &sampling)),
+        (Endpoint::Text, _, _) => return error_body(400, "`prompt` is missing or empty"),
+    };
+    let g = match generated {
+        Ok(g) => g,
+        Err(e @ Error::Config { .. }) => return error_body(400, e.to_string()),
+        Err(e) => return error_body(500, e.to_string()),
+    };
+    let (id, object, choice) = match endpoint {
+        Endpoint::Chat => (
+            "chatcmpl",
+            "chat.completion",
+            json!({"index": 0, "message": {"role": "assistant", "content": g.text}, "finish_reason": g.finish_reason}),
+        ),
+        Endpoint::Text => (
+            "cmpl",
+            "text_completion",
+            json!({"index": 0, "text": g.text, "finish_reason": g.finish_reason}),
+        ),
+    };
+    (
+        200,
+        json!({
+            "id": format!("{id}-tandem-{n}"),
+            "object": object,
+            "created": chrono::Utc::now().timestamp(),
+            "model": llm.name(),
+            "system_fingerprint": format!("tandem-{}", &llm.sha256()[..12]),
+            "choices": [choice],
+            "usage": {
+                "prompt_tokens": g.prompt_tokens,
+                "completion_tokens": g.tokens.len(),
+                "total_tokens": g.prompt_tokens + g.tokens.len(),
+            },
+        }),
+    )
+}
+
+/// The request's sampling settings, or the error reply for a streamed request, another
+/// model's name or an out-of-range setting.
+fn checked<B: Backend>(
+    llm: &ChatLlm<B>,
+    req: &CompletionRequest,
+) -> std::result::Result<Sampling, Reply> {
     if req.stream == Some(true) {
-        return error_body(400, "`stream: true` is not supported; send `stream: false`");
-    }
-    if req.messages.is_empty() {
-        return error_body(400, "`messages` is empty");
+        return Err(error_body(
+            400,
+            "`stream: true` is not supported; send `stream: false`",
+        ));
     }
     if let Some(m) = req.model.as_deref().filter(|m| *m != llm.name()) {
-        return error_body(
+        return Err(error_body(
             404,
             format!(
                 "model `{m}` is not served here; this server has `{}`",
                 llm.name()
             ),
-        );
+        ));
     }
     let sampling = Sampling {
         temperature: req.temperature.unwrap_or(1.0),
         top_p: req.top_p.unwrap_or(1.0),
         max_tokens: req.max_tokens.unwrap_or(256),
-        stop: match req.stop {
+        stop: match &req.stop {
             None => Vec::new(),
-            Some(Stop::One(s)) => vec![s],
-            Some(Stop::Many(v)) => v,
+            Some(Stop::One(s)) => vec![s.clone()],
+            Some(Stop::Many(v)) => v.clone(),
         },
         seed: req.seed.unwrap_or(0),
     };
     if !(sampling.temperature.is_finite() && sampling.temperature >= 0.0) {
-        return error_body(400, "`temperature` must be a non-negative number");
+        return Err(error_body(
+            400,
+            "`temperature` must be a non-negative number",
+        ));
     }
     if !(sampling.top_p > 0.0 && sampling.top_p <= 1.0) {
-        return error_body(400, "`top_p` must be in (0, 1]");
+        return Err(error_body(400, "`top_p` must be in (0, 1]"));
     }
-    match llm.generate(&req.messages, &sampling) {
-        Ok(g) => (
-            200,
-            json!({
-                "id": format!("chatcmpl-tandem-{n}"),
-                "object": "chat.completion",
-                "created": chrono::Utc::now().timestamp(),
-                "model": llm.name(),
-                "system_fingerprint": format!("tandem-{}", &llm.sha256()[..12]),
-                "choices": [{
-                    "index": 0,
-                    "message": {"role": "assistant", "content": g.text},
-                    "finish_reason": g.finish_reason,
-                }],
-                "usage": {
-                    "prompt_tokens": g.prompt_tokens,
-                    "completion_tokens": g.tokens.len(),
-                    "total_tokens": g.prompt_tokens + g.tokens.len(),
-                },
-            }),
-        ),
-        Err(e @ Error::Config { .. }) => error_body(400, e.to_string()),
-        Err(e) => error_body(500, e.to_string()),
-    }
+    Ok(sampling)
 }
 
 /// Reads at most [`MAX_BODY`] bytes of the request body.

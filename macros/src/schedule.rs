@@ -17,6 +17,7 @@ const FIELDS: &[&str] = &[
     "probe",
 ];
 const MENTOR_FIELDS: &[&str] = &[
+    "protocol",
     "template",
     "candidates",
     "history",
@@ -30,10 +31,12 @@ const MENTOR_FIELDS: &[&str] = &[
 ];
 const PROBE_FIELDS: &[&str] = &["steps", "keep", "rungs", "arms", "proposals", "margin"];
 const ARMS: &[&str] = &["mentor", "random", "projected", "restart"];
-const BUILTIN_TEMPLATES: &[&str] = &["catalyst", "opro", "no-trajectory"];
+const BUILTIN_TEMPLATES: &[&str] = &["catalyst", "opro", "no-trajectory", "list"];
+const PROTOCOLS: &[&str] = &["instruction", "list"];
 const RESTARTS: &[&str] = &["best", "continue", "random", "probe", "reference"];
 
 pub struct MentorDecl {
+    protocol: (String, Span),
     template: (String, Span),
     candidates: (usize, Span),
     history: (usize, Span),
@@ -112,6 +115,7 @@ pub fn parse(cx: &Ctxt, tokens: TokenStream) -> Option<ScheduleDecl> {
 /// The `mentor: { … }` block; `None` when something was reported.
 fn parse_mentor(cx: &Ctxt, b: &Fields) -> Option<MentorDecl> {
     let m = Reader::new(cx, b, "a mentor stage", MENTOR_FIELDS);
+    let protocol = m.word("protocol", PROTOCOLS, Some("instruction"));
     let template = m.string("template", Some("catalyst"));
     let candidates = m.usize("candidates", Some(3));
     let history = m.usize("history", Some(8));
@@ -123,6 +127,7 @@ fn parse_mentor(cx: &Ctxt, b: &Fields) -> Option<MentorDecl> {
     let seed = m.usize("seed", Some(0));
     let shuffle_scores = m.bool("shuffle_scores", false);
     Some(MentorDecl {
+        protocol: protocol?,
         template: template?,
         candidates: candidates?,
         history: history?,
@@ -301,7 +306,12 @@ pub fn expand(s: &ScheduleDecl) -> syn::Result<TokenStream> {
             let (t, p) = (m.temperature as f32, m.top_p as f32);
             let (mt, seed) = (m.max_tokens as u32, m.seed as u64);
             let shuffle = m.shuffle_scores;
+            let protocol = match m.protocol.0.as_str() {
+                "list" => quote!(::tandem::mentor::Protocol::List),
+                _ => quote!(::tandem::mentor::Protocol::Instruction),
+            };
             quote!(::core::option::Option::Some(::tandem::engine::MentorStage {
+                protocol: #protocol,
                 template: ::std::string::String::from(#template),
                 candidates: #c,
                 history: #h,

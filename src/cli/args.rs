@@ -294,10 +294,14 @@ pub struct MentorArgs {
     /// Gradient steps of that short stage, when no run folder is given.
     #[arg(long, default_value_t = 40)]
     pub steps: usize,
-    /// Meta-prompt template: a built-in name (`catalyst`, `opro`, `no-trajectory`) or a `.hbs`
-    /// file.
-    #[arg(long, default_value = "catalyst")]
-    pub template: String,
+    /// How the mentor is asked: `instruction` (the template as a chat turn) or `list` (a list
+    /// of the scored prompts that the model continues as a document, no chat template).
+    #[arg(long, default_value = "instruction")]
+    pub protocol: String,
+    /// Meta-prompt template: a built-in name (`catalyst`, `opro`, `no-trajectory`, `list`) or a
+    /// `.hbs` file (default: `catalyst` for the instruction protocol, `list` for the list).
+    #[arg(long)]
+    pub template: Option<String>,
     /// Candidates to ask for.
     #[arg(long, default_value_t = 3)]
     pub candidates: usize,

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::mentor::Sampling;
+use crate::mentor::{Protocol, Sampling};
 
 /// What the next round starts from after a round's selection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,6 +147,9 @@ impl Probe {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MentorStage {
+    /// How the mentor is asked: a chat instruction, or a list it continues.
+    #[serde(skip_serializing_if = "Protocol::is_instruction")]
+    pub protocol: Protocol,
     /// Meta-prompt template: a built-in name or a `.hbs` path.
     pub template: String,
     /// Candidates asked for.
@@ -168,6 +171,7 @@ pub struct MentorStage {
 impl Default for MentorStage {
     fn default() -> Self {
         Self {
+            protocol: Protocol::Instruction,
             template: "catalyst".into(),
             candidates: 3,
             history: 8,
@@ -232,6 +236,7 @@ pub const BUILTIN_SCHEDULES: &[&str] = &[
     "catalyst-probe",
     "catalyst-probe-no-trajectory",
     "shuffled-scores",
+    "list-probe",
 ];
 
 /// Families of built-in schedules compared with each other: within one, every schedule spends
@@ -245,6 +250,7 @@ pub const BUILTIN_FAMILIES: &[(&str, &[&str])] = &[(
         "catalyst-probe",
         "catalyst-probe-no-trajectory",
         "shuffled-scores",
+        "list-probe",
     ],
 )];
 
@@ -312,20 +318,26 @@ impl Schedule {
     /// One declaration; the members differ only in where the proposal arms come from, so their
     /// budgets are equal by construction.
     fn probe_family(name: &str) -> Result<Self> {
-        let mentor = |template: &str, shuffle_scores: bool| {
+        let mentor = |protocol: Protocol, template: &str, shuffle_scores: bool| {
             Some(MentorStage {
+                protocol,
                 template: template.into(),
                 shuffle_scores,
                 ..MentorStage::default()
             })
         };
+        let instruction = Protocol::Instruction;
         let (arms, mentor) = match name {
             "staged" => (ArmSource::Restart, None),
             "random-probe" => (ArmSource::Random, None),
             "projected-probe" => (ArmSource::Projected, None),
-            "catalyst-probe" => (ArmSource::Mentor, mentor("catalyst", false)),
-            "catalyst-probe-no-trajectory" => (ArmSource::Mentor, mentor("no-trajectory", false)),
-            "shuffled-scores" => (ArmSource::Mentor, mentor("catalyst", true)),
+            "catalyst-probe" => (ArmSource::Mentor, mentor(instruction, "catalyst", false)),
+            "catalyst-probe-no-trajectory" => (
+                ArmSource::Mentor,
+                mentor(instruction, "no-trajectory", false),
+            ),
+            "shuffled-scores" => (ArmSource::Mentor, mentor(instruction, "catalyst", true)),
+            "list-probe" => (ArmSource::Mentor, mentor(Protocol::List, "list", false)),
             other => {
                 return Err(Error::config(
                     format!("schedule `{other}`"),

@@ -182,7 +182,7 @@ impl Cassette {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mentor::request::{Message, Role, Sampling};
+    use crate::mentor::request::{Message, RequestMode, Role, Sampling};
 
     fn request(seed: u64) -> ChatRequest {
         ChatRequest {
@@ -193,6 +193,7 @@ mod tests {
                 seed,
                 ..Default::default()
             },
+            mode: RequestMode::Chat,
         }
     }
 
@@ -207,13 +208,14 @@ mod tests {
     }
 
     /// Changing any one field of a request — endpoint, model, a message's role or text, a
-    /// message added, each sampling setting — changes its key; the same request keeps it.
+    /// message added, each sampling setting, the mode — changes its key; the same request
+    /// keeps it.
     #[test]
     fn key_covers_every_setting() {
         let a = request(1);
         assert_eq!(a.key(), a.clone().key());
         type Change = fn(&mut ChatRequest);
-        let changes: [(&str, Change); 10] = [
+        let changes: [(&str, Change); 11] = [
             ("endpoint", |r| r.endpoint = "embedded:abc".into()),
             ("model", |r| r.model = "other".into()),
             ("role", |r| r.messages[0].role = Role::System),
@@ -224,6 +226,7 @@ mod tests {
             ("max_tokens", |r| r.sampling.max_tokens += 1),
             ("stop", |r| r.sampling.stop.push("\n\n".into())),
             ("seed", |r| r.sampling.seed = 2),
+            ("mode", |r| r.mode = RequestMode::Completion),
         ];
         let mut keys = vec![a.key()];
         for (field, change) in changes {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::request::{ChatRequest, ChatResponse, Message, Sampling};
+use super::request::{ChatRequest, ChatResponse, Message, RequestMode, Sampling};
 use crate::error::{Error, Result};
 
 /// Settings of an HTTP mentor.
@@ -137,6 +137,7 @@ impl HttpMentor {
             model: self.config.model.clone(),
             messages,
             sampling,
+            mode: RequestMode::Chat,
         }
     }
 
@@ -144,7 +145,11 @@ impl HttpMentor {
     /// is spent.
     pub fn send(&mut self, request: &ChatRequest) -> Result<ChatResponse> {
         self.check_budgets()?;
-        let url = format!("{}/chat/completions", request.endpoint);
+        let path = match request.mode {
+            RequestMode::Chat => "chat/completions",
+            RequestMode::Completion => "completions",
+        };
+        let url = format!("{}/{path}", request.endpoint);
         let body = request_body(request);
         let mut failures = Vec::new();
         for attempt in 0..=self.config.max_retries {
@@ -265,17 +270,20 @@ impl Attempt {
     }
 }
 
-/// The JSON body: model, messages and every sampling setting.
+/// The JSON body: model, messages (or the document as `prompt`) and every sampling setting.
 fn request_body(r: &ChatRequest) -> serde_json::Value {
     let mut body = json!({
         "model": r.model,
-        "messages": r.messages,
         "temperature": shortest(r.sampling.temperature),
         "top_p": shortest(r.sampling.top_p),
         "max_tokens": r.sampling.max_tokens,
         "seed": r.sampling.seed,
         "stream": false,
     });
+    match r.mode {
+        RequestMode::Chat => body["messages"] = json!(r.messages),
+        RequestMode::Completion => body["prompt"] = json!(r.document()),
+    }
     if !r.sampling.stop.is_empty() {
         body["stop"] = json!(r.sampling.stop);
     }
@@ -295,9 +303,13 @@ struct Completion {
     usage: Option<CompletionUsage>,
 }
 
+/// A choice of `/chat/completions` (a message) or of `/completions` (a text).
 #[derive(Deserialize)]
 struct Choice {
-    message: ChoiceMessage,
+    #[serde(default)]
+    message: Option<ChoiceMessage>,
+    #[serde(default)]
+    text: Option<String>,
     #[serde(default)]
     finish_reason: Option<String>,
 }
@@ -329,7 +341,11 @@ fn parse_completion(text: &str) -> std::result::Result<ChatResponse, String> {
     });
     Ok(ChatResponse {
         model_id: c.model,
-        text: choice.message.content.unwrap_or_default(),
+        text: choice
+            .message
+            .and_then(|m| m.content)
+            .or(choice.text)
+            .unwrap_or_default(),
         prompt_tokens: usage.prompt_tokens,
         completion_tokens: usage.completion_tokens,
         finish_reason: choice.finish_reason.unwrap_or_default(),
@@ -365,6 +381,13 @@ mod tests {
         assert!(parse_completion(r#"{"model":"m","choi"#)
             .unwrap_err()
             .contains("malformed"));
+        // The text-completions shape: the choice holds `text`, not a message.
+        let body = r#"{"id":"cmpl-1","object":"text_completion","model":"smollm2",
+            "choices":[{"index":0,"text":" the film is","finish_reason":"length"}],
+            "usage":{"prompt_tokens":5,"completion_tokens":4,"total_tokens":9}}"#;
+        let r = parse_completion(body).unwrap();
+        assert_eq!(r.text, " the film is");
+        assert_eq!(r.finish_reason, "length");
     }
 
     #[test]
@@ -380,6 +403,7 @@ mod tests {
                 stop: vec!["\n\n".into()],
                 seed: 42,
             },
+            mode: RequestMode::Chat,
         };
         let b = request_body(&r);
         assert_eq!(b["temperature"], 0.0);
@@ -388,6 +412,16 @@ mod tests {
         assert_eq!(b["seed"], 42);
         assert_eq!(b["stop"][0], "\n\n");
         assert_eq!(b["messages"][0]["role"], "user");
+        assert!(b.get("prompt").is_none());
+        // A completion sends the document as `prompt` and no messages.
+        let c = request_body(&ChatRequest {
+            mode: RequestMode::Completion,
+            messages: vec![Message::user("Prompts:\n"), Message::user("1.")],
+            ..r
+        });
+        assert_eq!(c["prompt"], "Prompts:\n1.");
+        assert!(c.get("messages").is_none());
+        assert_eq!(c["seed"], 42);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use burn::tensor::backend::Backend;
 
-use super::{ChatRequest, ChatResponse, Mentor, Message, Sampling, Usage};
+use super::{ChatRequest, ChatResponse, Mentor, Message, RequestMode, Sampling, Usage};
 use crate::decoder::ChatLlm;
 use crate::error::{Error, Result};
 
@@ -43,6 +43,16 @@ impl<B: Backend> LocalMentor<B> {
     pub fn llm(&self) -> &ChatLlm<B> {
         &self.llm
     }
+
+    /// The tokens the model reads: the chat template's rendering of the messages, or the raw
+    /// document of a completion request (no template; a BOS token only where the model asks
+    /// for one).
+    fn prompt_ids(&self, request: &ChatRequest) -> Result<Vec<u32>> {
+        match request.mode {
+            RequestMode::Chat => self.llm.prompt_ids(&request.messages),
+            RequestMode::Completion => self.llm.tokenizer().encode(&request.document()),
+        }
+    }
 }
 
 impl<B: Backend> Mentor for LocalMentor<B> {
@@ -52,6 +62,7 @@ impl<B: Backend> Mentor for LocalMentor<B> {
             model: self.llm.name().to_string(),
             messages,
             sampling,
+            mode: RequestMode::Chat,
         }
     }
 
@@ -66,7 +77,7 @@ impl<B: Backend> Mentor for LocalMentor<B> {
         // reply is capped to what remains, and a call whose prompt alone does not fit is not made.
         let mut sampling = request.sampling.clone();
         if let Some(limit) = self.max_tokens {
-            let prompt = self.llm.prompt_ids(&request.messages)?.len() as u64;
+            let prompt = self.prompt_ids(request)?.len() as u64;
             let left = limit.saturating_sub(self.usage.tokens);
             if prompt >= left {
                 return Err(Error::Budget {
@@ -76,7 +87,9 @@ impl<B: Backend> Mentor for LocalMentor<B> {
             }
             sampling.max_tokens = sampling.max_tokens.min((left - prompt) as u32);
         }
-        let g = self.llm.generate(&request.messages, &sampling)?;
+        let g = self
+            .llm
+            .generate_from_ids(&self.prompt_ids(request)?, &sampling)?;
         self.usage.calls += 1;
         self.usage.tokens += (g.prompt_tokens + g.tokens.len()) as u64;
         Ok(ChatResponse {

@@ -2,18 +2,22 @@
 //! model and the OpenAI-compatible HTTP client) behind one [`Mentor`] interface, record/replay
 //! cassettes, meta-prompt templates and the total parser of replies.
 
+mod ask;
 mod cassette;
 mod http;
 mod local;
 mod parser;
+mod protocol;
 mod request;
 mod template;
 
+pub use ask::{ask, Answer, Question, ReplyCounts};
 pub use cassette::{Cassette, Recording, ReplayMode, Source};
 pub use http::{HttpMentor, HttpMentorConfig, Usage};
 pub use local::LocalMentor;
 pub use parser::{parse_reply, DropReason, Dropped, ParsedReply, ParserConfig};
-pub use request::{ChatRequest, ChatResponse, Message, Role, Sampling};
+pub use protocol::Protocol;
+pub use request::{ChatRequest, ChatResponse, Message, RequestMode, Role, Sampling};
 pub use template::{
     MetaPromptContext, MetaPromptTemplate, ScoredPrompt, TypedTemplate, BUILTIN_TEMPLATES,
 };

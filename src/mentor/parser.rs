@@ -13,6 +13,9 @@ pub struct ParserConfig {
     pub min_chars: usize,
     /// Candidates with more words than this are dropped (`None`: no limit).
     pub max_words: Option<usize>,
+    /// The prompts the meta-prompt showed: a candidate equal to one of them (ignoring case and
+    /// spacing) is a copy, not a proposal.
+    pub shown: Vec<String>,
 }
 
 impl Default for ParserConfig {
@@ -21,6 +24,7 @@ impl Default for ParserConfig {
             max_candidates: 3,
             min_chars: 3,
             max_words: Some(30),
+            shown: Vec::new(),
         }
     }
 }
@@ -56,6 +60,30 @@ pub enum DropReason {
     Refusal,
     /// A line of a JSON array's brackets or keys (its elements are parsed).
     JsonSyntax,
+    /// Source code rather than prose: an import, a definition, an assignment, a call, or a line
+    /// that ends on an opening bracket ("import numpy as np", `output = ""`, "This is the code: [").
+    Code,
+    /// A bare structure label that introduces what follows ("Options:", "Example 2:").
+    Header,
+    /// A question about the optimisation rather than a prompt ("Question: What type of patterns
+    /// can make a template's loss low?").
+    Question,
+    /// The same text (ignoring case and spacing) as a prompt the meta-prompt showed.
+    Copy,
+}
+
+impl DropReason {
+    /// Whether the line was on the task but not usable (too long, a copy, over the limit),
+    /// rather than something other than a prompt (chatter, code, an echo, a heading).
+    pub fn is_on_task(&self) -> bool {
+        matches!(
+            self,
+            DropReason::TooLong { .. }
+                | DropReason::Duplicate
+                | DropReason::OverLimit
+                | DropReason::Copy
+        )
+    }
 }
 
 /// A dropped line and the reason.
@@ -121,6 +149,10 @@ pub fn parse_reply(reply: &str, config: &ParserConfig) -> ParsedReply {
             out.dropped.push(drop(DropReason::Preamble));
             continue;
         }
+        if let Some(reason) = off_task(&text) {
+            out.dropped.push(drop(reason));
+            continue;
+        }
         let chars = text.chars().count();
         let words = text.split_whitespace().count();
         let reason = if !text.chars().any(char::is_alphanumeric) {
@@ -135,6 +167,8 @@ pub fn parse_reply(reply: &str, config: &ParserConfig) -> ParsedReply {
             Some(DropReason::TooLong { words })
         } else if seen.iter().any(|s| s == &text.to_lowercase()) {
             Some(DropReason::Duplicate)
+        } else if config.shown.iter().any(|s| same_text(s, &text)) {
+            Some(DropReason::Copy)
         } else if out.candidates.len() >= config.max_candidates {
             Some(DropReason::OverLimit)
         } else {
@@ -345,6 +379,133 @@ fn echoes_score(text: &str) -> bool {
                         .starts_with(|c: char| c.is_ascii_digit() || c == '.')
             })
         })
+}
+
+/// Code, a bare label or a question about the optimisation: judged on the cleaned text.
+fn off_task(text: &str) -> Option<DropReason> {
+    if is_code(text) {
+        Some(DropReason::Code)
+    } else if is_header(text) {
+        Some(DropReason::Header)
+    } else if is_meta_question(text) {
+        Some(DropReason::Question)
+    } else {
+        None
+    }
+}
+
+/// "import numpy as np", "from a import b", `output = ""`, `print("x")`, "def f(x):", a line
+/// ending in `;`, `{` or `}`, or on an opening bracket ("This is the code: [").
+fn is_code(text: &str) -> bool {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let is_ident = |w: &str| {
+        !w.is_empty()
+            && w.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+            && !w.starts_with(|c: char| c.is_ascii_digit())
+    };
+    let import = match words.as_slice() {
+        ["import", module, ..] => is_ident(module.trim_end_matches(',')),
+        ["from", module, "import", ..] => is_ident(module),
+        _ => false,
+    };
+    // "def f(x):", "fn main() {", "class Foo(Base):", "class Foo:".
+    let definition = match words.as_slice() {
+        ["def" | "fn" | "function", name, ..] => name.contains('('),
+        ["class", name] => name.ends_with(':') || name.contains('('),
+        _ => false,
+    };
+    // A call opening the line: an identifier glued to its parenthesis.
+    let call = words.first().is_some_and(|w| {
+        w.split_once('(')
+            .is_some_and(|(name, _)| is_ident(name) && text.ends_with([')', ';', ':']))
+    });
+    let assignment = words.len() >= 3
+        && is_ident(words[0].trim_end_matches(['[', ']']))
+        && ["=", "+=", "-=", ":="].contains(&words[1]);
+    let ending = text.ends_with([';', '{', '}', '[', '(']);
+    import || definition || call || assignment || ending
+}
+
+/// Labels that introduce a part of a document rather than being a prompt.
+const HEADER_LABELS: &[&str] = &[
+    "options",
+    "choices",
+    "question",
+    "questions",
+    "answer",
+    "answers",
+    "input",
+    "inputs",
+    "output",
+    "outputs",
+    "example",
+    "examples",
+    "note",
+    "notes",
+    "code",
+    "result",
+    "results",
+    "explanation",
+    "solution",
+    "step",
+    "steps",
+    "context",
+    "instruction",
+    "instructions",
+    "requirement",
+    "requirements",
+    "response",
+    "responses",
+    "summary",
+    "hint",
+    "hints",
+];
+
+/// "Options:", "Example 2:" — a structure label, optionally numbered, and its colon alone.
+fn is_header(text: &str) -> bool {
+    let Some(head) = text.strip_suffix(':') else {
+        return false;
+    };
+    let lower = head.to_lowercase();
+    let mut words = lower.split_whitespace();
+    let label = words.next().is_some_and(|w| HEADER_LABELS.contains(&w));
+    let rest: Vec<&str> = words.collect();
+    label && (rest.is_empty() || (rest.len() == 1 && rest[0].chars().all(|c| c.is_ascii_digit())))
+}
+
+/// A question labelled as one ("Question: …", "Q: …") or one about the optimisation itself
+/// (it asks about templates, prompts, losses, scores or patterns).
+fn is_meta_question(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    if ["question:", "q:"].iter().any(|l| lower.starts_with(l)) {
+        return true;
+    }
+    lower.ends_with('?')
+        && lower.split(|c: char| !c.is_alphanumeric()).any(|w| {
+            [
+                "template",
+                "templates",
+                "prompt",
+                "prompts",
+                "loss",
+                "score",
+                "scores",
+                "pattern",
+                "patterns",
+            ]
+            .contains(&w)
+        })
+}
+
+/// Equal ignoring case and the spacing between words.
+fn same_text(a: &str, b: &str) -> bool {
+    let fold = |s: &str| {
+        s.split_whitespace()
+            .map(str::to_lowercase)
+            .collect::<Vec<_>>()
+    };
+    fold(a) == fold(b)
 }
 
 /// Words that open an introduction or a closing remark rather than a prompt.
@@ -604,6 +765,7 @@ mod tests {
             max_candidates: 2,
             min_chars: 3,
             max_words: Some(4),
+            ..ParserConfig::default()
         };
         let p = parse_reply(
             "a\n1.\none two three four five\nGood film\ngood FILM\nbad film\nfine film",
@@ -622,6 +784,92 @@ mod tests {
             ]
         );
         assert_eq!(p.dropped[3].line_no, 5);
+    }
+
+    /// Lines a small model wrote behind llama.cpp's server (issue 21), each dropped with its
+    /// reason, beside prompts that look a little like them and are kept.
+    #[test]
+    fn code_headers_and_questions_about_the_task_are_not_prompts() {
+        let reply = "import numpy as np\n\
+                     output = \"\"\n\
+                     This is the code: [\n\
+                     Options:\n\
+                     Question: What type of patterns can make a template's loss low?\n\
+                     Which template gives the lowest loss?\n\
+                     from sklearn.metrics import f1_score\n\
+                     print(\"positive\")\n\
+                     def classify(review):\n\
+                     class Review(Base):\n\
+                     total += 1;\n\
+                     Example 2:\n\
+                     Is this review positive or negative?\n\
+                     Sentiment:\n\
+                     The critic's verdict (positive or negative) is\n\
+                     Classify the review(s) by their tone\n\
+                     Import the mood of the snippet\n\
+                     class of this review:";
+        let p = parse_reply(
+            reply,
+            &ParserConfig {
+                max_candidates: 10,
+                ..ParserConfig::default()
+            },
+        );
+        assert_eq!(
+            p.candidates,
+            [
+                "Is this review positive or negative?",
+                "Sentiment:",
+                "The critic's verdict (positive or negative) is",
+                "Classify the review(s) by their tone",
+                "Import the mood of the snippet",
+                "class of this review:",
+            ]
+        );
+        let reasons: Vec<_> = p
+            .dropped
+            .iter()
+            .map(|d| (d.line_no, d.reason.clone()))
+            .collect();
+        use DropReason::{Code, Header, Question};
+        assert_eq!(
+            reasons,
+            [
+                (1, Code),
+                (2, Code),
+                (3, Code),
+                (4, Header),
+                (5, Question),
+                (6, Question),
+                (7, Code),
+                (8, Code),
+                (9, Code),
+                (10, Code),
+                (11, Code),
+                (12, Header),
+            ]
+        );
+        assert!(reasons.iter().all(|(_, r)| !r.is_on_task()));
+    }
+
+    #[test]
+    fn copies_of_the_shown_prompts_are_dropped_and_on_the_task() {
+        let cfg = ParserConfig {
+            shown: vec!["the movie is".into(), "A calm  review".into()],
+            ..ParserConfig::default()
+        };
+        let p = parse_reply(
+            "1. The Movie is\n2. a calm review\n3. the movie is great",
+            &cfg,
+        );
+        assert_eq!(p.candidates, ["the movie is great"]);
+        assert_eq!(
+            p.dropped.iter().map(|d| &d.reason).collect::<Vec<_>>(),
+            [&DropReason::Copy, &DropReason::Copy]
+        );
+        assert!(p.dropped.iter().all(|d| d.reason.is_on_task()));
+        assert!(DropReason::TooLong { words: 40 }.is_on_task());
+        assert!(!DropReason::Preamble.is_on_task());
     }
 
     #[test]

@@ -71,6 +71,26 @@ impl Default for Sampling {
     }
 }
 
+/// How a request is answered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RequestMode {
+    /// A chat turn: the messages rendered with the model's chat template.
+    #[default]
+    Chat,
+    /// A raw document (the one message's text) that the model continues, with no chat
+    /// template: `/v1/completions` over HTTP, the document's tokens in process.
+    Completion,
+}
+
+impl RequestMode {
+    /// Whether this is a chat request (left out of the recorded request, so that chat requests
+    /// keep the keys they were recorded under).
+    pub fn is_chat(&self) -> bool {
+        *self == RequestMode::Chat
+    }
+}
+
 /// A complete request: where it goes, which model, what it says, how to sample.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatRequest {
@@ -82,9 +102,17 @@ pub struct ChatRequest {
     pub messages: Vec<Message>,
     /// Sampling settings.
     pub sampling: Sampling,
+    /// Chat, or a document to continue.
+    #[serde(default, skip_serializing_if = "RequestMode::is_chat")]
+    pub mode: RequestMode,
 }
 
 impl ChatRequest {
+    /// The document a completion request continues: its messages' texts, in order.
+    pub fn document(&self) -> String {
+        self.messages.iter().map(|m| m.content.as_str()).collect()
+    }
+
     /// A stable key over the whole request (endpoint, model, messages, every sampling setting,
     /// seed): lowercase hex sha256 of its canonical JSON.
     pub fn key(&self) -> String {

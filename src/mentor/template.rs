@@ -116,6 +116,7 @@ pub const BUILTIN_TEMPLATES: &[TypedTemplate<MetaPromptContext>] = &[
     crate::template! { name: "catalyst", file: "templates/catalyst.hbs" },
     crate::template! { name: "opro", file: "templates/opro.hbs" },
     crate::template! { name: "no-trajectory", file: "templates/no-trajectory.hbs" },
+    crate::template! { name: "list", file: "templates/list.hbs" },
 ];
 
 /// A compiled meta-prompt template.

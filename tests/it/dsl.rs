@@ -2,7 +2,7 @@
 //! serialize to YAML and back unchanged, and run through the engine's validation.
 
 use tandem::engine::{ArmSource, MentorStage, Restart, Schedule, BUILTIN_SCHEDULES};
-use tandem::mentor::Sampling;
+use tandem::mentor::{Protocol, Sampling};
 
 #[test]
 fn a_declared_schedule_is_the_value_it_reads_as() {
@@ -22,6 +22,7 @@ fn a_declared_schedule_is_the_value_it_reads_as() {
         steps_per_round: 20,
         final_steps: 20,
         mentor: Some(MentorStage {
+            protocol: Protocol::Instruction,
             template: "catalyst".into(),
             candidates: 3,
             history: 8,
@@ -58,7 +59,25 @@ fn a_declared_schedule_is_the_value_it_reads_as() {
     assert_eq!((m.candidates, m.sample, m.history), (5, 3, 8));
     assert_eq!((m.sampling.temperature, m.sampling.seed), (1.0, 9));
     assert_eq!(m.template, "templates/opro.hbs");
+    assert_eq!(m.protocol, Protocol::Instruction);
     custom.validate(10).unwrap();
+    // The list protocol reads as itself, is saved by name and equals the built-in's stage.
+    let listed = tandem::schedule! {
+        name: "listed",
+        rounds: 1,
+        steps_per_round: 20,
+        restart: best,
+        mentor: { protocol: list, template: "list" },
+    };
+    let m = listed.mentor.as_ref().unwrap();
+    assert_eq!((m.protocol, m.template.as_str()), (Protocol::List, "list"));
+    let yaml = serde_yaml::to_string(&listed).unwrap();
+    assert!(yaml.contains("protocol: list"), "{yaml}");
+    assert!(!serde_yaml::to_string(&s).unwrap().contains("protocol"));
+    assert_eq!(
+        Schedule::builtin("list-probe").unwrap().mentor.as_ref(),
+        Some(m)
+    );
 }
 
 /// Probes and the new restarts read as the values they declare; every built-in (the probe

@@ -13,7 +13,7 @@ use tandem::engine::{
     apply_overrides, run_schedule, ArmSource, MentorStage, Probe, Restart, RoundRecord, RunConfig,
     RunControl, RunIo, RunResult, Schedule,
 };
-use tandem::mentor::{LocalMentor, Mentor, Message, Sampling};
+use tandem::mentor::{LocalMentor, Mentor, Message, Protocol, Sampling};
 use tandem::prompt::{fit_to_len, Metric, Projector, SoftPrompt};
 use tandem::run::RunDir;
 use tandem::tune::TuneConfig;
@@ -139,8 +139,15 @@ fn schedule_strategy(max_rounds: usize, max_steps: usize) -> impl Strategy<Value
                 if rounds * spr + fin == 0 || (!mentor && restart == Restart::Best && rounds > 1) {
                     return None;
                 }
+                // Both protocols: a chat instruction, or a list continued as a document.
+                let list = seed % 3 == 0;
                 let mentor = mentor.then(|| MentorStage {
-                    template: "catalyst".into(),
+                    protocol: if list {
+                        Protocol::List
+                    } else {
+                        Protocol::Instruction
+                    },
+                    template: if list { "list" } else { "catalyst" }.into(),
                     candidates: c,
                     history: h,
                     // What a round records: one point per step (record_every 1).

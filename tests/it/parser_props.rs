@@ -92,6 +92,49 @@ proptest! {
     ) {
         check(&lines.join("\n"), k);
     }
+
+    /// A shown prompt, however its case and spacing are changed, is never a candidate, and
+    /// every other line of the reply is judged as without it.
+    #[test]
+    fn shown_prompts_never_come_back_as_candidates(
+        shown in prop::collection::vec("[a-z]{1,6}( [a-z]{1,6}){0,4}", 1..5),
+        picks in prop::collection::vec((0usize..5, any::<bool>(), 1usize..3), 0..8),
+        others in prop::collection::vec("[a-z]{1,6}( [a-z]{1,6}){1,4}", 0..8),
+    ) {
+        let mut lines: Vec<String> = picks
+            .iter()
+            .map(|&(i, upper, gap)| {
+                let text = shown[i % shown.len()].replace(' ', &" ".repeat(gap));
+                if upper { text.to_uppercase() } else { text }
+            })
+            .collect();
+        lines.extend(others.iter().cloned());
+        let reply = lines.join("\n");
+        let with = ParserConfig { max_candidates: 20, shown: shown.clone(), ..Default::default() };
+        let without = ParserConfig { shown: Vec::new(), ..with.clone() };
+        let fold = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+        let folded: Vec<String> = shown.iter().map(|s| fold(s)).collect();
+        let p = parse_reply(&reply, &with);
+        for c in &p.candidates {
+            prop_assert!(!folded.contains(&fold(c)), "copy {c:?} kept");
+        }
+        // Line by line against the same reply parsed without the shown prompts: a copy is a
+        // `Copy` exactly where it would have been a candidate or a duplicate of one; every
+        // other line is judged the same.
+        let q = parse_reply(&reply, &without);
+        let reason = |r: &tandem::mentor::ParsedReply, n: usize| {
+            r.dropped.iter().find(|d| d.line_no == n).map(|d| d.reason.clone())
+        };
+        for (i, line) in lines.iter().enumerate() {
+            let (n, was) = (i + 1, reason(&q, i + 1));
+            if folded.contains(&fold(line)) {
+                let usable = matches!(was, None | Some(DropReason::Duplicate));
+                prop_assert_eq!(usable, reason(&p, n) == Some(DropReason::Copy), "line {}", n);
+            } else {
+                prop_assert_eq!(reason(&p, n), was, "line {}", n);
+            }
+        }
+    }
 }
 
 #[test]

@@ -8,7 +8,7 @@ use tandem::assets::SMOLLM2;
 use tandem::decoder::ChatLlm;
 use tandem::mentor::{
     parse_reply, HttpMentor, HttpMentorConfig, LocalMentor, Mentor, Message, MetaPromptContext,
-    MetaPromptTemplate, ParserConfig, Sampling, ScoredPrompt,
+    MetaPromptTemplate, ParserConfig, RequestMode, Sampling, ScoredPrompt,
 };
 use tandem::serve::ChatServer;
 use tandem::Error;
@@ -117,6 +117,67 @@ fn http_mentor_through_tandem_serve_equals_the_embedded_mentor() {
             .send_json(serde_json::json!({"messages": [{"role": "user", "content": "hi"}], "stream": true}))
             .unwrap();
             assert_eq!(raw.status().as_u16(), 400);
+        }));
+        server.stop();
+        if let Err(p) = checks {
+            std::panic::resume_unwind(p);
+        }
+    });
+}
+
+/// Completion mode: a raw document continued, with no chat template, over `/v1/completions`
+/// and in process alike.
+#[test]
+fn completion_requests_continue_the_document_the_same_way_over_http() {
+    let llm = llm();
+    let server = ChatServer::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", server.addr().unwrap());
+    let sampling = Sampling {
+        temperature: 0.8,
+        top_p: 0.95,
+        max_tokens: 24,
+        stop: vec![],
+        seed: 5,
+    };
+    let document = "Prompts for movie-review sentiment, worst to best:\n\
+                    Prompt: this movie review is\nAccuracy: 66%\nPrompt:";
+    let raw = llm.tokenizer().encode(document).unwrap();
+    let in_process = llm.generate_from_ids(&raw, &sampling).unwrap();
+    // Not the chat template's rendering of the same text.
+    assert_ne!(
+        raw,
+        llm.prompt_ids(&[Message::user(document)]).unwrap(),
+        "the raw document and its chat rendering tokenize alike"
+    );
+    std::thread::scope(|s| {
+        s.spawn(|| server.serve(llm, None).unwrap());
+        let checks = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut client = http(&url, llm.name());
+            let mut req = client.request(vec![Message::user(document)], sampling.clone());
+            req.mode = RequestMode::Completion;
+            let resp = client.send(&req).unwrap();
+            assert_eq!(resp.text, in_process.text);
+            assert_eq!(resp.prompt_tokens as usize, raw.len());
+            assert_eq!(resp.completion_tokens as usize, in_process.tokens.len());
+            // The embedded mentor answers the same request the same way.
+            let mut local = LocalMentor::new(
+                ChatLlm::<Cpu>::load(
+                    &assets(&[SMOLLM2]).path(&SMOLLM2.files[0]),
+                    &Default::default(),
+                )
+                .unwrap(),
+            );
+            assert_eq!(local.send(&req).unwrap().text, in_process.text);
+            // A text completion without a prompt is a 400 naming the field.
+            let bad = ureq::post(&format!("{url}/completions"))
+                .config()
+                .http_status_as_error(false)
+                .build()
+                .send_json(serde_json::json!({"messages": [{"role": "user", "content": "hi"}]}))
+                .unwrap();
+            assert_eq!(bad.status().as_u16(), 400);
+            let text = bad.into_body().read_to_string().unwrap();
+            assert!(text.contains("`prompt`"), "{text}");
         }));
         server.stop();
         if let Err(p) = checks {

@@ -13,9 +13,9 @@ use tandem::assets::Assets;
 use tandem::backend::{dispatch, BackendJob, BackendKind};
 use tandem::gradient::TrajectoryPoint;
 use tandem::mentor::{
-    parse_reply, Cassette, ChatResponse, HttpMentor, HttpMentorConfig, LocalMentor, Mentor,
-    Message, MetaPromptContext, MetaPromptTemplate, ParserConfig, ReplayMode, Sampling,
-    ScoredPrompt, Source,
+    ask, Cassette, HttpMentor, HttpMentorConfig, LocalMentor, Mentor, MetaPromptContext,
+    MetaPromptTemplate, ParsedReply, ParserConfig, Protocol, Question, ReplayMode, ReplyCounts,
+    Sampling, ScoredPrompt,
 };
 use tandem::task::resolve;
 use tandem::tune::{tune, TuneConfig};
@@ -144,32 +144,44 @@ fn run_mentor<B: AutodiffBackend>(
         a.candidates,
         a.word_limit,
     );
-    let meta_prompt = template(&a.template)?.render(&context)?;
+    let protocol: Protocol = a.protocol.parse()?;
+    let template_name = a.template.clone().unwrap_or_else(|| match protocol {
+        Protocol::Instruction => "catalyst".into(),
+        Protocol::List => "list".into(),
+    });
+    let template = template(&template_name)?;
     let mut mentor = mentor::<B>(a, &job.assets, kind, &device)?;
-    let request = mentor.request(vec![Message::user(meta_prompt.clone())], sampling(a));
-    let (response, source): (ChatResponse, Source) = match &a.cassette {
-        Some(path) => {
-            let mode: ReplayMode = a.replay.parse()?;
-            Cassette::open(path, mode)?.call(&request, |r| mentor.send(r))?
-        }
-        None => (mentor.send(&request)?, Source::Live),
+    let mut cassette = match &a.cassette {
+        Some(path) => Some(Cassette::open(path, a.replay.parse::<ReplayMode>()?)?),
+        None => None,
     };
+    let question = Question {
+        protocol,
+        template: &template,
+        context,
+        sampling: sampling(a),
+        parser: ParserConfig {
+            max_candidates: a.candidates,
+            ..ParserConfig::default()
+        },
+    };
+    let answer = ask(mentor.as_mut(), cassette.as_mut(), question)?;
     println!(
-        "=== meta-prompt ({} template, {scored} scored prompts) ===",
-        a.template
+        "=== meta-prompt ({template_name} template, {protocol:?} protocol, {scored} scored prompts) ==="
     );
-    println!("{meta_prompt}");
+    println!("{}", answer.meta_prompt);
+    let response = &answer.response;
     println!(
         "=== reply of {} at {} ({:?}, {} + {} tokens, {}) ===",
         response.model_id,
-        request.endpoint,
-        source,
+        answer.request.endpoint,
+        answer.source,
         response.prompt_tokens,
         response.completion_tokens,
         response.finish_reason
     );
     println!("{}", response.text);
-    print_candidates(a, &response.text);
+    print_candidates(&answer.parsed);
     Ok(())
 }
 
@@ -213,15 +225,8 @@ fn mentor<B: AutodiffBackend>(
     })
 }
 
-/// Prints the candidates parsed from `reply` and the lines dropped, with why.
-fn print_candidates(a: &MentorArgs, reply: &str) {
-    let parsed = parse_reply(
-        reply,
-        &ParserConfig {
-            max_candidates: a.candidates,
-            ..ParserConfig::default()
-        },
-    );
+/// Prints the candidates, the lines dropped with why, and the counts.
+fn print_candidates(parsed: &ParsedReply) {
     println!("=== candidates ===");
     for (i, c) in parsed.candidates.iter().enumerate() {
         println!("{}. {c}", i + 1);
@@ -229,4 +234,9 @@ fn print_candidates(a: &MentorArgs, reply: &str) {
     for d in &parsed.dropped {
         println!("dropped line {}: {:?} ({:?})", d.line_no, d.text, d.reason);
     }
+    let n = ReplyCounts::of(parsed);
+    println!(
+        "=== {} candidates; dropped {} on the task (too long, copies, duplicates, over the limit) and {} off it ===",
+        n.candidates, n.on_task_dropped, n.off_task
+    );
 }

@@ -47,6 +47,14 @@ impl ReportArgs {
             let png = tandem::report::svg_to_png(&svg)?;
             println!("\nplot: {} ({})", svg.display(), png.display());
         }
+        let proposals = tandem::report::ProposalReport::load(dir)?;
+        if proposals.rows().iter().any(|r| r.calls > 0 || r.probes > 0) {
+            println!(
+                "\nWhat the proposals did (lines the mentor wrote, candidates kept, kept within \
+                 the word limit, lines that were not prompts; every probe arm by origin):\n"
+            );
+            print!("{}", proposals.markdown());
+        }
         let path = dir.join("report.csv");
         std::fs::write(&path, report.csv())
             .with_context(|| format!("writing {}", path.display()))?;

@@ -10,7 +10,7 @@ use crate::engine::records::{MentorExchange, RoundRecord};
 use crate::engine::schedule::MentorStage;
 use crate::engine::state::RunState;
 use crate::error::{Error, Result};
-use crate::mentor::{parse_reply, Message, MetaPromptContext, ParserConfig, ScoredPrompt, Source};
+use crate::mentor::{ask, MetaPromptContext, ParserConfig, Question, ScoredPrompt};
 
 /// Asks the mentor for candidates; returns the texts the parser kept.
 pub fn mentor<B: AutodiffBackend>(
@@ -35,50 +35,47 @@ pub fn mentor<B: AutodiffBackend>(
     if stage.shuffle_scores {
         shuffle_scores(&mut shown, task.seed, round);
     }
-    let ctx = MetaPromptContext::new(
+    let context = MetaPromptContext::new(
         task.description.clone(),
         shown,
         stage.candidates,
         stage.word_limit,
     );
-    let meta = template.render(&ctx)?;
     let mut sampling = stage.sampling.clone();
     sampling.seed = stage
         .sampling
         .seed
         .wrapping_add(task.seed * 1000 + round as u64);
-    let request = m.request(vec![Message::user(meta.clone())], sampling);
     show(&io.progress, c, round, "mentor");
-    io.progress.set_message(format!(
-        "{} candidates asked of {}",
-        stage.candidates, request.endpoint
-    ));
+    io.progress
+        .set_message(format!("{} candidates asked", stage.candidates));
     let before = m.usage();
-    let (response, source) = match io.cassette.as_deref_mut() {
-        Some(cassette) => cassette.call(&request, |r| m.send(r))?,
-        None => (m.send(&request)?, Source::Live),
-    };
-    state.spend(before, m.usage());
-    let parsed = parse_reply(
-        &response.text,
-        &ParserConfig {
+    let question = Question {
+        protocol: stage.protocol,
+        template,
+        context,
+        sampling,
+        parser: ParserConfig {
             max_candidates: stage.candidates,
             ..ParserConfig::default()
         },
-    );
+    };
+    let answer = ask(m, io.cassette.as_deref_mut(), question)?;
+    state.spend(before, m.usage());
+    let candidates = answer.parsed.candidates.clone();
     show(&io.progress, c, round, "scoring");
     io.progress
-        .set_message(format!("{} candidates", parsed.candidates.len()));
-    record.meta_prompt = Some(meta);
-    record.reply = Some(response.text.clone());
+        .set_message(format!("{} candidates", candidates.len()));
+    record.meta_prompt = Some(answer.meta_prompt);
+    record.reply = Some(answer.response.text.clone());
     record.mentor = Some(MentorExchange {
-        request,
-        response,
-        source,
-        candidates: parsed.candidates.clone(),
-        dropped: parsed.dropped,
+        request: answer.request,
+        response: answer.response,
+        source: answer.source,
+        candidates: answer.parsed.candidates,
+        dropped: answer.parsed.dropped,
     });
-    Ok(parsed.candidates)
+    Ok(candidates)
 }
 
 /// The control that tests whether the mentor reads the scores: the same texts, their scores
