@@ -241,10 +241,8 @@ impl<'a> Reader<'a> {
 
     /// The examples of the file at `path`, and its sha256.
     fn read(&self, path: &Path) -> Result<(Vec<Example>, String)> {
-        let bytes = fs::read(path).map_err(|e| match e.kind() {
-            ErrorKind::NotFound => Error::data(path, "no such file"),
-            _ => Error::io("reading", path, e),
-        })?;
+        // The caller checked that the file is there: any failure now is an I/O error.
+        let bytes = fs::read(path).map_err(|e| Error::io("reading", path, e))?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             let what = match self.format {
                 FileFormat::Jsonl => "no rows",
@@ -533,13 +531,10 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// A CSV reader's error, with its line.
+/// A CSV reader's error, with its line (the reader reads bytes in memory: no I/O error here).
 fn csv_error(path: &Path, e: csv::Error) -> Error {
     let line = e.position().map_or(0, |p| p.line());
-    match e.kind() {
-        csv::ErrorKind::Io(io) => Error::data(path, format!("line {line}: {io}")),
-        _ => Error::data(path, format!("line {line}: {e}")),
-    }
+    Error::data(path, format!("line {line}: {e}"))
 }
 
 #[cfg(test)]
@@ -909,6 +904,86 @@ mod tests {
         assert_eq!(ds.examples[5].pair, None);
         assert_eq!(ds.source_sha256, sha256_hex(contents.as_bytes()));
         assert!(ds.given.is_none());
+    }
+
+    /// The digest is the file's own (pinned, computed by Python's hashlib), and a path that is
+    /// there but cannot be read is an I/O error saying why, not "no such file".
+    #[test]
+    fn the_digest_is_the_files_and_unreadable_paths_say_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "two.csv",
+            b"text,label\nfine film,1\nbad film,0\n",
+        );
+        let ds = load(FileFormat::Csv, &path, &["bad", "good"]).unwrap();
+        assert_eq!(
+            ds.source_sha256,
+            "ddd66cb466d8ba89c8f6c81fd2cc1da23198cb5a730616e5bfa3d20c8bddc284"
+        );
+        // A file used as a folder: the metadata call fails, but not with "not found".
+        let inside = path.join("inner.csv");
+        let err = load(FileFormat::Csv, &inside, &["bad", "good"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !err.contains("no such file or folder") && err.contains("inner.csv"),
+            "{err}"
+        );
+        let absent = dir.path().join("absent.csv");
+        let err = load(FileFormat::Csv, &absent, &["bad", "good"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no such file or folder"), "{err}");
+    }
+
+    #[test]
+    fn only_plain_digits_are_class_indices() {
+        let index = |s: &str| RawLabel(s.into()).index();
+        assert_eq!(index("12"), Some(12));
+        assert_eq!(index("007"), Some(7));
+        // Rust's integer parser takes these; a label column does not.
+        assert_eq!(index("+1"), None);
+        assert_eq!(index(""), None);
+        assert_eq!(index("-1"), None);
+        assert_eq!(index("1.0"), None);
+    }
+
+    /// JSONL: integer labels −1 / 1 (as in many sentiment sets) map through the declared
+    /// `labels`; a byte-order mark is read before the first line only.
+    #[test]
+    fn jsonl_negative_integer_labels_and_a_leading_bom() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows =
+            "{\"text\": \"bad film\", \"label\": -1}\n{\"text\": \"fine film\", \"label\": 1}\n";
+        let path = write(dir.path(), "pm.jsonl", format!("\u{feff}{rows}").as_bytes());
+        let src = source(&path, false, Some(&["-1", "1"]));
+        let ds = load_files(FileFormat::Jsonl, &src, &classes(&["neg", "pos"])).unwrap();
+        let labels: Vec<usize> = ds.examples.iter().map(|e| e.label).collect();
+        assert_eq!(labels, [0, 1]);
+        let late = write(
+            dir.path(),
+            "late.jsonl",
+            format!("{rows}\u{feff}{rows}").as_bytes(),
+        );
+        let err = load_files(
+            FileFormat::Jsonl,
+            &source(&late, false, Some(&["-1", "1"])),
+            &classes(&["neg", "pos"]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn quoted_lists_say_how_many_when_cut() {
+        assert_eq!(quoted_list(&["a", "b"], 3), "`a`, `b`");
+        assert_eq!(quoted_list(&["a", "b", "c"], 3), "`a`, `b`, `c`");
+        assert_eq!(
+            quoted_list(&["a", "b", "c", "d"], 3),
+            "`a`, `b`, `c`, … (4 in all)"
+        );
     }
 
     #[test]

@@ -629,6 +629,62 @@ mod tests {
         assert!(e.contains("rung"), "{e}");
     }
 
+    /// A margin must be a finite number ≥ 0; a probe may spend up to 100,000 gradient steps.
+    #[test]
+    fn probe_limits_are_exact() {
+        let s = Schedule::builtin("random-probe").unwrap();
+        let with = |edit: fn(&mut Probe)| {
+            let mut t = s.clone();
+            edit(t.probe.as_mut().unwrap());
+            t.validate(5)
+        };
+        for bad in [(|p: &mut Probe| p.margin = -0.01) as fn(&mut Probe), |p| {
+            p.margin = f64::INFINITY
+        }] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(e.contains("probe.margin"), "{e}");
+        }
+        with(|p| p.margin = 0.0).unwrap();
+        // One rung of 1 + 3 arms × 25,000 steps: exactly the limit; 11 × 9,091 is one over.
+        let at = |p: &mut Probe| {
+            (p.rungs, p.proposals, p.steps) = (1, 3, 25_000);
+        };
+        with(at).unwrap();
+        let over = |p: &mut Probe| {
+            (p.rungs, p.proposals, p.steps) = (1, 10, 9_091);
+        };
+        let e = with(over).unwrap_err().to_string();
+        assert!(e.contains("100001 gradient steps"), "{e}");
+    }
+
+    /// The probe family's members differ only in their arms and their mentor stage, which is
+    /// exactly what their names say.
+    #[test]
+    fn the_probe_family_asks_its_mentor_as_named() {
+        let stage = |name: &str| Schedule::builtin(name).unwrap().mentor;
+        for name in ["staged", "random-probe", "projected-probe"] {
+            assert_eq!(stage(name), None, "{name}");
+        }
+        let want = |protocol, template: &str, shuffle_scores| MentorStage {
+            protocol,
+            template: template.into(),
+            shuffle_scores,
+            ..MentorStage::default()
+        };
+        let instruction = Protocol::Instruction;
+        for (name, m) in [
+            ("catalyst-probe", want(instruction, "catalyst", false)),
+            (
+                "catalyst-probe-no-trajectory",
+                want(instruction, "no-trajectory", false),
+            ),
+            ("shuffled-scores", want(instruction, "catalyst", true)),
+            ("list-probe", want(Protocol::List, "list", false)),
+        ] {
+            assert_eq!(stage(name), Some(m), "{name}");
+        }
+    }
+
     #[test]
     fn schedules_load_from_yaml_files_with_named_errors() {
         let dir = tempfile::tempdir().unwrap();

@@ -62,7 +62,6 @@ impl LrSchedule {
     /// Checks the schedule against the stage length.
     pub fn validate(&self, steps: usize) -> Result<()> {
         match *self {
-            LrSchedule::Constant => Ok(()),
             LrSchedule::Linear { warmup } | LrSchedule::Cosine { warmup, .. } if warmup > steps => {
                 Err(Error::config(
                     "gradient.schedule.warmup",
@@ -123,6 +122,25 @@ mod tests {
         let lrs: Vec<f64> = (0..6).map(|i| warm.lr(1.0, i, 6)).collect();
         assert_eq!(lrs, [0.5, 1.0, 1.0, 0.75, 0.5, 0.25]);
         assert_eq!(LrSchedule::Constant.lr(3.0, 77, 4), 3.0);
+    }
+
+    /// A warm-up may fill the whole stage, not more; the floor is a fraction in [0, 1].
+    #[test]
+    fn validation_bounds_are_exact() {
+        let cosine = |warmup, min_factor| LrSchedule::Cosine { warmup, min_factor };
+        LrSchedule::Constant.validate(0).unwrap();
+        LrSchedule::Linear { warmup: 0 }.validate(10).unwrap();
+        LrSchedule::Linear { warmup: 10 }.validate(10).unwrap();
+        assert!(LrSchedule::Linear { warmup: 11 }.validate(10).is_err());
+        cosine(10, 0.1).validate(10).unwrap();
+        assert!(cosine(11, 0.1).validate(10).is_err());
+        for ok in [0.0, 0.5, 1.0] {
+            cosine(0, ok).validate(10).unwrap();
+        }
+        for bad in [-0.1, 1.5, f64::NAN] {
+            let err = cosine(0, bad).validate(10).unwrap_err().to_string();
+            assert!(err.contains("min_factor"), "{bad}: {err}");
+        }
     }
 
     #[test]

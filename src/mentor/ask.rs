@@ -94,6 +94,7 @@ pub fn ask(
             .iter()
             .map(|p| p.text.clone())
             .collect(),
+        cut: response.finish_reason == "length",
         ..question.parser
     };
     let parsed = parse_reply(&response.text, &parser);

@@ -16,6 +16,9 @@ pub struct ParserConfig {
     /// The prompts the meta-prompt showed: a candidate equal to one of them (ignoring case and
     /// spacing) is a copy, not a proposal.
     pub shown: Vec<String>,
+    /// The reply was cut by its token limit (finish reason `length`): its last line stopped
+    /// mid-way and is dropped as `cut`.
+    pub cut: bool,
 }
 
 impl Default for ParserConfig {
@@ -25,6 +28,7 @@ impl Default for ParserConfig {
             min_chars: 3,
             max_words: Some(30),
             shown: Vec::new(),
+            cut: false,
         }
     }
 }
@@ -70,10 +74,12 @@ pub enum DropReason {
     Question,
     /// The same text (ignoring case and spacing) as a prompt the meta-prompt showed.
     Copy,
+    /// The last line of a reply the token limit cut off mid-way.
+    Cut,
 }
 
 impl DropReason {
-    /// Whether the line was on the task but not usable (too long, a copy, over the limit),
+    /// Whether the line was on the task but not usable (too long, a copy, cut off, over the limit),
     /// rather than something other than a prompt (chatter, code, an echo, a heading).
     pub fn is_on_task(&self) -> bool {
         matches!(
@@ -82,6 +88,7 @@ impl DropReason {
                 | DropReason::Duplicate
                 | DropReason::OverLimit
                 | DropReason::Copy
+                | DropReason::Cut
         )
     }
 }
@@ -111,7 +118,13 @@ pub fn parse_reply(reply: &str, config: &ParserConfig) -> ParsedReply {
     let mut out = ParsedReply::default();
     let mut seen: Vec<String> = Vec::new();
     let mut thinking = false;
-    for piece in reply_lines(reply) {
+    let pieces = reply_lines(reply);
+    // The last piece with text, when the token limit cut the reply there.
+    let cut_at = config
+        .cut
+        .then(|| pieces.iter().rposition(|p| !p.text.trim().is_empty()))
+        .flatten();
+    for (i, piece) in pieces.iter().enumerate() {
         let line = piece.text.trim();
         if line.is_empty() && piece.kind == PieceKind::Line {
             continue;
@@ -121,6 +134,10 @@ pub fn parse_reply(reply: &str, config: &ParserConfig) -> ParsedReply {
             text: line.to_string(),
             reason,
         };
+        if cut_at == Some(i) {
+            out.dropped.push(drop(DropReason::Cut));
+            continue;
+        }
         if piece.kind == PieceKind::Syntax {
             out.dropped.push(drop(DropReason::JsonSyntax));
             continue;
@@ -850,6 +867,34 @@ mod tests {
             ]
         );
         assert!(reasons.iter().all(|(_, r)| !r.is_on_task()));
+    }
+
+    #[test]
+    fn the_last_line_of_a_cut_reply_is_dropped() {
+        let reply = "1. the film is\n2. a calm review\n\n3. the movie is gre\n\n";
+        let cut = ParserConfig {
+            cut: true,
+            ..ParserConfig::default()
+        };
+        let p = parse_reply(reply, &cut);
+        assert_eq!(p.candidates, ["the film is", "a calm review"]);
+        assert_eq!(
+            (p.dropped.len(), p.dropped[0].line_no, &p.dropped[0].reason),
+            (1, 4, &DropReason::Cut)
+        );
+        assert!(DropReason::Cut.is_on_task());
+        // A whole reply is kept when it ended by itself.
+        assert_eq!(
+            parse_reply(reply, &ParserConfig::default())
+                .candidates
+                .len(),
+            3
+        );
+        // In a JSON array, the last element is the one cut.
+        let p = parse_reply("[\"a calm review\", \"the film is\"]", &cut);
+        assert_eq!(p.candidates, ["a calm review"]);
+        assert_eq!(p.dropped[0].reason, DropReason::Cut);
+        assert!(parse_reply("", &cut).dropped.is_empty());
     }
 
     #[test]

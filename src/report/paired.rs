@@ -117,7 +117,8 @@ pub fn bootstrap_ci95(diffs: &[f64]) -> (f64, f64) {
         .map(|_| (0..n).map(|_| diffs[rng.random_range(0..n)]).sum::<f64>() / n as f64)
         .collect();
     means.sort_by(f64::total_cmp);
-    let at = |q: f64| means[((q * (RESAMPLES - 1) as f64).round() as usize).min(RESAMPLES - 1)];
+    // q ≤ 1, so the index is at most RESAMPLES − 1.
+    let at = |q: f64| means[(q * (RESAMPLES - 1) as f64).round() as usize];
     (at(0.025), at(0.975))
 }
 
@@ -185,6 +186,57 @@ pub fn paired_markdown(rows: &[PairedComparison]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::readout::Metrics;
+
+    fn run(schedule: &str, seed: u64, metric: Metric, value: f64) -> RunResult {
+        let m = Metrics {
+            loss: 0.5,
+            accuracy: value,
+            macro_f1: value - 0.1,
+            mcc: value - 0.5,
+            count: 100,
+        };
+        RunResult {
+            task: "t".into(),
+            schedule: schedule.into(),
+            seed,
+            gradient_steps: 100,
+            selection_evals: 22,
+            llm_calls: 0,
+            llm_tokens: 0,
+            metric,
+            selection: m,
+            test: m,
+            final_text: String::new(),
+            wall_seconds: 1.0,
+        }
+    }
+
+    /// Differences are in the task's metric: percentage points of accuracy or macro-F1, MCC
+    /// as it is.
+    #[test]
+    fn differences_are_in_the_tasks_metric_and_units() {
+        let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-9, "{a} != {b}");
+        for (metric, want) in [
+            (Metric::Accuracy, 2.0),
+            (Metric::MacroF1, 2.0),
+            (Metric::Mcc, 0.02),
+        ] {
+            let results = [
+                run("base", 0, metric, 0.70),
+                run("new", 0, metric, 0.72),
+                run("base", 1, metric, 0.60),
+                run("new", 1, metric, 0.62),
+            ];
+            let [c] = paired_comparisons(&results, "base").try_into().unwrap();
+            close(c.mean_diff, want);
+            assert_eq!((c.pairs, c.wins, c.metric), (2, 2, metric));
+        }
+        let r = run("x", 0, Metric::MacroF1, 0.7);
+        close(score(&r), 60.0);
+        close(score(&run("x", 0, Metric::Mcc, 0.7)), 0.2);
+        close(score(&run("x", 0, Metric::Accuracy, 0.7)), 70.0);
+    }
 
     #[test]
     fn sign_flip_p_is_exact_on_small_samples() {
@@ -195,10 +247,16 @@ mod tests {
         // [3, -1]: the sums ±3±1 are ±4 and ±2, all at least as far from 0 as the observed 2.
         assert_eq!(sign_flip_p(&[3.0, -1.0]), 1.0);
         assert_eq!(sign_flip_p(&[3.0, 1.0]), 0.5);
+        // The scale of the differences does not matter: tiny ones give the same p.
+        assert_eq!(sign_flip_p(&[1e-10, 2e-10, 3e-10]), 2.0 / 8.0);
+        assert_eq!(sign_flip_p(&[1e10, 2e10, 3e10]), 2.0 / 8.0);
         // Drawn flips above 16 pairs: 20 equal positive differences, p = 2 / 2^20 ≈ 2e-6, so
         // at most a couple of the 100 000 draws hit (plus the observed assignment).
         let p = sign_flip_p(&[1.0; 20]);
         assert!(p > 0.0 && p <= 3.0 / 100_001.0, "{p}");
+        // (hits + 1) / (draws + 1): a whole number of 100,001ths.
+        let ths = p * 100_001.0;
+        assert!((ths - ths.round()).abs() < 1e-6, "{ths}");
     }
 
     /// Drawn flips where p is far from 0: 18 differences of ±1 whose sum is S, against
@@ -229,6 +287,19 @@ mod tests {
             "{lo} {hi}"
         );
         assert_eq!(bootstrap_ci95(&[0.0, 1.0]), (0.0, 1.0));
+        // The ends are the 250th and 9,750th of the 10,000 sorted resampled means (0-based
+        // 250 and 9,749: round(q · 9,999)), drawn here from the same generator.
+        let diffs = [0.3, -1.2, 2.5, 0.7, 1.9, -0.4, 3.1, 0.05];
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let mut means: Vec<f64> = (0..10_000)
+            .map(|_| (0..8).map(|_| diffs[rng.random_range(0..8)]).sum::<f64>() / 8.0)
+            .collect();
+        means.sort_by(f64::total_cmp);
+        assert_eq!(bootstrap_ci95(&diffs), (means[250], means[9_749]));
+        assert!(
+            means[9_749] < means[9_751],
+            "the test needs distinct neighbours"
+        );
     }
 
     #[test]

@@ -299,10 +299,28 @@ mod tests {
         dir
     }
 
+    /// Three values, so that dividing by n − 1 = 2 differs from multiplying by it.
+    #[test]
+    fn mean_and_sample_std_of_three() {
+        let m = MeanStd::of(&[1.0, 2.0, 6.0]);
+        assert_eq!(m.mean, 3.0);
+        // Squared deviations 4 + 1 + 9 = 14, over n − 1 = 2.
+        assert!((m.std - 7f64.sqrt()).abs() < 1e-12, "{m:?}");
+        assert!(MeanStd::of(&[]).mean.is_nan());
+        assert_eq!(
+            MeanStd::of(&[4.0]),
+            MeanStd {
+                mean: 4.0,
+                std: 0.0
+            }
+        );
+    }
+
     #[test]
     fn rows_hold_the_mean_and_sample_std_over_seeds() {
         let dir = sweep_folder();
         let report = SweepReport::load(dir.path()).unwrap();
+        assert!(!report.is_empty());
         let rows = report.rows();
         assert_eq!(rows.len(), 2, "{rows:?}");
         let (c, g) = (&rows[0], &rows[1]);
