@@ -115,91 +115,110 @@ pub struct ParsedReply {
 
 /// Parses a reply. Total: any input gives a result.
 pub fn parse_reply(reply: &str, config: &ParserConfig) -> ParsedReply {
-    let mut out = ParsedReply::default();
-    let mut seen: Vec<String> = Vec::new();
-    let mut thinking = false;
     let pieces = reply_lines(reply);
     // The last piece with text, when the token limit cut the reply there.
     let cut_at = config
         .cut
         .then(|| pieces.iter().rposition(|p| !p.text.trim().is_empty()))
         .flatten();
+    let mut judge = Judge {
+        config,
+        out: ParsedReply::default(),
+        seen: Vec::new(),
+        thinking: false,
+    };
     for (i, piece) in pieces.iter().enumerate() {
         let line = piece.text.trim();
         if line.is_empty() && piece.kind == PieceKind::Line {
             continue;
         }
-        let drop = |reason| Dropped {
-            line_no: piece.line_no,
-            text: line.to_string(),
-            reason,
-        };
-        if cut_at == Some(i) {
-            out.dropped.push(drop(DropReason::Cut));
-            continue;
+        match judge.verdict(piece, line, cut_at == Some(i)) {
+            Ok(text) => {
+                judge.seen.push(text.to_lowercase());
+                judge.out.candidates.push(text);
+            }
+            Err(reason) => judge.out.dropped.push(Dropped {
+                line_no: piece.line_no,
+                text: line.to_string(),
+                reason,
+            }),
+        }
+    }
+    judge.out
+}
+
+/// The parse so far: what was kept and dropped, the kept texts (lowercased) and whether a
+/// reasoning block is open.
+struct Judge<'a> {
+    config: &'a ParserConfig,
+    out: ParsedReply,
+    seen: Vec<String>,
+    thinking: bool,
+}
+
+impl Judge<'_> {
+    /// The cleaned candidate a non-blank piece gives, or why it gives none.
+    fn verdict(&mut self, piece: &Piece, line: &str, cut: bool) -> Result<String, DropReason> {
+        if cut {
+            return Err(DropReason::Cut);
         }
         if piece.kind == PieceKind::Syntax {
-            out.dropped.push(drop(DropReason::JsonSyntax));
-            continue;
+            return Err(DropReason::JsonSyntax);
         }
         if line.is_empty() {
             // An empty element of a JSON array.
-            out.dropped.push(drop(DropReason::Empty));
-            continue;
+            return Err(DropReason::Empty);
         }
         // A reasoning block: its lines are dropped; text beside it on its line is kept.
-        let line = reasoning_split(line, &mut thinking).unwrap_or(line);
+        let line = reasoning_split(line, &mut self.thinking).unwrap_or(line);
         if line.is_empty() {
-            out.dropped.push(drop(DropReason::Reasoning));
-            continue;
+            return Err(DropReason::Reasoning);
         }
         if line.starts_with("```") || line.starts_with("~~~") {
-            out.dropped.push(drop(DropReason::CodeFence));
-            continue;
+            return Err(DropReason::CodeFence);
         }
         let text = clean(line);
         if is_refusal(&text) {
-            out.dropped.push(drop(DropReason::Refusal));
-            continue;
+            return Err(DropReason::Refusal);
         }
         if opens_like_preamble(line) || is_heading(&text) {
-            out.dropped.push(drop(DropReason::Preamble));
-            continue;
+            return Err(DropReason::Preamble);
         }
         if let Some(reason) = off_task(&text) {
-            out.dropped.push(drop(reason));
-            continue;
+            return Err(reason);
         }
+        match self.text_reason(&text) {
+            Some(reason) => Err(reason),
+            None => Ok(text),
+        }
+    }
+
+    /// Why a cleaned text is not a candidate: no letters, an echo, a link, its length, a
+    /// duplicate, a copy, or the limit reached.
+    fn text_reason(&self, text: &str) -> Option<DropReason> {
+        let c = self.config;
         let chars = text.chars().count();
         let words = text.split_whitespace().count();
-        let reason = if !text.chars().any(char::is_alphanumeric) {
+        if !text.chars().any(char::is_alphanumeric) {
             Some(DropReason::Empty)
-        } else if echoes_score(&text) {
+        } else if echoes_score(text) {
             Some(DropReason::EchoedScore)
         } else if text.starts_with("![") || text.contains("://") {
             Some(DropReason::NotText)
-        } else if chars < config.min_chars {
+        } else if chars < c.min_chars {
             Some(DropReason::TooShort)
-        } else if config.max_words.is_some_and(|m| words > m) {
+        } else if c.max_words.is_some_and(|m| words > m) {
             Some(DropReason::TooLong { words })
-        } else if seen.iter().any(|s| s == &text.to_lowercase()) {
+        } else if self.seen.iter().any(|s| s == &text.to_lowercase()) {
             Some(DropReason::Duplicate)
-        } else if config.shown.iter().any(|s| same_text(s, &text)) {
+        } else if c.shown.iter().any(|s| same_text(s, text)) {
             Some(DropReason::Copy)
-        } else if out.candidates.len() >= config.max_candidates {
+        } else if self.out.candidates.len() >= c.max_candidates {
             Some(DropReason::OverLimit)
         } else {
             None
-        };
-        match reason {
-            Some(r) => out.dropped.push(drop(r)),
-            None => {
-                seen.push(text.to_lowercase());
-                out.candidates.push(text);
-            }
         }
     }
-    out
 }
 
 /// A piece of a reply the parser judges: a line, or an element of a JSON array in the reply.
