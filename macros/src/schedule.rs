@@ -28,6 +28,7 @@ const MENTOR_FIELDS: &[&str] = &[
     "max_tokens",
     "seed",
     "shuffle_scores",
+    "mask",
 ];
 const PROBE_FIELDS: &[&str] = &["steps", "keep", "rungs", "arms", "proposals", "margin"];
 const ARMS: &[&str] = &["mentor", "random", "projected", "restart"];
@@ -47,6 +48,7 @@ pub struct MentorDecl {
     max_tokens: usize,
     seed: usize,
     shuffle_scores: bool,
+    mask: bool,
 }
 
 pub struct ProbeDecl {
@@ -126,6 +128,7 @@ fn parse_mentor(cx: &Ctxt, b: &Fields) -> Option<MentorDecl> {
     let max_tokens = m.usize("max_tokens", Some(160));
     let seed = m.usize("seed", Some(0));
     let shuffle_scores = m.bool("shuffle_scores", false);
+    let mask = m.bool("mask", false);
     Some(MentorDecl {
         protocol: protocol?,
         template: template?,
@@ -138,6 +141,7 @@ fn parse_mentor(cx: &Ctxt, b: &Fields) -> Option<MentorDecl> {
         max_tokens: max_tokens?.0,
         seed: seed?.0,
         shuffle_scores,
+        mask,
     })
 }
 
@@ -306,6 +310,7 @@ pub fn expand(s: &ScheduleDecl) -> syn::Result<TokenStream> {
             let (t, p) = (m.temperature as f32, m.top_p as f32);
             let (mt, seed) = (m.max_tokens as u32, m.seed as u64);
             let shuffle = m.shuffle_scores;
+            let mask = m.mask;
             let protocol = match m.protocol.0.as_str() {
                 "list" => quote!(::tandem::mentor::Protocol::List),
                 _ => quote!(::tandem::mentor::Protocol::Instruction),
@@ -325,6 +330,7 @@ pub fn expand(s: &ScheduleDecl) -> syn::Result<TokenStream> {
                     seed: #seed,
                 },
                 shuffle_scores: #shuffle,
+                mask: #mask,
             }))
         }
     };

@@ -308,6 +308,10 @@ pub struct MentorArgs {
     /// Word limit per candidate.
     #[arg(long, default_value_t = 12)]
     pub word_limit: usize,
+    /// Ask twice, without and with the embedded mentor's logit mask (one line per candidate
+    /// within the word limit, no markup or control tokens), and show both replies.
+    #[arg(long)]
+    pub mask: bool,
     /// Most scored prompts shown (spread over the trajectory, duplicates removed).
     #[arg(long, default_value_t = 8)]
     pub history: usize,

@@ -11,6 +11,7 @@ mod frozen_grad;
 mod gguf;
 mod host;
 mod kv_cache;
+mod mask;
 mod model;
 mod qmatrix;
 mod sampler;
@@ -22,6 +23,7 @@ pub use frozen::{shared as shared_frozen, FrozenDecoder, KeySink, Past, PastLaye
 pub use gguf::{GgufFile, GgufVocab};
 pub use host::{HostCache, HostWeights};
 pub use kv_cache::{KvCache, Padding};
+pub use mask::{LineMask, MaskState, TokenClass, BANNED_CHARS};
 pub use model::Llama;
 pub use qmatrix::QMatrix;
 pub use sampler::{argmax, Sampler};
@@ -85,6 +87,27 @@ pub struct ChatLlm<B: Backend> {
     template: ChatTemplate,
     name: String,
     sha256: String,
+    classes: std::sync::OnceLock<TokenClasses>,
+}
+
+/// The vocabulary's mask classes (kept out of `Debug`: one per token).
+struct TokenClasses(Vec<TokenClass>);
+
+impl std::fmt::Debug for TokenClasses {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TokenClasses({} tokens)", self.0.len())
+    }
+}
+
+/// Why a generation ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum End {
+    /// It may go on (the token limit ends it).
+    Length,
+    /// An end-of-turn or control token, or the mask's last line.
+    Stop,
+    /// A stop sequence; the text before it.
+    StopSequence(String),
 }
 
 impl<B: Backend> ChatLlm<B> {
@@ -117,6 +140,7 @@ impl<B: Backend> ChatLlm<B> {
             template,
             name,
             sha256: crate::assets::sha256_file(path)?,
+            classes: std::sync::OnceLock::new(),
         })
     }
 
@@ -220,54 +244,89 @@ impl<B: Backend> ChatLlm<B> {
 
     /// Continues `prompt` until an end-of-turn token, a stop sequence or `max_tokens`.
     pub fn generate_from_ids(&self, prompt: &[u32], sampling: &Sampling) -> Result<Generation> {
+        self.generate_masked(prompt, sampling, None)
+    }
+
+    /// Continues `prompt` like [`ChatLlm::generate_from_ids`], with the logit mask `mask`
+    /// applied before every draw: the reply ends after the mask's last line.
+    pub fn generate_masked(
+        &self,
+        prompt: &[u32],
+        sampling: &Sampling,
+        mask: Option<LineMask>,
+    ) -> Result<Generation> {
         if prompt.is_empty() {
             return Err(Error::config("prompt", "is empty"));
         }
         let max_new = sampling.max_tokens as usize;
         self.check_len(prompt.len() + max_new)?;
         let mut sampler = Sampler::new(sampling.temperature, sampling.top_p, sampling.seed);
+        let mut mask = mask.map(|m| (MaskState::new(m), self.token_classes()));
         let t0 = Instant::now();
         let (mut logits, mut state) = self.start(prompt)?;
         let prefill_s = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
         let mut tokens = Vec::new();
-        let mut finish = "length";
-        let mut cut_text: Option<String> = None;
+        let mut end = End::Length;
         while tokens.len() < max_new {
-            let next = sampler.sample(&logits);
-            tokens.push(next);
-            if next == self.tokenizer.eos() || self.tokenizer.is_special(next) {
-                finish = "stop";
-                break;
-            }
-            if !sampling.stop.is_empty() {
-                let so_far = self.tokenizer.decode(&tokens);
-                if let Some(cut) = sampling
-                    .stop
-                    .iter()
-                    .filter(|s| !s.is_empty())
-                    .filter_map(|s| so_far.find(s.as_str()))
-                    .min()
-                {
-                    cut_text = Some(so_far[..cut].to_string());
-                    finish = "stop";
+            if let Some((m, classes)) = &mask {
+                if !m.apply(classes, &mut logits) {
+                    end = End::Stop;
                     break;
                 }
             }
-            if tokens.len() == max_new {
+            let next = sampler.sample(&logits);
+            tokens.push(next);
+            if let Some((m, classes)) = &mut mask {
+                m.advance(classes[next as usize]);
+            }
+            end = self.end_after(&tokens, sampling, mask.as_ref().map(|m| &m.0));
+            if end != End::Length || tokens.len() == max_new {
                 break;
             }
             logits = self.next(next, &mut state)?;
         }
-        let text = cut_text.unwrap_or_else(|| self.tokenizer.decode(&tokens));
+        let finish_reason = if end == End::Length { "length" } else { "stop" }.to_string();
+        let text = match end {
+            End::StopSequence(cut) => cut,
+            _ => self.tokenizer.decode(&tokens),
+        };
         Ok(Generation {
             text,
             prompt_tokens: prompt.len(),
-            finish_reason: finish.to_string(),
+            finish_reason,
             prefill_s,
             decode_s: t1.elapsed().as_secs_f64(),
             tokens,
         })
+    }
+
+    /// Whether the reply ends after `tokens`: on an end-of-turn or control token, a stop
+    /// sequence (the text before it), or the mask's last line.
+    fn end_after(&self, tokens: &[u32], sampling: &Sampling, mask: Option<&MaskState>) -> End {
+        let last = tokens.last().copied().unwrap_or_default();
+        if last == self.tokenizer.eos() || self.tokenizer.is_special(last) {
+            return End::Stop;
+        }
+        let mut stops = sampling.stop.iter().filter(|s| !s.is_empty()).peekable();
+        if stops.peek().is_some() {
+            let so_far = self.tokenizer.decode(tokens);
+            if let Some(cut) = stops.filter_map(|s| so_far.find(s.as_str())).min() {
+                return End::StopSequence(so_far[..cut].to_string());
+            }
+        }
+        if mask.is_some_and(MaskState::done) {
+            return End::Stop;
+        }
+        End::Length
+    }
+
+    /// The mask classes of the vocabulary, computed on first use.
+    fn token_classes(&self) -> &[TokenClass] {
+        self.classes
+            .get_or_init(|| TokenClasses(TokenClass::vocabulary(&self.tokenizer)))
+            .0
+            .as_slice()
     }
 
     /// Next-token logits after each of the last `n` positions of `ids`, from one batched pass

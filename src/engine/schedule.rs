@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::decoder::LineMask;
 use crate::error::{Error, Result};
 use crate::mentor::{Protocol, Sampling};
 
@@ -166,6 +167,10 @@ pub struct MentorStage {
     /// does the mentor use the scores?).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub shuffle_scores: bool,
+    /// Decode under the logit mask (embedded mentor only): one line per candidate, at most
+    /// `word_limit` words each, no markup or control tokens.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub mask: bool,
 }
 
 impl Default for MentorStage {
@@ -185,7 +190,25 @@ impl Default for MentorStage {
                 seed: 0,
             },
             shuffle_scores: false,
+            mask: false,
         }
+    }
+}
+
+impl MentorStage {
+    /// The logit mask of a masked stage: one line per candidate at most `word_limit` words
+    /// long; under the list protocol the model writes a score line after each prompt, so it
+    /// gets two lines per candidate but the last.
+    pub fn line_mask(&self) -> Option<LineMask> {
+        let candidates = self.candidates as u32;
+        let lines = match self.protocol {
+            Protocol::Instruction => candidates,
+            Protocol::List => (2 * candidates).saturating_sub(1),
+        };
+        self.mask.then_some(LineMask {
+            lines: lines.max(1),
+            words: self.word_limit as u32,
+        })
     }
 }
 
@@ -237,6 +260,8 @@ pub const BUILTIN_SCHEDULES: &[&str] = &[
     "catalyst-probe-no-trajectory",
     "shuffled-scores",
     "list-probe",
+    "catalyst-probe-masked",
+    "list-probe-masked",
 ];
 
 /// Families of built-in schedules compared with each other: within one, every schedule spends
@@ -251,6 +276,8 @@ pub const BUILTIN_FAMILIES: &[(&str, &[&str])] = &[(
         "catalyst-probe-no-trajectory",
         "shuffled-scores",
         "list-probe",
+        "catalyst-probe-masked",
+        "list-probe-masked",
     ],
 )];
 
@@ -326,6 +353,7 @@ impl Schedule {
                 ..MentorStage::default()
             })
         };
+        let masked = |m: Option<MentorStage>| m.map(|m| MentorStage { mask: true, ..m });
         let instruction = Protocol::Instruction;
         let (arms, mentor) = match name {
             "staged" => (ArmSource::Restart, None),
@@ -338,6 +366,14 @@ impl Schedule {
             ),
             "shuffled-scores" => (ArmSource::Mentor, mentor(instruction, "catalyst", true)),
             "list-probe" => (ArmSource::Mentor, mentor(Protocol::List, "list", false)),
+            "catalyst-probe-masked" => (
+                ArmSource::Mentor,
+                masked(mentor(instruction, "catalyst", false)),
+            ),
+            "list-probe-masked" => (
+                ArmSource::Mentor,
+                masked(mentor(Protocol::List, "list", false)),
+            ),
             other => {
                 return Err(Error::config(
                     format!("schedule `{other}`"),
@@ -454,6 +490,12 @@ impl Schedule {
                     "must be at least 1",
                 ));
             }
+            if m.mask && m.word_limit == 0 {
+                return Err(Error::config(
+                    field("mentor.word_limit"),
+                    "must be at least 1 under the mask (a line of no words is never written)",
+                ));
+            }
             let points = self.steps_per_round / record_every.max(1);
             if self.steps_per_round > 0 && m.sample > points {
                 return Err(Error::config(
@@ -506,6 +548,30 @@ impl Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The mask asks for one line per candidate, two per candidate but the last under the list
+    /// protocol (each prompt is followed by its score line), never none; a masked stage needs a
+    /// word limit.
+    #[test]
+    fn the_mask_follows_the_protocol_and_needs_a_word_limit() {
+        let stage = |protocol, candidates, mask| MentorStage {
+            protocol,
+            candidates,
+            word_limit: 7,
+            mask,
+            ..MentorStage::default()
+        };
+        let lines = |p, c| stage(p, c, true).line_mask().map(|m| (m.lines, m.words));
+        assert_eq!(lines(Protocol::Instruction, 3), Some((3, 7)));
+        assert_eq!(lines(Protocol::List, 3), Some((5, 7)));
+        assert_eq!(lines(Protocol::List, 1), Some((1, 7)));
+        assert_eq!(stage(Protocol::List, 3, false).line_mask(), None);
+        let mut s = Schedule::builtin("list-probe-masked").unwrap();
+        s.validate(5).unwrap();
+        s.mentor.as_mut().unwrap().word_limit = 0;
+        let e = s.validate(5).unwrap_err().to_string();
+        assert!(e.contains("mentor.word_limit") && e.contains("mask"), "{e}");
+    }
 
     #[test]
     fn builtins_are_valid_fair_and_round_trip_through_yaml() {
@@ -680,6 +746,20 @@ mod tests {
             ),
             ("shuffled-scores", want(instruction, "catalyst", true)),
             ("list-probe", want(Protocol::List, "list", false)),
+            (
+                "catalyst-probe-masked",
+                MentorStage {
+                    mask: true,
+                    ..want(instruction, "catalyst", false)
+                },
+            ),
+            (
+                "list-probe-masked",
+                MentorStage {
+                    mask: true,
+                    ..want(Protocol::List, "list", false)
+                },
+            ),
         ] {
             assert_eq!(stage(name), Some(m), "{name}");
         }

@@ -9,6 +9,7 @@ use super::{
     parse_reply, Cassette, ChatRequest, ChatResponse, Mentor, Message, MetaPromptContext,
     MetaPromptTemplate, ParsedReply, ParserConfig, Protocol, Sampling, Source,
 };
+use crate::decoder::LineMask;
 use crate::error::Result;
 
 /// What to ask: the protocol and template, what it shows, how to sample and how to parse the
@@ -25,6 +26,8 @@ pub struct Question<'a> {
     pub sampling: Sampling,
     /// Parser limits; the shown prompts are added, so that copies of them are dropped.
     pub parser: ParserConfig,
+    /// The logit mask to decode under (the embedded mentor applies it; a server refuses it).
+    pub mask: Option<LineMask>,
 }
 
 /// One exchange with the mentor, everything needed to record or print it.
@@ -83,6 +86,7 @@ pub fn ask(
     }
     let mut request = mentor.request(vec![Message::user(meta_prompt.clone())], question.sampling);
     request.mode = question.protocol.mode();
+    request.mask = question.mask;
     let (response, source) = match cassette {
         Some(cassette) => cassette.call(&request, |r| mentor.send(r))?,
         None => (mentor.send(&request)?, Source::Live),

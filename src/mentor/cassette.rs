@@ -194,6 +194,7 @@ mod tests {
                 ..Default::default()
             },
             mode: RequestMode::Chat,
+            mask: None,
         }
     }
 

@@ -138,6 +138,7 @@ impl HttpMentor {
             messages,
             sampling,
             mode: RequestMode::Chat,
+            mask: None,
         }
     }
 
@@ -145,6 +146,13 @@ impl HttpMentor {
     /// is spent.
     pub fn send(&mut self, request: &ChatRequest) -> Result<ChatResponse> {
         self.check_budgets()?;
+        if request.mask.is_some() {
+            return Err(Error::config(
+                "mentor.mask",
+                "the logit mask is applied by the embedded mentor only; a server decodes \
+                 unconstrained (drop `mask`, or leave out --base-url)",
+            ));
+        }
         let path = match request.mode {
             RequestMode::Chat => "chat/completions",
             RequestMode::Completion => "completions",
@@ -404,6 +412,7 @@ mod tests {
                 seed: 42,
             },
             mode: RequestMode::Chat,
+            mask: None,
         };
         let b = request_body(&r);
         assert_eq!(b["temperature"], 0.0);
@@ -416,12 +425,30 @@ mod tests {
         // A completion sends the document as `prompt` and no messages.
         let c = request_body(&ChatRequest {
             mode: RequestMode::Completion,
+            mask: None,
             messages: vec![Message::user("Prompts:\n"), Message::user("1.")],
             ..r
         });
         assert_eq!(c["prompt"], "Prompts:\n1.");
         assert!(c.get("messages").is_none());
         assert_eq!(c["seed"], 42);
+    }
+
+    /// A server decodes unconstrained: a masked request is refused before anything is sent
+    /// (nothing listens at the address), and spends no budget.
+    #[test]
+    fn a_masked_request_is_refused_not_sent_unmasked() {
+        let mut m = HttpMentor::new(HttpMentorConfig {
+            base_url: "http://127.0.0.1:9/v1".into(),
+            max_retries: 0,
+            ..HttpMentorConfig::default()
+        })
+        .unwrap();
+        let mut r = m.request(vec![Message::user("hi")], Sampling::default());
+        r.mask = Some(crate::decoder::LineMask { lines: 2, words: 5 });
+        let e = m.send(&r).unwrap_err().to_string();
+        assert!(e.contains("mentor.mask") && e.contains("embedded"), "{e}");
+        assert_eq!(m.usage().calls, 0);
     }
 
     #[test]

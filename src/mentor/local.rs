@@ -63,6 +63,7 @@ impl<B: Backend> Mentor for LocalMentor<B> {
             messages,
             sampling,
             mode: RequestMode::Chat,
+            mask: None,
         }
     }
 
@@ -89,7 +90,7 @@ impl<B: Backend> Mentor for LocalMentor<B> {
         }
         let g = self
             .llm
-            .generate_from_ids(&self.prompt_ids(request)?, &sampling)?;
+            .generate_masked(&self.prompt_ids(request)?, &sampling, request.mask)?;
         self.usage.calls += 1;
         self.usage.tokens += (g.prompt_tokens + g.tokens.len()) as u64;
         Ok(ChatResponse {

@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::decoder::LineMask;
+
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -105,6 +107,10 @@ pub struct ChatRequest {
     /// Chat, or a document to continue.
     #[serde(default, skip_serializing_if = "RequestMode::is_chat")]
     pub mode: RequestMode,
+    /// The logit mask the embedded mentor decodes under (none: unconstrained; left out of the
+    /// recorded request then, so that earlier recordings keep their keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<LineMask>,
 }
 
 impl ChatRequest {

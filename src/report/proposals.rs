@@ -242,6 +242,7 @@ mod tests {
                 messages: vec![Message::user("list")],
                 sampling: Sampling::default(),
                 mode: RequestMode::Completion,
+                mask: None,
             },
             response: ChatResponse {
                 model_id: "m".into(),

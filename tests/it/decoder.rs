@@ -222,6 +222,54 @@ fn same_seed_same_text_and_stop_sequences_cut() {
     assert!(full.text.starts_with(&cut.text));
 }
 
+/// Under the logit mask the real model writes exactly the lines asked for, each of at most the
+/// word limit, with no markup, no control token and no blank line but one after a line, and
+/// stops at the last line;
+/// the same request without the mask writes something else (the mask is applied).
+#[test]
+fn masked_decoding_keeps_the_line_format() {
+    use tandem::decoder::{LineMask, TokenClass, BANNED_CHARS};
+    let llm = llm();
+    let msgs = vec![Message::user(
+        "Write three short prompts for a movie review sentiment classifier, one per line.",
+    )];
+    let ids = llm.prompt_ids(&msgs).unwrap();
+    let classes = TokenClass::vocabulary(llm.tokenizer());
+    assert_eq!(classes.len(), llm.tokenizer().vocab_size());
+    assert_eq!(classes[llm.tokenizer().eos() as usize], TokenClass::End);
+    let mut differs = false;
+    for seed in 0..3 {
+        let sampling = Sampling {
+            temperature: 0.9,
+            top_p: 0.95,
+            max_tokens: 96,
+            stop: vec![],
+            seed,
+        };
+        let mask = LineMask { lines: 3, words: 6 };
+        let g = llm.generate_masked(&ids, &sampling, Some(mask)).unwrap();
+        assert_eq!(g.finish_reason, "stop", "{:?}", g.text);
+        for &t in &g.tokens {
+            assert_ne!(classes[t as usize], TokenClass::Banned, "{:?}", g.text);
+        }
+        assert!(
+            !g.text.starts_with('\n') && !g.text.contains("\n\n\n"),
+            "{:?}",
+            g.text
+        );
+        let lines: Vec<&str> = g.text.split('\n').filter(|l| !l.is_empty()).collect();
+        assert!(lines.len() <= 3, "{:?}", g.text);
+        for line in &lines {
+            let words = line.split_whitespace().count();
+            assert!((1..=6).contains(&words), "{line:?} in {:?}", g.text);
+            assert!(!line.contains(BANNED_CHARS), "{line:?}");
+        }
+        let plain = llm.generate_from_ids(&ids, &sampling).unwrap();
+        differs |= plain.tokens != g.tokens;
+    }
+    assert!(differs, "the mask changed no reply");
+}
+
 /// The plain burn path (f32 weights, burn key/value cache) decodes the same tokens as the
 /// quantized host path and as exact arithmetic.
 #[test]

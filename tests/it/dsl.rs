@@ -36,6 +36,7 @@ fn a_declared_schedule_is_the_value_it_reads_as() {
                 seed: 0,
             },
             shuffle_scores: false,
+            mask: false,
         }),
         restart: Restart::Best,
         probe: None,
@@ -90,20 +91,29 @@ fn a_declared_probe_is_the_value_it_reads_as() {
         steps_per_round: 10,
         final_steps: 4,
         restart: probe,
-        mentor: { template: "catalyst", candidates: 2, sample: 2, shuffle_scores: true },
+        mentor: { template: "catalyst", candidates: 2, sample: 2, shuffle_scores: true, mask: true },
         probe: { steps: 2, keep: 0.5, rungs: 3, proposals: 4, margin: 0.02 },
     };
     let p = s.probe.as_ref().unwrap();
     assert_eq!((p.steps, p.keep, p.rungs, p.proposals), (2, 0.5, 3, 4));
     assert_eq!((p.arms, p.margin), (ArmSource::Mentor, 0.02));
     assert!(s.mentor.as_ref().unwrap().shuffle_scores);
+    assert_eq!(
+        s.mentor.as_ref().unwrap().line_mask(),
+        Some(tandem::decoder::LineMask {
+            lines: 2,
+            words: 12
+        })
+    );
     assert_eq!(s.restart, Restart::Probe);
     // Rungs of 5, 3 and 2 arms at 2, 4 and 8 steps: 10 + 12 + 16 per round.
     assert_eq!(s.gradient_steps(), 2 * (10 + 38) + 4);
     s.validate(5).unwrap();
     let yaml = serde_yaml::to_string(&s).unwrap();
     assert!(
-        yaml.contains("probe:") && yaml.contains("shuffle_scores: true"),
+        yaml.contains("probe:")
+            && yaml.contains("shuffle_scores: true")
+            && yaml.contains("mask: true"),
         "{yaml}"
     );
     assert_eq!(serde_yaml::from_str::<Schedule>(&yaml).unwrap(), s);

@@ -161,6 +161,8 @@ fn schedule_strategy(max_rounds: usize, max_steps: usize) -> impl Strategy<Value
                         seed,
                     },
                     shuffle_scores: seed % 2 == 1,
+                    // The embedded mentor's logit mask on some schedules of either protocol.
+                    mask: seed % 5 == 2,
                 });
                 let restart =
                     if mentor.is_none() && matches!(restart, Restart::Best | Restart::Reference) {

@@ -11,9 +11,10 @@ use super::jobs::load_llm;
 use crate::cli::args::MentorArgs;
 use tandem::assets::Assets;
 use tandem::backend::{dispatch, BackendJob, BackendKind};
+use tandem::engine::MentorStage;
 use tandem::gradient::TrajectoryPoint;
 use tandem::mentor::{
-    ask, Cassette, HttpMentor, HttpMentorConfig, LocalMentor, Mentor, MetaPromptContext,
+    ask, Answer, Cassette, HttpMentor, HttpMentorConfig, LocalMentor, Mentor, MetaPromptContext,
     MetaPromptTemplate, ParsedReply, ParserConfig, Protocol, Question, ReplayMode, ReplyCounts,
     Sampling, ScoredPrompt,
 };
@@ -155,24 +156,59 @@ fn run_mentor<B: AutodiffBackend>(
         Some(path) => Some(Cassette::open(path, a.replay.parse::<ReplayMode>()?)?),
         None => None,
     };
-    let question = Question {
-        protocol,
-        template: &template,
-        context,
-        sampling: sampling(a),
-        parser: ParserConfig {
-            max_candidates: a.candidates,
-            ..ParserConfig::default()
-        },
+    let masks = if a.mask {
+        let stage = MentorStage {
+            protocol,
+            candidates: a.candidates,
+            word_limit: a.word_limit,
+            mask: true,
+            ..MentorStage::default()
+        };
+        vec![None, stage.line_mask()]
+    } else {
+        vec![None]
     };
-    let answer = ask(mentor.as_mut(), cassette.as_mut(), question)?;
-    println!(
-        "=== meta-prompt ({template_name} template, {protocol:?} protocol, {scored} scored prompts) ==="
-    );
-    println!("{}", answer.meta_prompt);
+    let mut counts = Vec::new();
+    for (i, mask) in masks.into_iter().enumerate() {
+        let question = Question {
+            protocol,
+            template: &template,
+            context: context.clone(),
+            sampling: sampling(a),
+            parser: ParserConfig {
+                max_candidates: a.candidates,
+                ..ParserConfig::default()
+            },
+            mask,
+        };
+        let answer = ask(mentor.as_mut(), cassette.as_mut(), question)?;
+        if i == 0 {
+            println!(
+                "=== meta-prompt ({template_name} template, {protocol:?} protocol, {scored} scored prompts) ==="
+            );
+            println!("{}", answer.meta_prompt);
+        }
+        print_answer(&answer);
+        counts.push((mask, ReplyCounts::of(&answer.parsed)));
+    }
+    if let [(_, plain), (Some(m), masked)] = counts[..] {
+        println!(
+            "=== the mask ({} lines of at most {} words): candidates {} -> {}, off-task lines {} -> {} ===",
+            m.lines, m.words, plain.candidates, masked.candidates, plain.off_task, masked.off_task
+        );
+    }
+    Ok(())
+}
+
+/// Prints a reply and its parse.
+fn print_answer(answer: &Answer) {
     let response = &answer.response;
+    let mask = match answer.request.mask {
+        Some(m) => format!(", masked: {} lines of at most {} words", m.lines, m.words),
+        None => String::new(),
+    };
     println!(
-        "=== reply of {} at {} ({:?}, {} + {} tokens, {}) ===",
+        "=== reply of {} at {} ({:?}, {} + {} tokens, {}{mask}) ===",
         response.model_id,
         answer.request.endpoint,
         answer.source,
@@ -182,7 +218,6 @@ fn run_mentor<B: AutodiffBackend>(
     );
     println!("{}", response.text);
     print_candidates(&answer.parsed);
-    Ok(())
 }
 
 /// A built-in meta-prompt template by name, or a `.hbs` file.

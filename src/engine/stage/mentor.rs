@@ -59,6 +59,7 @@ pub fn mentor<B: AutodiffBackend>(
             max_candidates: stage.candidates,
             ..ParserConfig::default()
         },
+        mask: stage.line_mask(),
     };
     let answer = ask(m, io.cassette.as_deref_mut(), question)?;
     state.spend(before, m.usage());
