@@ -8,7 +8,8 @@
 //!   backtick), a control character, a broken UTF-8 byte, or a line break inside other text;
 //! - whitespace-only tokens other than line breaks, and a line break before the line has a
 //!   word (a token of several breaks, as after a list item, may leave one blank line);
-//! - any token that would start a word past the word limit;
+//! - any token that would start a word past the word limit, or make a word longer than
+//!   [`MAX_WORD_CHARS`] (a line of one endless word: digits, a hash);
 //! - everything after the last line's break: decoding stops there.
 
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,10 @@ pub struct LineMask {
     pub words: u32,
 }
 
+/// Longest word a masked line may hold, in characters (English words rarely pass 20; a run of
+/// digits or a hash does).
+pub const MAX_WORD_CHARS: u32 = 24;
+
 /// What a token can do to a line, decided once per vocabulary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenClass {
@@ -41,15 +46,50 @@ pub enum TokenClass {
     /// Line breaks only (`\n`, or `\n\n` ending a line and leaving a blank one).
     Newline,
     /// Text without a line break.
-    Text {
-        /// Its first character is not whitespace (it continues a word, or starts one after a
-        /// space or at the start of a line).
-        lead: bool,
-        /// Words it starts after its own whitespace.
-        inner: u32,
-        /// Its last character is whitespace.
-        trail: bool,
-    },
+    Text(Shape),
+}
+
+/// The words and spaces of a text token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// Its first character is not whitespace (it continues a word, or starts one after a space
+    /// or at the start of a line).
+    pub lead: bool,
+    /// Words it starts after its own whitespace.
+    pub inner: u32,
+    /// Its last character is whitespace.
+    pub trail: bool,
+    /// Characters before its first whitespace (all of them when it has none).
+    pub head: u32,
+    /// Characters after its last whitespace.
+    pub tail: u32,
+    /// Its longest run of non-whitespace characters.
+    pub longest: u32,
+}
+
+impl Shape {
+    fn of(chars: &[char]) -> Self {
+        let runs: Vec<u32> = chars
+            .split(|c| c.is_whitespace())
+            .map(|run| run.len() as u32)
+            .collect();
+        Shape {
+            lead: !chars[0].is_whitespace(),
+            inner: chars
+                .windows(2)
+                .filter(|w| w[0].is_whitespace() && !w[1].is_whitespace())
+                .count() as u32,
+            trail: chars[chars.len() - 1].is_whitespace(),
+            head: runs[0],
+            tail: runs[runs.len() - 1],
+            longest: runs.iter().copied().max().unwrap_or(0),
+        }
+    }
+
+    /// Whether it holds whitespace.
+    fn spaced(&self) -> bool {
+        !self.lead || self.trail || self.inner > 0
+    }
 }
 
 impl TokenClass {
@@ -70,15 +110,7 @@ impl TokenClass {
             return TokenClass::Banned;
         }
         let chars: Vec<char> = text.chars().collect();
-        let inner = chars
-            .windows(2)
-            .filter(|w| w[0].is_whitespace() && !w[1].is_whitespace())
-            .count() as u32;
-        TokenClass::Text {
-            lead: !chars[0].is_whitespace(),
-            inner,
-            trail: chars[chars.len() - 1].is_whitespace(),
-        }
+        TokenClass::Text(Shape::of(&chars))
     }
 
     /// The classes of a tokenizer's whole vocabulary, by id.
@@ -103,7 +135,8 @@ pub struct MaskState {
     mask: LineMask,
     lines: u32,
     words: u32,
-    after_space: bool,
+    /// Characters of the word being written (0 after a space).
+    word_chars: u32,
 }
 
 impl MaskState {
@@ -113,7 +146,7 @@ impl MaskState {
             mask,
             lines: 0,
             words: 0,
-            after_space: true,
+            word_chars: 0,
         }
     }
 
@@ -123,8 +156,17 @@ impl MaskState {
     }
 
     /// Words the line being written would hold after a text token.
-    fn words_after(&self, lead: bool, inner: u32) -> u32 {
-        self.words + inner + u32::from(lead && self.after_space)
+    fn words_after(&self, t: &Shape) -> u32 {
+        self.words + t.inner + u32::from(t.lead && self.word_chars == 0)
+    }
+
+    /// Characters of the word being written after a text token.
+    fn word_after(&self, t: &Shape) -> u32 {
+        match (t.spaced(), t.trail) {
+            (false, _) => self.word_chars + t.head,
+            (true, true) => 0,
+            (true, false) => t.tail,
+        }
     }
 
     /// Whether `class` may come next.
@@ -136,8 +178,10 @@ impl MaskState {
             TokenClass::Banned => false,
             TokenClass::End => self.lines > 0 && self.words == 0,
             TokenClass::Newline => self.words > 0,
-            TokenClass::Text { lead, inner, .. } => {
-                self.words_after(lead, inner) <= self.mask.words
+            TokenClass::Text(t) => {
+                let continued = if t.lead { self.word_chars + t.head } else { 0 };
+                self.words_after(&t) <= self.mask.words
+                    && continued.max(t.longest) <= MAX_WORD_CHARS
             }
         }
     }
@@ -165,11 +209,11 @@ impl MaskState {
             TokenClass::Newline => {
                 self.lines += 1;
                 self.words = 0;
-                self.after_space = true;
+                self.word_chars = 0;
             }
-            TokenClass::Text { lead, inner, trail } => {
-                self.words = self.words_after(lead, inner);
-                self.after_space = trail;
+            TokenClass::Text(t) => {
+                self.words = self.words_after(&t);
+                self.word_chars = self.word_after(&t);
             }
         }
     }
@@ -196,10 +240,13 @@ mod tests {
         assert_eq!(TokenClass::of(" {", false, false), TokenClass::Banned);
         assert_eq!(TokenClass::of("%", false, false), TokenClass::Banned);
         assert_eq!(TokenClass::of("\u{FFFD}", false, false), TokenClass::Banned);
-        let word = |lead, inner, trail| TokenClass::Text { lead, inner, trail };
-        assert_eq!(TokenClass::of(" film", false, false), word(false, 1, false));
-        assert_eq!(TokenClass::of("ing", false, false), word(true, 0, false));
-        assert_eq!(TokenClass::of("a b ", false, false), word(true, 1, true));
+        let shape = |text| match TokenClass::of(text, false, false) {
+            TokenClass::Text(t) => (t.lead, t.inner, t.trail, t.head, t.tail, t.longest),
+            other => panic!("{text:?} is {other:?}"),
+        };
+        assert_eq!(shape(" film"), (false, 1, false, 0, 4, 4));
+        assert_eq!(shape("ing"), (true, 0, false, 3, 3, 3));
+        assert_eq!(shape("ab cde "), (true, 1, true, 2, 0, 3));
     }
 
     #[test]
@@ -221,6 +268,33 @@ mod tests {
         assert!(!s.allows(word("more")));
     }
 
+    /// A word may not run on past the longest word allowed, whether it grows token by token or
+    /// comes in one token; a space starts the count again.
+    #[test]
+    fn a_word_stops_at_the_longest_allowed() {
+        let word = |t: &str| TokenClass::of(t, false, false);
+        let mut s = MaskState::new(LineMask { lines: 1, words: 3 });
+        s.advance(word("result"));
+        for _ in 0..(MAX_WORD_CHARS - 6) {
+            assert!(s.allows(word("1")));
+            s.advance(word("1"));
+        }
+        assert!(
+            !s.allows(word("1")),
+            "a word of {} characters",
+            MAX_WORD_CHARS + 1
+        );
+        assert!(
+            !s.allows(word("1 x")),
+            "the run before its space is too long"
+        );
+        assert!(s.allows(word(" x")) && s.allows(TokenClass::Newline));
+        s.advance(word(" x"));
+        assert!(s.allows(word("yz")));
+        let long = "a".repeat(MAX_WORD_CHARS as usize + 1);
+        assert!(!MaskState::new(LineMask { lines: 1, words: 3 }).allows(word(&format!(" {long}"))));
+    }
+
     /// Token texts of a made-up vocabulary: words with and without a leading space, markup,
     /// line breaks, whitespace and broken bytes.
     fn token_text() -> impl Strategy<Value = String> {
@@ -231,6 +305,7 @@ mod tests {
             1 => "\n|\n\n|\n\n\n|\r\n| \n|\t|  ",
             1 => Just("\u{FFFD}".to_string()),
             1 => "[.,!?'\"-]",
+            1 => "[0-9]{4,9}",
         ]
     }
 
@@ -279,6 +354,8 @@ mod tests {
             prop_assert!(written.len() as u32 <= lines, "{out:?}");
             for line in &written {
                 prop_assert!(line.split_whitespace().count() as u32 <= words, "{line:?}");
+                let longest = line.split_whitespace().map(|w| w.chars().count()).max();
+                prop_assert!(longest.unwrap_or(0) as u32 <= MAX_WORD_CHARS, "{line:?}");
                 prop_assert!(!line.contains(BANNED_CHARS), "{line:?}");
             }
         }

@@ -23,7 +23,7 @@ pub use frozen::{shared as shared_frozen, FrozenDecoder, KeySink, Past, PastLaye
 pub use gguf::{GgufFile, GgufVocab};
 pub use host::{HostCache, HostWeights};
 pub use kv_cache::{KvCache, Padding};
-pub use mask::{LineMask, MaskState, TokenClass, BANNED_CHARS};
+pub use mask::{LineMask, MaskState, Shape, TokenClass, BANNED_CHARS, MAX_WORD_CHARS};
 pub use model::Llama;
 pub use qmatrix::QMatrix;
 pub use sampler::{argmax, Sampler};

@@ -284,6 +284,7 @@ fn load<B: AutodiffBackend>(
         arms.push(Arm {
             origin,
             text: a.text.clone(),
+            tokens: a.tokens,
             model,
             optim,
         });

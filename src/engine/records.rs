@@ -39,6 +39,11 @@ pub struct ArmRecord {
     pub origin: String,
     /// Its starting text (empty for the continuous prompt and its copies).
     pub text: String,
+    /// Tokens of the starting text in the backbone's vocabulary before it was fitted to the
+    /// prompt's length: more than the length means cut, fewer means cycled (text proposals
+    /// only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<usize>,
     /// Metrics on the selection split after each rung it ran.
     pub rungs: Vec<Metrics>,
 }

@@ -549,6 +549,33 @@ impl Schedule {
 mod tests {
     use super::*;
 
+    /// Without `keep_best` no trajectory point is scored: `catalyst` (4 rounds of 20 steps, 3
+    /// candidates, 20 final steps) scores the continuous prompt and 3 candidates per round and
+    /// the final pick, 17 in all; with it, a point every 5 steps adds 4 per stage, 37 in all.
+    /// A mentor stage needs a history and a sample; `best` needs a mentor after the first round.
+    #[test]
+    fn budgets_without_keep_best_and_the_remaining_validation_bounds() {
+        let s = Schedule::builtin("catalyst").unwrap();
+        assert_eq!(s.budget(5, false).selection_evals, 17);
+        assert_eq!(s.budget(5, true).selection_evals, 37);
+        for (history, sample) in [(0, 2), (8, 0)] {
+            let mut t = s.clone();
+            let m = t.mentor.as_mut().unwrap();
+            (m.history, m.sample) = (history, sample);
+            let e = t.validate(5).unwrap_err().to_string();
+            assert!(e.contains("mentor.history/sample"), "{e}");
+        }
+        let mut plain = Schedule::builtin("gradient-only").unwrap();
+        plain.restart = Restart::Best;
+        plain.rounds = 1;
+        plain.validate(5).unwrap();
+        for rounds in [2, 3] {
+            plain.rounds = rounds;
+            let e = plain.validate(5).unwrap_err().to_string();
+            assert!(e.contains("`best` needs a mentor stage"), "{e}");
+        }
+    }
+
     /// The mask asks for one line per candidate, two per candidate but the last under the list
     /// protocol (each prompt is followed by its score line), never none; a masked stage needs a
     /// word limit.

@@ -397,24 +397,31 @@ fn is_refusal(text: &str) -> bool {
 }
 
 /// A line that reports a score the way the meta-prompt shows them: a score word followed by a
-/// number ("Loss: 0.512", "accuracy = 78%", "Score 0.9"), anywhere in the line.
+/// number ("Loss: 0.512", "accuracy = 78%", "Score 0.9"), anywhere in the line, or a line
+/// that opens with the list's score label, whatever follows it ("Accuracy: overkill").
 fn echoes_score(text: &str) -> bool {
     let lower = text.to_lowercase();
-    ["loss", "accuracy", "score", "acc", "f1", "mcc"]
-        .iter()
-        .any(|label| {
-            lower.match_indices(label).any(|(at, _)| {
-                let before_ok = lower[..at]
-                    .chars()
-                    .next_back()
-                    .is_none_or(|c| !c.is_alphanumeric());
-                let rest = lower[at + label.len()..].trim_start_matches([' ', ':', '=', '(']);
-                before_ok
-                    && rest
-                        .trim_start_matches('-')
-                        .starts_with(|c: char| c.is_ascii_digit() || c == '.')
+    let labelled = ["loss", "accuracy", "score"].iter().any(|label| {
+        lower
+            .strip_prefix(label)
+            .is_some_and(|rest| rest.trim_start().starts_with(':'))
+    });
+    labelled
+        || ["loss", "accuracy", "score", "acc", "f1", "mcc"]
+            .iter()
+            .any(|label| {
+                lower.match_indices(label).any(|(at, _)| {
+                    let before_ok = lower[..at]
+                        .chars()
+                        .next_back()
+                        .is_none_or(|c| !c.is_alphanumeric());
+                    let rest = lower[at + label.len()..].trim_start_matches([' ', ':', '=', '(']);
+                    before_ok
+                        && rest
+                            .trim_start_matches('-')
+                            .starts_with(|c: char| c.is_ascii_digit() || c == '.')
+                })
             })
-        })
 }
 
 /// Code, a bare label or a question about the optimisation: judged on the cleaned text.
@@ -657,9 +664,6 @@ fn strip_marker(s: &str) -> &str {
             return rest;
         }
     }
-    if s == "-" || s == "*" || s == "•" {
-        return "";
-    }
     // "**1.** text", "__2)__ text", "*3:* text": emphasis around the number only.
     for m in ["**", "__", "*", "_"] {
         if let Some(rest) = s.strip_prefix(m) {
@@ -721,11 +725,10 @@ fn strip_marker(s: &str) -> &str {
 
 /// Removes markdown emphasis wrapping the whole text (`**x**`, `*x*`, `_x_`, `` `x` ``).
 fn strip_emphasis(s: &str) -> &str {
+    // The suffix is taken from what the prefix leaves, so a lone marker never wraps itself.
     for m in ["**", "__", "*", "_", "`"] {
-        if s.len() >= 2 * m.len() {
-            if let Some(inner) = s.strip_prefix(m).and_then(|r| r.strip_suffix(m)) {
-                return inner;
-            }
+        if let Some(inner) = s.strip_prefix(m).and_then(|r| r.strip_suffix(m)) {
+            return inner;
         }
     }
     s
@@ -795,6 +798,43 @@ mod tests {
         );
     }
 
+    /// What the cleaner removes inside a line: control characters become spaces, zero-width
+    /// characters vanish; a score word glued to a preceding word is no echo, one after a space
+    /// is; a class declaration is code; a label and a word that is not a number is no header; a
+    /// heading of prompts is a preamble; text after an array and before the next line is a
+    /// line of its own.
+    #[test]
+    fn cleaning_and_judging_inside_a_line() {
+        assert_eq!(parse("the film\u{7}is").candidates, ["the film is"]);
+        assert_eq!(parse("the\u{200b} film is").candidates, ["the film is"]);
+        assert_eq!(
+            parse("Rescore 3 reviews by tone").candidates,
+            ["Rescore 3 reviews by tone"]
+        );
+        let reason = |line: &str| parse(line).dropped.first().map(|d| d.reason.clone());
+        assert_eq!(reason("the loss 0.5 here"), Some(DropReason::EchoedScore));
+        assert_eq!(reason("class Review:"), Some(DropReason::Code));
+        assert_eq!(parse("Note sentiment:").candidates, ["Note sentiment:"]);
+        assert_eq!(reason("Example 2:"), Some(DropReason::Header));
+        assert_eq!(reason("Improved templates:"), Some(DropReason::Preamble));
+        // A label's number may be any character: the cut is after the colon's byte.
+        assert_eq!(parse("Template ①: the film is").candidates, ["the film is"]);
+        assert_eq!(parse("*").dropped[0].reason, DropReason::Empty);
+        assert_eq!(parse("**").dropped[0].reason, DropReason::Empty);
+        let p =
+            parse("[\"Rate the review\", \"Judge the tone\"] I hope these help!\nJudge the mood");
+        assert_eq!(
+            p.candidates,
+            ["Rate the review", "Judge the tone", "Judge the mood"]
+        );
+        let lines: Vec<_> = p
+            .dropped
+            .iter()
+            .map(|d| (d.line_no, d.text.trim()))
+            .collect();
+        assert_eq!(lines, [(1, "I hope these help!")]);
+    }
+
     #[test]
     fn short_long_duplicate_and_over_limit_lines_are_reported() {
         let cfg = ParserConfig {
@@ -820,6 +860,17 @@ mod tests {
             ]
         );
         assert_eq!(p.dropped[3].line_no, 5);
+        // The limits are inclusive: exactly `min_chars` characters or `max_words` words is kept.
+        let p = parse_reply(
+            "abc\none two three four\nab",
+            &ParserConfig {
+                max_candidates: 5,
+                ..cfg
+            },
+        );
+        assert_eq!(p.candidates, ["abc", "one two three four"]);
+        assert_eq!(p.dropped.len(), 1);
+        assert_eq!(p.dropped[0].reason, DropReason::TooShort);
     }
 
     /// Lines a small model wrote behind llama.cpp's server (issue 21), each dropped with its
@@ -988,6 +1039,18 @@ mod tests {
                 "Judge the mood of the text"
             ]
         );
+        // Text beside a multi-line array on its first and last lines is a line of its own;
+        // the bracket lines it shares give no syntax piece.
+        let p =
+            parse("Prompts: [\n  \"Rate the review\",\n  \"Judge the tone\"\n] I hope these help!");
+        assert_eq!(p.candidates, ["Rate the review", "Judge the tone"]);
+        let lines: Vec<_> = p
+            .dropped
+            .iter()
+            .map(|d| (d.line_no, d.text.trim()))
+            .collect();
+        assert_eq!(lines, [(1, "Prompts:"), (4, "I hope these help!")]);
+        assert!(p.dropped.iter().all(|d| d.reason != DropReason::JsonSyntax));
         // Arrays of other things, and brackets in prose, are lines as before.
         let p = parse("[3] Classify [the review] by its tone\n[\"a\", 2]");
         assert_eq!(
@@ -1049,6 +1112,21 @@ mod tests {
         assert_eq!(
             parse("reduce the loss of meaning").candidates,
             ["reduce the loss of meaning"]
+        );
+        // The list's own score label opens an echo whatever follows it (seen from SmolLM2
+        // under the mask, which bans the digits' percent sign); inside a prompt it does not.
+        for echo in [
+            "Accuracy: overkill",
+            "accuracy : this movie review is",
+            "Loss: high",
+        ] {
+            let p = parse(echo);
+            assert!(p.candidates.is_empty(), "{echo:?} kept");
+            assert_eq!(p.dropped[0].reason, DropReason::EchoedScore, "{echo:?}");
+        }
+        assert_eq!(
+            parse("The accuracy: is it positive").candidates,
+            ["The accuracy: is it positive"]
         );
     }
 }

@@ -47,6 +47,13 @@ pub struct ProposalRow {
     pub continuous_won: usize,
     /// The proposal arms, by origin.
     pub origins: BTreeMap<String, OriginStats>,
+    /// Proposal arms started from a text (mentor candidates, projected texts) whose token
+    /// count is recorded.
+    pub text_arms: usize,
+    /// Of those, texts longer than the prompt: cut to its length, the rest never seen.
+    pub cut: usize,
+    /// Of those, texts shorter than the prompt: cycled to its length.
+    pub cycled: usize,
 }
 
 /// The proposal table of a sweep folder.
@@ -72,7 +79,7 @@ impl ProposalReport {
                 Error::data(run.join("results.json"), format!("not a run result: {e}"))
             })?;
             let rounds = read_rounds(&run.join("rounds.jsonl"))?;
-            let word_limit = word_limit(&run.join("config.yaml"))?;
+            let limits = Limits::of(&run.join("config.yaml"))?;
             let row = groups
                 .entry((result.task.clone(), result.schedule.clone()))
                 .or_insert_with(|| ProposalRow {
@@ -80,7 +87,7 @@ impl ProposalReport {
                     schedule: result.schedule.clone(),
                     ..ProposalRow::default()
                 });
-            row.add(&result, &rounds, word_limit);
+            row.add(&result, &rounds, limits);
         }
         Ok(Self {
             rows: groups.into_values().collect(),
@@ -95,7 +102,7 @@ impl ProposalReport {
     /// Rows of the schedules that asked a mentor or ran a probe, as Markdown.
     pub fn markdown(&self) -> String {
         let mut out = String::from(
-            "| task | schedule | runs | mentor calls | lines / call | kept / call | on task / call | off-task lines | probes won by the continuous arm | proposal arms: beat the continuous arm on rung 1 / won their probe / started |\n|---|---|---|---|---|---|---|---|---|---|\n",
+            "| task | schedule | runs | mentor calls | lines / call | kept / call | on task / call | off-task lines | probes won by the continuous arm | proposal arms: beat the continuous arm on rung 1 / won their probe / started | text arms cut / cycled to the prompt's length |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
         );
         for r in self.rows.iter().filter(|r| r.calls > 0 || r.probes > 0) {
             let per_call = |n: usize| match r.calls {
@@ -107,9 +114,13 @@ impl ProposalReport {
                 .iter()
                 .map(|(o, s)| format!("{o} {} / {} / {}", s.beat_continuous, s.won, s.arms))
                 .collect();
+            let fitted = match r.text_arms {
+                0 => "-".to_string(),
+                n => format!("{} / {} of {n}", r.cut, r.cycled),
+            };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} of {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} of {} | {} | {fitted} |",
                 r.task,
                 r.schedule,
                 r.runs,
@@ -129,7 +140,8 @@ impl ProposalReport {
 
 impl ProposalRow {
     /// Adds one run's rounds.
-    fn add(&mut self, result: &RunResult, rounds: &[RoundRecord], word_limit: Option<usize>) {
+    fn add(&mut self, result: &RunResult, rounds: &[RoundRecord], limits: Limits) {
+        let word_limit = limits.words;
         self.runs += 1;
         for round in rounds {
             if let Some(m) = &round.mentor {
@@ -161,6 +173,11 @@ impl ProposalRow {
                 s.won += usize::from(p.winner == i);
                 let beat = matches!((score(i), continuous), (Some(a), Some(c)) if a.beats(&c));
                 s.beat_continuous += usize::from(beat);
+                if let (Some(t), Some(len)) = (arm.tokens, limits.prompt_len) {
+                    self.text_arms += 1;
+                    self.cut += usize::from(t > len);
+                    self.cycled += usize::from(t < len);
+                }
             }
         }
     }
@@ -179,14 +196,25 @@ fn read_rounds(path: &Path) -> Result<Vec<RoundRecord>> {
         .collect()
 }
 
-/// The mentor stage's word limit in a run's `config.yaml` (`None` without a mentor stage).
-fn word_limit(path: &Path) -> Result<Option<usize>> {
-    let text = fs::read_to_string(path).map_err(|e| Error::io("reading", path, e))?;
-    let config: serde_yaml::Value = serde_yaml::from_str(&text)
-        .map_err(|e| Error::data(path, format!("not a run configuration: {e}")))?;
-    Ok(config["schedule"]["mentor"]["word_limit"]
-        .as_u64()
-        .map(|w| w as usize))
+/// What a run's `config.yaml` limits: the mentor stage's word limit (`None` without a mentor
+/// stage) and the prompt's length in tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Limits {
+    words: Option<usize>,
+    prompt_len: Option<usize>,
+}
+
+impl Limits {
+    fn of(path: &Path) -> Result<Self> {
+        let text = fs::read_to_string(path).map_err(|e| Error::io("reading", path, e))?;
+        let config: serde_yaml::Value = serde_yaml::from_str(&text)
+            .map_err(|e| Error::data(path, format!("not a run configuration: {e}")))?;
+        let number = |v: &serde_yaml::Value| v.as_u64().map(|n| n as usize);
+        Ok(Self {
+            words: number(&config["schedule"]["mentor"]["word_limit"]),
+            prompt_len: number(&config["task"]["prompt_len"]),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -227,7 +255,8 @@ mod tests {
     }
 
     /// One round: the mentor wrote 4 lines (2 kept, one over the word limit of 4; one line of
-    /// code; one copy), and a probe of the continuous arm, 2 mentor arms and a random fill-in.
+    /// code; one copy), and a probe of the continuous arm, 2 mentor arms (of 3 and 9 tokens,
+    /// against a prompt of 4) and a random fill-in.
     fn round(mentor_wins: bool) -> RoundRecord {
         let mut r = RoundRecord::new(0, 20, Vec::new());
         let dropped = |reason| Dropped {
@@ -255,18 +284,23 @@ mod tests {
             candidates: vec!["the film is".into(), "one two three four five".into()],
             dropped: vec![dropped(DropReason::Code), dropped(DropReason::Copy)],
         });
-        let arm = |origin: &str, rungs: Vec<Metrics>| ArmRecord {
+        let arm = |origin: &str, tokens, rungs: Vec<Metrics>| ArmRecord {
             origin: origin.into(),
             text: String::new(),
+            tokens,
             rungs,
         };
         r.probe = Some(ProbeRecord {
             arms: vec![
-                arm("continuous", vec![metrics(0.70, 0.5)]),
+                arm("continuous", None, vec![metrics(0.70, 0.5)]),
                 // Same accuracy, lower loss: beats the continuous arm.
-                arm("mentor", vec![metrics(0.70, 0.4), metrics(0.8, 0.3)]),
-                arm("mentor", vec![metrics(0.60, 0.4)]),
-                arm("random-fill", vec![metrics(0.75, 0.6)]),
+                arm(
+                    "mentor",
+                    Some(3),
+                    vec![metrics(0.70, 0.4), metrics(0.8, 0.3)],
+                ),
+                arm("mentor", Some(9), vec![metrics(0.60, 0.4)]),
+                arm("random-fill", None, vec![metrics(0.75, 0.6)]),
             ],
             winner: if mentor_wins { 1 } else { 0 },
             within_margin: None,
@@ -287,7 +321,7 @@ mod tests {
             fs::write(run.path().join("rounds.jsonl"), format!("{rounds}\n")).unwrap();
             fs::write(
                 run.path().join("config.yaml"),
-                "schedule:\n  mentor:\n    word_limit: 4\n",
+                "task:\n  prompt_len: 4\nschedule:\n  mentor:\n    word_limit: 4\n",
             )
             .unwrap();
         }
@@ -313,9 +347,10 @@ mod tests {
             "{md}"
         );
         assert!(
-            md.contains("mentor 2 / 1 / 4; random-fill 2 / 0 / 2"),
+            md.contains("mentor 2 / 1 / 4; random-fill 2 / 0 / 2 | 2 / 2 of 4 |"),
             "{md}"
         );
+        assert_eq!((row.text_arms, row.cut, row.cycled), (4, 2, 2));
         // A broken round is named with its line.
         let bad = dir.path().join("mr-catalyst-probe-s0/rounds.jsonl");
         fs::write(&bad, "{}\nnot json\n").unwrap();

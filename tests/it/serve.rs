@@ -60,11 +60,24 @@ fn http(url: &str, model: &str) -> HttpMentor {
     .unwrap()
 }
 
+/// Runs `checks` against `tandem serve`'s server on a free loopback port (its base URL
+/// given); the server stops whether the checks pass or fail.
+fn serving(checks: impl FnOnce(&str)) {
+    let server = ChatServer::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", server.addr().unwrap());
+    std::thread::scope(|s| {
+        s.spawn(|| server.serve(llm(), None).unwrap());
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| checks(&url)));
+        server.stop();
+        if let Err(p) = outcome {
+            std::panic::resume_unwind(p);
+        }
+    });
+}
+
 #[test]
 fn http_mentor_through_tandem_serve_equals_the_embedded_mentor() {
     let llm = llm();
-    let server = ChatServer::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/v1", server.addr().unwrap());
     let sampling = Sampling {
         temperature: 0.8,
         top_p: 0.95,
@@ -75,53 +88,46 @@ fn http_mentor_through_tandem_serve_equals_the_embedded_mentor() {
     let messages = vec![Message::user(meta_prompt())];
     // In process first: the embedded mentor's reply.
     let local = llm.generate(&messages, &sampling).unwrap();
-    std::thread::scope(|s| {
-        s.spawn(|| server.serve(llm, None).unwrap());
-        // The server stops whether the checks pass or fail.
-        let checks = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut client = http(&url, llm.name());
-            let req = client.request(messages.clone(), sampling.clone());
-            let resp = client.send(&req).unwrap();
-            assert_eq!(resp.model_id, llm.name());
-            assert_eq!(resp.text, local.text);
-            assert_eq!(resp.completion_tokens as usize, local.tokens.len());
-            assert_eq!(resp.prompt_tokens as usize, local.prompt_tokens);
-            assert_eq!(resp.finish_reason, local.finish_reason);
-            let cfg = ParserConfig::default();
-            assert_eq!(
-                parse_reply(&resp.text, &cfg).candidates,
-                parse_reply(&local.text, &cfg).candidates
-            );
-            assert_eq!(Mentor::usage(&client).calls, 1);
-            // Another seed, another reply (sampling really is seeded).
-            let other = client
-                .send(&client.request(
-                    messages.clone(),
-                    Sampling {
-                        seed: 12,
-                        ..sampling.clone()
-                    },
-                ))
-                .unwrap();
-            assert_ne!(other.text, resp.text);
-            // A model the server does not have: a clear 404, not a retry loop.
-            let mut wrong = http(&url, "gpt-9");
-            let wrong_req = wrong.request(messages.clone(), sampling.clone());
-            let err = wrong.send(&wrong_req).unwrap_err().to_string();
-            assert!(err.contains("404") && err.contains("gpt-9"), "{err}");
-            // Streaming is refused with a 400 naming the field.
-            let raw = ureq::post(&format!("{url}/chat/completions"))
+    serving(|url| {
+        let url = url.to_string();
+        let mut client = http(&url, llm.name());
+        let req = client.request(messages.clone(), sampling.clone());
+        let resp = client.send(&req).unwrap();
+        assert_eq!(resp.model_id, llm.name());
+        assert_eq!(resp.text, local.text);
+        assert_eq!(resp.completion_tokens as usize, local.tokens.len());
+        assert_eq!(resp.prompt_tokens as usize, local.prompt_tokens);
+        assert_eq!(resp.finish_reason, local.finish_reason);
+        let cfg = ParserConfig::default();
+        assert_eq!(
+            parse_reply(&resp.text, &cfg).candidates,
+            parse_reply(&local.text, &cfg).candidates
+        );
+        assert_eq!(Mentor::usage(&client).calls, 1);
+        // Another seed, another reply (sampling really is seeded).
+        let other = client
+            .send(&client.request(
+                messages.clone(),
+                Sampling {
+                    seed: 12,
+                    ..sampling.clone()
+                },
+            ))
+            .unwrap();
+        assert_ne!(other.text, resp.text);
+        // A model the server does not have: a clear 404, not a retry loop.
+        let mut wrong = http(&url, "gpt-9");
+        let wrong_req = wrong.request(messages.clone(), sampling.clone());
+        let err = wrong.send(&wrong_req).unwrap_err().to_string();
+        assert!(err.contains("404") && err.contains("gpt-9"), "{err}");
+        // Streaming is refused with a 400 naming the field.
+        let raw = ureq::post(&format!("{url}/chat/completions"))
             .config()
             .http_status_as_error(false)
             .build()
             .send_json(serde_json::json!({"messages": [{"role": "user", "content": "hi"}], "stream": true}))
             .unwrap();
-            assert_eq!(raw.status().as_u16(), 400);
-        }));
-        server.stop();
-        if let Err(p) = checks {
-            std::panic::resume_unwind(p);
-        }
+        assert_eq!(raw.status().as_u16(), 400);
     });
 }
 
@@ -130,8 +136,6 @@ fn http_mentor_through_tandem_serve_equals_the_embedded_mentor() {
 #[test]
 fn completion_requests_continue_the_document_the_same_way_over_http() {
     let llm = llm();
-    let server = ChatServer::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/v1", server.addr().unwrap());
     let sampling = Sampling {
         temperature: 0.8,
         top_p: 0.95,
@@ -149,40 +153,33 @@ fn completion_requests_continue_the_document_the_same_way_over_http() {
         llm.prompt_ids(&[Message::user(document)]).unwrap(),
         "the raw document and its chat rendering tokenize alike"
     );
-    std::thread::scope(|s| {
-        s.spawn(|| server.serve(llm, None).unwrap());
-        let checks = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut client = http(&url, llm.name());
-            let mut req = client.request(vec![Message::user(document)], sampling.clone());
-            req.mode = RequestMode::Completion;
-            let resp = client.send(&req).unwrap();
-            assert_eq!(resp.text, in_process.text);
-            assert_eq!(resp.prompt_tokens as usize, raw.len());
-            assert_eq!(resp.completion_tokens as usize, in_process.tokens.len());
-            // The embedded mentor answers the same request the same way.
-            let mut local = LocalMentor::new(
-                ChatLlm::<Cpu>::load(
-                    &assets(&[SMOLLM2]).path(&SMOLLM2.files[0]),
-                    &Default::default(),
-                )
-                .unwrap(),
-            );
-            assert_eq!(local.send(&req).unwrap().text, in_process.text);
-            // A text completion without a prompt is a 400 naming the field.
-            let bad = ureq::post(&format!("{url}/completions"))
-                .config()
-                .http_status_as_error(false)
-                .build()
-                .send_json(serde_json::json!({"messages": [{"role": "user", "content": "hi"}]}))
-                .unwrap();
-            assert_eq!(bad.status().as_u16(), 400);
-            let text = bad.into_body().read_to_string().unwrap();
-            assert!(text.contains("`prompt`"), "{text}");
-        }));
-        server.stop();
-        if let Err(p) = checks {
-            std::panic::resume_unwind(p);
-        }
+    serving(|url| {
+        let mut client = http(url, llm.name());
+        let mut req = client.request(vec![Message::user(document)], sampling.clone());
+        req.mode = RequestMode::Completion;
+        let resp = client.send(&req).unwrap();
+        assert_eq!(resp.text, in_process.text);
+        assert_eq!(resp.prompt_tokens as usize, raw.len());
+        assert_eq!(resp.completion_tokens as usize, in_process.tokens.len());
+        // The embedded mentor answers the same request the same way.
+        let mut local = LocalMentor::new(
+            ChatLlm::<Cpu>::load(
+                &assets(&[SMOLLM2]).path(&SMOLLM2.files[0]),
+                &Default::default(),
+            )
+            .unwrap(),
+        );
+        assert_eq!(local.send(&req).unwrap().text, in_process.text);
+        // A text completion without a prompt is a 400 naming the field.
+        let bad = ureq::post(&format!("{url}/completions"))
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .send_json(serde_json::json!({"messages": [{"role": "user", "content": "hi"}]}))
+            .unwrap();
+        assert_eq!(bad.status().as_u16(), 400);
+        let text = bad.into_body().read_to_string().unwrap();
+        assert!(text.contains("`prompt`"), "{text}");
     });
 }
 

@@ -23,6 +23,9 @@ pub struct Arm<B: AutodiffBackend> {
     pub origin: &'static str,
     /// Its starting text (empty for the continuous prompt and its copies).
     pub text: String,
+    /// Tokens of the starting text in the backbone's vocabulary, before it was cycled or cut
+    /// to the prompt's length (proposals from a text only).
+    pub tokens: Option<usize>,
     /// The prompt, as trained so far.
     pub model: PromptModel<B>,
     /// Its own optimizer state.
@@ -59,6 +62,7 @@ pub fn arms<B: AutodiffBackend>(
     let mut arms = vec![Arm {
         origin: "continuous",
         text: String::new(),
+        tokens: None,
         model: state.model.clone(),
         optim,
     }];
@@ -72,6 +76,7 @@ pub fn arms<B: AutodiffBackend>(
                 arms.push(Arm {
                     origin: "restart",
                     text: String::new(),
+                    tokens: None,
                     model: state.model.clone(),
                     optim: c.fresh_optimizer(),
                 });
@@ -91,6 +96,7 @@ pub fn arms<B: AutodiffBackend>(
         if let Some(model) = c.space.text_model(&text, c.config.task.prompt_len, head) {
             arms.push(Arm {
                 origin,
+                tokens: Some(c.space.vocab.encode_text(&text).len()),
                 text,
                 model,
                 optim: c.fresh_optimizer(),
@@ -122,6 +128,7 @@ fn random_arm<B: AutodiffBackend>(
     Arm {
         origin,
         text: c.space.decode(&ids),
+        tokens: None,
         model: PromptModel {
             prompt: SoftPrompt::from_tensor(SoftPrompt::token_rows(&c.space.table, &ids)),
             head: state.model.head.clone(),

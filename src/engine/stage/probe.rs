@@ -57,6 +57,7 @@ pub fn start<B: AutodiffBackend>(
             .map(|a| ArmRecord {
                 origin: a.origin.into(),
                 text: a.text.clone(),
+                tokens: a.tokens,
                 rungs: Vec::new(),
             })
             .collect(),
