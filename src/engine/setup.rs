@@ -90,11 +90,21 @@ impl<B: Backend> PromptSpace<B> {
         len: usize,
         head: Option<Head<B>>,
     ) -> Option<PromptModel<B>> {
-        let ids = self.vocab.encode_text(text);
+        self.ids_model(&self.vocab.encode_text(text), len, head)
+    }
+
+    /// A prompt model whose rows are the embeddings of `ids`, cycled or cut to `len`; `None`
+    /// when there are none.
+    pub fn ids_model(
+        &self,
+        ids: &[u32],
+        len: usize,
+        head: Option<Head<B>>,
+    ) -> Option<PromptModel<B>> {
         if ids.is_empty() {
             return None;
         }
-        let rows = SoftPrompt::token_rows(&self.table, &fit_to_len(&ids, len));
+        let rows = SoftPrompt::token_rows(&self.table, &fit_to_len(ids, len));
         Some(PromptModel {
             prompt: SoftPrompt::from_tensor(rows),
             head,

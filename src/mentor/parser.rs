@@ -761,6 +761,17 @@ mod tests {
         parse_reply(s, &ParserConfig::default())
     }
 
+    /// `parse` keeping up to `k` candidates.
+    fn parse_up_to(s: &str, k: usize) -> ParsedReply {
+        parse_reply(
+            s,
+            &ParserConfig {
+                max_candidates: k,
+                ..ParserConfig::default()
+            },
+        )
+    }
+
     #[test]
     fn drops_links_and_images() {
         let p = parse_reply(
@@ -895,13 +906,7 @@ mod tests {
                      Classify the review(s) by their tone\n\
                      Import the mood of the snippet\n\
                      class of this review:";
-        let p = parse_reply(
-            reply,
-            &ParserConfig {
-                max_candidates: 10,
-                ..ParserConfig::default()
-            },
-        );
+        let p = parse_up_to(reply, 10);
         assert_eq!(
             p.candidates,
             [
@@ -1071,13 +1076,7 @@ mod tests {
                      5. **\n\
                      \u{1b}[1mthe tone of this review\u{1b}[0m\n\
                      the mood\\n of the text \\\"here\\\"";
-        let p = parse_reply(
-            reply,
-            &ParserConfig {
-                max_candidates: 8,
-                ..Default::default()
-            },
-        );
+        let p = parse_up_to(reply, 8);
         assert_eq!(
             p.candidates,
             [

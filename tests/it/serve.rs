@@ -60,6 +60,17 @@ fn http(url: &str, model: &str) -> HttpMentor {
     .unwrap()
 }
 
+/// Sampling at temperature 0.8, top-p 0.95, no stop sequence.
+fn sampling(max_tokens: u32, seed: u64) -> Sampling {
+    Sampling {
+        temperature: 0.8,
+        top_p: 0.95,
+        max_tokens,
+        stop: vec![],
+        seed,
+    }
+}
+
 /// Runs `checks` against `tandem serve`'s server on a free loopback port (its base URL
 /// given); the server stops whether the checks pass or fail.
 fn serving(checks: impl FnOnce(&str)) {
@@ -78,13 +89,7 @@ fn serving(checks: impl FnOnce(&str)) {
 #[test]
 fn http_mentor_through_tandem_serve_equals_the_embedded_mentor() {
     let llm = llm();
-    let sampling = Sampling {
-        temperature: 0.8,
-        top_p: 0.95,
-        max_tokens: 40,
-        stop: vec![],
-        seed: 11,
-    };
+    let sampling = sampling(40, 11);
     let messages = vec![Message::user(meta_prompt())];
     // In process first: the embedded mentor's reply.
     let local = llm.generate(&messages, &sampling).unwrap();
@@ -136,13 +141,7 @@ fn http_mentor_through_tandem_serve_equals_the_embedded_mentor() {
 #[test]
 fn completion_requests_continue_the_document_the_same_way_over_http() {
     let llm = llm();
-    let sampling = Sampling {
-        temperature: 0.8,
-        top_p: 0.95,
-        max_tokens: 24,
-        stop: vec![],
-        seed: 5,
-    };
+    let sampling = sampling(24, 5);
     let document = "Prompts for movie-review sentiment, worst to best:\n\
                     Prompt: this movie review is\nAccuracy: 66%\nPrompt:";
     let raw = llm.tokenizer().encode(document).unwrap();

@@ -11,6 +11,7 @@ use super::jobs::load_llm;
 use crate::cli::args::MentorArgs;
 use tandem::assets::Assets;
 use tandem::backend::{dispatch, BackendJob, BackendKind};
+use tandem::decoder::LineMask;
 use tandem::engine::MentorStage;
 use tandem::gradient::TrajectoryPoint;
 use tandem::mentor::{
@@ -119,61 +120,96 @@ fn run_mentor<B: AutodiffBackend>(
     let spec = resolve(&a.task)?;
     let trajectory = match &job.trajectory {
         Some(t) => t.clone(),
-        None => {
-            let mut config = TuneConfig {
-                backend: kind,
-                ..spec.tune_config()
-            };
-            config.gradient.steps = a.steps;
-            config.gradient.record_every = 5;
-            config.validate()?;
-            eprintln!(
-                "running a {}-step gradient stage on {} for a trajectory ...",
-                a.steps, a.task
-            );
-            tune::<B>(&config, &job.assets, &device, None, &ProgressBar::hidden())?.1
-        }
+        None => short_stage::<B>(&job, &spec, kind, &device)?,
     };
     let history = history_from(&trajectory, a.history);
     if history.is_empty() {
         anyhow::bail!("the trajectory has no scored points (record with a selection check)");
     }
     let scored = history.len();
-    let context = MetaPromptContext::new(
-        spec.description.to_string(),
-        history,
-        a.candidates,
-        a.word_limit,
-    );
     let protocol: Protocol = a.protocol.parse()?;
     let template_name = a.template.clone().unwrap_or_else(|| match protocol {
         Protocol::Instruction => "catalyst".into(),
         Protocol::List => "list".into(),
     });
-    let template = template(&template_name)?;
-    let mut mentor = mentor::<B>(a, &job.assets, kind, &device)?;
-    let mut cassette = match &a.cassette {
-        Some(path) => Some(Cassette::open(path, a.replay.parse::<ReplayMode>()?)?),
-        None => None,
+    let mut session = Session {
+        args: a,
+        protocol,
+        template: template(&template_name)?,
+        context: MetaPromptContext::new(
+            spec.description.to_string(),
+            history,
+            a.candidates,
+            a.word_limit,
+        ),
+        mentor: mentor::<B>(a, &job.assets, kind, &device)?,
+        cassette: match &a.cassette {
+            Some(path) => Some(Cassette::open(path, a.replay.parse::<ReplayMode>()?)?),
+            None => None,
+        },
     };
-    let masks = if a.mask {
-        let stage = MentorStage {
-            protocol,
-            candidates: a.candidates,
-            word_limit: a.word_limit,
-            mask: true,
-            ..MentorStage::default()
-        };
-        vec![None, stage.line_mask()]
-    } else {
-        vec![None]
+    println!(
+        "=== meta-prompt ({template_name} template, {protocol:?} protocol, {scored} scored prompts) ==="
+    );
+    let plain = session.ask(None, true)?;
+    let stage = MentorStage {
+        protocol,
+        candidates: a.candidates,
+        word_limit: a.word_limit,
+        mask: a.mask,
+        ..MentorStage::default()
     };
-    let mut counts = Vec::new();
-    for (i, mask) in masks.into_iter().enumerate() {
+    if let Some(m) = stage.line_mask() {
+        let masked = session.ask(Some(m), false)?;
+        println!(
+            "=== the mask ({} lines of at most {} words): candidates {} -> {}, off-task lines {} -> {} ===",
+            m.lines, m.words, plain.candidates, masked.candidates, plain.off_task, masked.off_task
+        );
+    }
+    Ok(())
+}
+
+/// A short gradient stage on the task, for a trajectory to show the mentor.
+fn short_stage<B: AutodiffBackend>(
+    job: &MentorJob,
+    spec: &tandem::task::TaskSpec,
+    kind: BackendKind,
+    device: &B::Device,
+) -> Result<Vec<TrajectoryPoint>> {
+    let a = &job.args;
+    let mut config = TuneConfig {
+        backend: kind,
+        ..spec.tune_config()
+    };
+    config.gradient.steps = a.steps;
+    config.gradient.record_every = 5;
+    config.validate()?;
+    eprintln!(
+        "running a {}-step gradient stage on {} for a trajectory ...",
+        a.steps, a.task
+    );
+    Ok(tune::<B>(&config, &job.assets, device, None, &ProgressBar::hidden())?.1)
+}
+
+/// One meta-prompt asked of one mentor, once or several times.
+struct Session<'a> {
+    args: &'a MentorArgs,
+    protocol: Protocol,
+    template: MetaPromptTemplate,
+    context: MetaPromptContext,
+    mentor: Box<dyn Mentor>,
+    cassette: Option<Cassette>,
+}
+
+impl Session<'_> {
+    /// Asks under `mask`, prints the reply (and the meta-prompt first when `show_prompt`), and
+    /// returns what the parser kept and dropped.
+    fn ask(&mut self, mask: Option<LineMask>, show_prompt: bool) -> Result<ReplyCounts> {
+        let a = self.args;
         let question = Question {
-            protocol,
-            template: &template,
-            context: context.clone(),
+            protocol: self.protocol,
+            template: &self.template,
+            context: self.context.clone(),
             sampling: sampling(a),
             parser: ParserConfig {
                 max_candidates: a.candidates,
@@ -181,23 +217,13 @@ fn run_mentor<B: AutodiffBackend>(
             },
             mask,
         };
-        let answer = ask(mentor.as_mut(), cassette.as_mut(), question)?;
-        if i == 0 {
-            println!(
-                "=== meta-prompt ({template_name} template, {protocol:?} protocol, {scored} scored prompts) ==="
-            );
+        let answer = ask(self.mentor.as_mut(), self.cassette.as_mut(), question)?;
+        if show_prompt {
             println!("{}", answer.meta_prompt);
         }
         print_answer(&answer);
-        counts.push((mask, ReplyCounts::of(&answer.parsed)));
+        Ok(ReplyCounts::of(&answer.parsed))
     }
-    if let [(_, plain), (Some(m), masked)] = counts[..] {
-        println!(
-            "=== the mask ({} lines of at most {} words): candidates {} -> {}, off-task lines {} -> {} ===",
-            m.lines, m.words, plain.candidates, masked.candidates, plain.off_task, masked.off_task
-        );
-    }
-    Ok(())
 }
 
 /// Prints a reply and its parse.

@@ -93,10 +93,11 @@ pub fn arms<B: AutodiffBackend>(
             continue;
         }
         let head = state.model.head.clone();
-        if let Some(model) = c.space.text_model(&text, c.config.task.prompt_len, head) {
+        let ids = c.space.vocab.encode_text(&text);
+        if let Some(model) = c.space.ids_model(&ids, c.config.task.prompt_len, head) {
             arms.push(Arm {
                 origin,
-                tokens: Some(c.space.vocab.encode_text(&text).len()),
+                tokens: Some(ids.len()),
                 text,
                 model,
                 optim: c.fresh_optimizer(),
