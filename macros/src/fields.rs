@@ -258,6 +258,29 @@ impl<'a> Reader<'a> {
         Some((word, span))
     }
 
+    /// A list of numbers, `[0.7, 1]` (empty when the field is absent).
+    pub fn floats(&self, name: &str) -> Vec<(f64, Span)> {
+        let Some(f) = self.get(name) else {
+            return Vec::new();
+        };
+        let Value::List(items, _) = &f.value else {
+            self.error(
+                f.value.span(),
+                format!("`{name}` must be a list of numbers `[…, …]`"),
+            );
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in items {
+            match item {
+                Lit::Float(x) => out.push((x.base10_parse().unwrap_or(f64::NAN), x.span())),
+                Lit::Int(x) => out.push((x.base10_parse().unwrap_or(f64::NAN), x.span())),
+                other => self.error(other.span(), format!("`{name}` must list numbers")),
+            }
+        }
+        out
+    }
+
     /// A list of string literals, `[ "a", "b" ]`.
     pub fn strings(&self, name: &str) -> Option<(Vec<(String, Span)>, Span)> {
         match self.get(name) {

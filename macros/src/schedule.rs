@@ -29,11 +29,25 @@ const MENTOR_FIELDS: &[&str] = &[
     "seed",
     "shuffle_scores",
     "mask",
+    "calls",
+    "temperatures",
+    "fit",
 ];
-const PROBE_FIELDS: &[&str] = &["steps", "keep", "rungs", "arms", "proposals", "margin"];
+const PROBE_FIELDS: &[&str] = &[
+    "steps",
+    "keep",
+    "rungs",
+    "arms",
+    "proposals",
+    "margin",
+    "screen",
+];
+const SCREEN_FIELDS: &[&str] = &["candidates", "examples"];
+/// Most candidates a round may ask for or screen (the library's `MAX_CANDIDATES`).
+const MAX_CANDIDATES: usize = 32;
 const ARMS: &[&str] = &["mentor", "random", "projected", "restart"];
-const BUILTIN_TEMPLATES: &[&str] = &["catalyst", "opro", "no-trajectory", "list"];
-const PROTOCOLS: &[&str] = &["instruction", "list"];
+const BUILTIN_TEMPLATES: &[&str] = &["catalyst", "opro", "no-trajectory", "list", "edit"];
+const PROTOCOLS: &[&str] = &["instruction", "list", "edit"];
 const RESTARTS: &[&str] = &["best", "continue", "random", "probe", "reference"];
 
 pub struct MentorDecl {
@@ -49,6 +63,9 @@ pub struct MentorDecl {
     seed: usize,
     shuffle_scores: bool,
     mask: bool,
+    calls: (usize, Span),
+    temperatures: Vec<(f64, Span)>,
+    fit: bool,
 }
 
 pub struct ProbeDecl {
@@ -58,6 +75,8 @@ pub struct ProbeDecl {
     arms: (String, Span),
     proposals: (usize, Span),
     margin: (f64, Span),
+    /// Screened candidates and examples, with their spans.
+    screen: Option<((usize, Span), (usize, Span))>,
 }
 
 pub struct ScheduleDecl {
@@ -129,6 +148,9 @@ fn parse_mentor(cx: &Ctxt, b: &Fields) -> Option<MentorDecl> {
     let seed = m.usize("seed", Some(0));
     let shuffle_scores = m.bool("shuffle_scores", false);
     let mask = m.bool("mask", false);
+    let calls = m.usize("calls", Some(1));
+    let temperatures = m.floats("temperatures");
+    let fit = m.bool("fit", false);
     Some(MentorDecl {
         protocol: protocol?,
         template: template?,
@@ -142,6 +164,9 @@ fn parse_mentor(cx: &Ctxt, b: &Fields) -> Option<MentorDecl> {
         seed: seed?.0,
         shuffle_scores,
         mask,
+        calls: calls?,
+        temperatures,
+        fit,
     })
 }
 
@@ -154,6 +179,14 @@ fn parse_probe(cx: &Ctxt, b: &Fields) -> Option<ProbeDecl> {
     let arms = p.word("arms", ARMS, Some("mentor"));
     let proposals = p.usize("proposals", Some(3));
     let margin = p.float_at("margin", 0.0);
+    let screen = match p.block("screen") {
+        None => None,
+        Some(b) => {
+            let r = Reader::new(cx, b, "a screen", SCREEN_FIELDS);
+            let (candidates, examples) = (r.usize("candidates", None), r.usize("examples", None));
+            Some((candidates?, examples?))
+        }
+    };
     Some(ProbeDecl {
         steps: steps?.0,
         keep,
@@ -161,6 +194,7 @@ fn parse_probe(cx: &Ctxt, b: &Fields) -> Option<ProbeDecl> {
         arms: arms?,
         proposals: proposals?,
         margin,
+        screen,
     })
 }
 
@@ -202,6 +236,20 @@ pub fn validate(cx: &Ctxt, s: &ScheduleDecl) {
                         m.sample.0, s.steps_per_round.0, s.record_every.0
                     ),
                 );
+            }
+            if m.calls.0 == 0 || m.calls.0 * m.candidates.0 > MAX_CANDIDATES {
+                err(
+                    m.calls.1,
+                    format!(
+                        "{} calls of {} candidates: between 1 call and {MAX_CANDIDATES} candidates a round",
+                        m.calls.0, m.candidates.0
+                    ),
+                );
+            }
+            for (t, span) in &m.temperatures {
+                if !(t.is_finite() && *t >= 0.0) {
+                    err(*span, format!("{t} is not a temperature ≥ 0"));
+                }
             }
             let (t, span) = &m.template;
             if t.ends_with(".hbs") {
@@ -270,6 +318,20 @@ fn validate_probe(cx: &Ctxt, s: &ScheduleDecl) {
     if p.margin.0 < 0.0 {
         cx.error(p.margin.1, "`margin` must be ≥ 0");
     }
+    if let Some(((candidates, span), (examples, examples_span))) = p.screen {
+        if !(p.proposals.0..=MAX_CANDIDATES).contains(&candidates) {
+            cx.error(
+                span,
+                format!(
+                    "the screen's {candidates} candidates are not between the probe's {} proposals and {MAX_CANDIDATES}",
+                    p.proposals.0
+                ),
+            );
+        }
+        if examples == 0 {
+            cx.error(examples_span, "a screen needs at least one example");
+        }
+    }
     if p.arms.0 == "mentor" && s.mentor.is_none() {
         cx.error(
             p.arms.1,
@@ -310,9 +372,11 @@ pub fn expand(s: &ScheduleDecl) -> syn::Result<TokenStream> {
             let (t, p) = (m.temperature as f32, m.top_p as f32);
             let (mt, seed) = (m.max_tokens as u32, m.seed as u64);
             let shuffle = m.shuffle_scores;
-            let mask = m.mask;
+            let (mask, fit, calls) = (m.mask, m.fit, m.calls.0);
+            let temperatures = m.temperatures.iter().map(|(t, _)| *t as f32);
             let protocol = match m.protocol.0.as_str() {
                 "list" => quote!(::tandem::mentor::Protocol::List),
+                "edit" => quote!(::tandem::mentor::Protocol::Edit),
                 _ => quote!(::tandem::mentor::Protocol::Instruction),
             };
             quote!(::core::option::Option::Some(::tandem::engine::MentorStage {
@@ -331,6 +395,9 @@ pub fn expand(s: &ScheduleDecl) -> syn::Result<TokenStream> {
                 },
                 shuffle_scores: #shuffle,
                 mask: #mask,
+                calls: #calls,
+                temperatures: ::std::vec![#(#temperatures),*],
+                fit: #fit,
             }))
         }
     };
@@ -362,6 +429,15 @@ fn expand_probe(p: Option<&ProbeDecl>) -> TokenStream {
         "restart" => quote!(::tandem::engine::ArmSource::Restart),
         _ => quote!(::tandem::engine::ArmSource::Mentor),
     };
+    let screen = match p.screen {
+        None => quote!(::core::option::Option::None),
+        Some(((candidates, _), (examples, _))) => {
+            quote!(::core::option::Option::Some(::tandem::engine::Screen {
+                candidates: #candidates,
+                examples: #examples,
+            }))
+        }
+    };
     quote!(::core::option::Option::Some(::tandem::engine::Probe {
         steps: #steps,
         keep: #keep,
@@ -369,5 +445,6 @@ fn expand_probe(p: Option<&ProbeDecl>) -> TokenStream {
         arms: #arms,
         proposals: #proposals,
         margin: #margin,
+        screen: #screen,
     }))
 }

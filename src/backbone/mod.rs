@@ -8,7 +8,7 @@ mod vocab;
 pub use bert::{BertConfig, BertEncoder};
 pub use embedding_cache::EmbeddingCache;
 pub use tokenizer::{BertTokenizer, TokenBatch};
-pub use vocab::{Vocabulary, WordEmbeddings};
+pub use vocab::{words_that_fit, Vocabulary, WordEmbeddings};
 
 use burn::module::Module;
 use burn::tensor::backend::Backend;

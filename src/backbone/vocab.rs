@@ -65,3 +65,70 @@ impl<B: Backend> WordEmbeddings<B> for Tensor<B, 2> {
         self.clone()
     }
 }
+
+/// The words of English text that fit `tokens` tokens of `vocab`: `tokens` over the mean
+/// tokens per whitespace-separated word of `texts`, rounded down, at least 1 and at most
+/// `limit` (`limit` itself when the texts have no words).
+pub fn words_that_fit<'t>(
+    vocab: &dyn Vocabulary,
+    texts: impl IntoIterator<Item = &'t str>,
+    tokens: usize,
+    limit: usize,
+) -> usize {
+    let (mut words, mut ids) = (0usize, 0usize);
+    for text in texts {
+        words += text.split_whitespace().count();
+        ids += vocab.encode_text(text).len();
+    }
+    if words == 0 || ids == 0 {
+        return limit;
+    }
+    let fit = (tokens * words) / ids;
+    fit.clamp(1, limit.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two tokens per word of more than three letters, one per shorter word.
+    struct Halves;
+
+    impl Vocabulary for Halves {
+        fn encode_text(&self, text: &str) -> Vec<u32> {
+            text.split_whitespace()
+                .flat_map(|w| if w.len() > 3 { vec![1, 2] } else { vec![3] })
+                .collect()
+        }
+        fn decode_ids(&self, _: &[u32]) -> String {
+            String::new()
+        }
+        fn regular_token_ids(&self) -> Vec<u32> {
+            vec![1, 2, 3]
+        }
+    }
+
+    #[test]
+    fn the_words_that_fit_follow_the_tokens_per_word() {
+        // 5 words, 8 tokens: 1.6 tokens a word.
+        let texts = ["a long review", "very bad"];
+        assert_eq!(words_that_fit(&Halves, texts, 8, 12), 5);
+        assert_eq!(words_that_fit(&Halves, texts, 4, 12), 2);
+        assert_eq!(words_that_fit(&Halves, texts, 3, 12), 1);
+        assert_eq!(
+            words_that_fit(&Halves, texts, 8, 4),
+            4,
+            "capped by the limit"
+        );
+        assert_eq!(
+            words_that_fit(&Halves, texts, 1, 12),
+            1,
+            "at least one word"
+        );
+        assert_eq!(
+            words_that_fit(&Halves, ["", " "], 8, 12),
+            12,
+            "no words: the limit"
+        );
+    }
+}

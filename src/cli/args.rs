@@ -294,12 +294,17 @@ pub struct MentorArgs {
     /// Gradient steps of that short stage, when no run folder is given.
     #[arg(long, default_value_t = 40)]
     pub steps: usize,
-    /// How the mentor is asked: `instruction` (the template as a chat turn) or `list` (a list
-    /// of the scored prompts that the model continues as a document, no chat template).
+    /// How the mentor is asked: `instruction` (the template as a chat turn), `list` (a list
+    /// of the scored prompts that the model continues as a document, no chat template) or
+    /// `edit` (one edit of the best prompts, see `--call`).
     #[arg(long, default_value = "instruction")]
     pub protocol: String,
-    /// Meta-prompt template: a built-in name (`catalyst`, `opro`, `no-trajectory`, `list`) or a
-    /// `.hbs` file (default: `catalyst` for the instruction protocol, `list` for the list).
+    /// Under the edit protocol, which call of a round to ask: 0 paraphrases the best prompt,
+    /// 1 mutates it, 2 crosses the best two over, 3 paraphrases the second best, and so on.
+    #[arg(long, default_value_t = 0)]
+    pub call: usize,
+    /// Meta-prompt template: a built-in name (`catalyst`, `opro`, `no-trajectory`, `list`,
+    /// `edit`) or a `.hbs` file (default: the protocol's: `catalyst`, `list` or `edit`).
     #[arg(long)]
     pub template: Option<String>,
     /// Candidates to ask for.

@@ -7,8 +7,10 @@ use burn::tensor::backend::AutodiffBackend;
 use indicatif::ProgressBar;
 
 use super::run::{RunConfig, RunControl};
+use super::schedule::MentorStage;
 use super::setup::{AnyReadout, PromptSpace, TaskSetup};
 use super::state::Score;
+use crate::backbone::words_that_fit;
 use crate::error::Result;
 use crate::gradient::{GradientConfig, GradientStage, PromptOptimizer};
 use crate::mentor::{Cassette, Mentor, MetaPromptTemplate};
@@ -31,6 +33,9 @@ pub struct Components<'a, B: AutodiffBackend> {
     pub template: Option<MetaPromptTemplate>,
     /// The metric selection ranks by.
     pub metric: Metric,
+    /// The word limit the mentor is asked for: the stage's, or under `fit` the words that fit
+    /// the prompt's length (0 without a mentor stage).
+    pub mentor_words: usize,
     round_stage: GradientConfig,
     final_stage: GradientConfig,
 }
@@ -57,6 +62,10 @@ impl<'a, B: AutodiffBackend> Components<'a, B> {
             projector: &setup.projector,
             template,
             metric: config.task.metric,
+            mentor_words: sched
+                .mentor
+                .as_ref()
+                .map_or(0, |m| mentor_words(m, config, setup)),
             round_stage: stage(sched.steps_per_round),
             final_stage: stage(sched.final_steps),
         })
@@ -94,6 +103,29 @@ impl<'a, B: AutodiffBackend> Components<'a, B> {
         let m = evaluate_valid(self.readout, model, SplitName::Selection);
         (m, Score::of(self.metric, &m))
     }
+}
+
+/// The word limit of `stage`: under `fit`, the words of the task's training and selection
+/// texts (the first 200) that fit the prompt's tokens.
+fn mentor_words<B: AutodiffBackend>(
+    stage: &MentorStage,
+    config: &RunConfig,
+    setup: &TaskSetup<B>,
+) -> usize {
+    if !stage.fit {
+        return stage.word_limit;
+    }
+    let splits = &setup.manifest.splits;
+    let texts = (splits.train.iter().chain(&splits.selection))
+        .filter_map(|&i| setup.dataset.examples.get(i))
+        .take(200)
+        .map(|e| e.text.as_str());
+    words_that_fit(
+        setup.space.vocab.as_ref(),
+        texts,
+        config.task.prompt_len,
+        stage.word_limit,
+    )
 }
 
 /// What a run talks to. `RunIo::default()` is a run without a mentor, folder or progress bar.

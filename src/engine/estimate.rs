@@ -60,7 +60,11 @@ impl RunEstimate {
                     m.word_limit,
                 );
                 let chars = template.render(&ctx)?.chars().count();
-                (s.rounds, chars.div_ceil(4), m.sampling.max_tokens as usize)
+                (
+                    s.rounds * m.calls,
+                    chars.div_ceil(4),
+                    m.sampling.max_tokens as usize,
+                )
             }
         };
         Ok(Self {
@@ -71,10 +75,11 @@ impl RunEstimate {
         })
     }
 
-    /// The wall time under `cal` (mentor decoding left out when it was not calibrated).
+    /// The wall time under `cal` (mentor decoding left out when it was not calibrated; a
+    /// screen's scoring of a subsample counted as a whole scoring, an upper bound).
     pub fn seconds(&self, cal: &Calibration) -> f64 {
         self.budget.gradient_steps as f64 * cal.step_seconds
-            + self.budget.selection_evals as f64 * cal.eval_seconds
+            + (self.budget.selection_evals + self.budget.screen_evals) as f64 * cal.eval_seconds
             + cal.token_seconds.unwrap_or(0.0) * self.completion_tokens as f64
             + cal.setup_seconds
     }

@@ -20,8 +20,8 @@ pub use overrides::apply_overrides;
 pub use records::{MentorExchange, RoundRecord, RunResult, Scored};
 pub use run::{run_schedule, RunConfig, RunControl};
 pub use schedule::{
-    ArmSource, Budget, MentorStage, Probe, Restart, Rung, Schedule, BUILTIN_FAMILIES,
-    BUILTIN_SCHEDULES,
+    ArmSource, Budget, MentorStage, Probe, Restart, Rung, Schedule, Screen, BUILTIN_FAMILIES,
+    BUILTIN_SCHEDULES, MAX_CANDIDATES,
 };
 pub use setup::{AnyReadout, PromptSpace, TaskSetup};
 pub use state::{Best, Position, RunState, Score};

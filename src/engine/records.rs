@@ -29,6 +29,23 @@ pub struct MentorExchange {
     pub candidates: Vec<String>,
     /// Lines the parser dropped, with the reason.
     pub dropped: Vec<Dropped>,
+    /// The word limit the mentor was asked for (the stage's, or the length that fits the
+    /// prompt); absent in records written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub word_limit: Option<usize>,
+}
+
+/// A proposal scored by a probe's screen, as it started, on the round's subsample.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScreenRecord {
+    /// Where it came from (as [`ArmRecord::origin`]).
+    pub origin: String,
+    /// Its starting text.
+    pub text: String,
+    /// Metrics on the subsample of the selection split.
+    pub metrics: Metrics,
+    /// Whether it entered the probe.
+    pub kept: bool,
 }
 
 /// One arm of a probe: where it started and how it scored after each rung it ran.
@@ -105,6 +122,12 @@ pub struct RoundRecord {
     /// The round's probe, for schedules with one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe: Option<ProbeRecord>,
+    /// The round's further mentor calls, after the one in `mentor` (stages with `calls` > 1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub further: Vec<MentorExchange>,
+    /// The proposals the probe's screen scored, in the order they were drawn.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub screen: Vec<ScreenRecord>,
 }
 
 impl RoundRecord {
@@ -120,7 +143,14 @@ impl RoundRecord {
             restart_from: "continuous".into(),
             rollbacks,
             probe: None,
+            further: Vec::new(),
+            screen: Vec::new(),
         }
+    }
+
+    /// Every mentor exchange of the round, in the order they were asked.
+    pub fn exchanges(&self) -> impl Iterator<Item = &MentorExchange> {
+        self.mentor.iter().chain(&self.further)
     }
 }
 
@@ -140,6 +170,9 @@ pub struct RunResult {
     /// projected texts scored only to show the mentor are not among them.
     #[serde(default)]
     pub selection_evals: usize,
+    /// Scorings of a subsample of the selection split by probe screens.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub screen_evals: usize,
     /// LLM calls and tokens.
     pub llm_calls: u64,
     /// Prompt plus completion tokens of the mentor.
@@ -155,4 +188,8 @@ pub struct RunResult {
     pub final_text: String,
     /// Wall time, seconds.
     pub wall_seconds: f64,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }

@@ -21,6 +21,7 @@ use super::stage::{
     probe::{self, PendingProbe},
     sample::sample,
     score::score,
+    screen::screen,
     select::select,
 };
 use super::state::RunState;
@@ -138,6 +139,7 @@ fn round<B: AutodiffBackend>(
     let choice = match (&sched.probe, sched.restart) {
         (Some(p), _) => {
             let arms = arms(state, c, p, &candidates);
+            let arms = screen(state, c, p, arms, &mut record);
             let pending = probe::start(state, record, arms);
             return probe_round(state, c, io, checkpointer, p, pending, true);
         }
@@ -239,6 +241,7 @@ fn finish<B: AutodiffBackend>(
         seed: tc.seed,
         gradient_steps: state.step,
         selection_evals: state.selection_evals,
+        screen_evals: state.rounds.iter().map(|r| r.screen.len()).sum(),
         llm_calls: state.usage.calls,
         llm_tokens: state.usage.tokens,
         metric: tc.metric,

@@ -64,6 +64,22 @@ pub struct Probe {
     /// How much a proposal must beat the continuous arm by, in the task's metric (0: any
     /// strict win, ties broken by the lower loss).
     pub margin: f64,
+    /// A cheap screen before the probe: more proposals than `proposals` are scored as they
+    /// start on a subsample of the selection split, and the best `proposals` enter the probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screen: Option<Screen>,
+}
+
+/// The screen of a probe's proposals: `candidates` proposals (the source's first ones, random
+/// vocabulary where it has fewer) scored untrained on `examples` selection examples drawn
+/// for the round; every scoring is counted ([`Budget::screen_evals`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Screen {
+    /// Proposals screened per round (at least the probe's `proposals`, at most 32).
+    pub candidates: usize,
+    /// Selection examples each is scored on (the whole split when it has fewer).
+    pub examples: usize,
 }
 
 impl Default for Probe {
@@ -75,6 +91,7 @@ impl Default for Probe {
             arms: ArmSource::Mentor,
             proposals: 3,
             margin: 0.0,
+            screen: None,
         }
     }
 }
@@ -100,6 +117,11 @@ impl Probe {
             arms = ((arms as f64 * self.keep).ceil() as usize).clamp(1, arms);
         }
         out
+    }
+
+    /// Proposal arms built per round: the screened ones, or the probe's `proposals`.
+    pub fn drawn(&self) -> usize {
+        self.screen.map_or(self.proposals, |s| s.candidates)
     }
 
     /// Gradient steps one probe spends.
@@ -133,6 +155,23 @@ impl Probe {
                 field("probe.margin"),
                 format!("{} must be a number ≥ 0", self.margin),
             ));
+        }
+        if let Some(screen) = self.screen {
+            if !(self.proposals..=MAX_CANDIDATES).contains(&screen.candidates) {
+                return Err(Error::config(
+                    field("probe.screen.candidates"),
+                    format!(
+                        "{} is not between the probe's {} proposals and {MAX_CANDIDATES}",
+                        screen.candidates, self.proposals
+                    ),
+                ));
+            }
+            if screen.examples == 0 {
+                return Err(Error::config(
+                    field("probe.screen.examples"),
+                    "must be at least 1",
+                ));
+            }
         }
         if self.gradient_steps() > 100_000 {
             return Err(Error::config(
@@ -171,7 +210,28 @@ pub struct MentorStage {
     /// `word_limit` words each, no markup or control tokens.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub mask: bool,
+    /// Mentor calls per round, each with its own seed (and temperature, see `temperatures`);
+    /// their candidates are pooled, later copies of earlier ones dropped as duplicates. Under
+    /// the edit protocol the calls cycle through the edit operators.
+    #[serde(skip_serializing_if = "is_one")]
+    pub calls: usize,
+    /// Sampling temperatures the calls cycle through (empty: every call at
+    /// `sampling.temperature`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub temperatures: Vec<f32>,
+    /// Ask for a length that fits the prompt: the word limit shown (and masked) becomes the
+    /// words that fit the prompt's L tokens, at the backbone tokenizer's tokens per word on
+    /// the task's training texts (never more than `word_limit`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub fit: bool,
 }
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
+}
+
+/// Most candidates a round may ask for or screen.
+pub const MAX_CANDIDATES: usize = 32;
 
 impl Default for MentorStage {
     fn default() -> Self {
@@ -191,6 +251,9 @@ impl Default for MentorStage {
             },
             shuffle_scores: false,
             mask: false,
+            calls: 1,
+            temperatures: Vec::new(),
+            fit: false,
         }
     }
 }
@@ -200,15 +263,36 @@ impl MentorStage {
     /// long; under the list protocol the model writes a score line after each prompt, so it
     /// gets two lines per candidate but the last.
     pub fn line_mask(&self) -> Option<LineMask> {
+        self.line_mask_of(self.word_limit)
+    }
+
+    /// [`Self::line_mask`] with the word limit actually asked for (see `fit`).
+    pub fn line_mask_of(&self, words: usize) -> Option<LineMask> {
         let candidates = self.candidates as u32;
         let lines = match self.protocol {
-            Protocol::Instruction => candidates,
+            Protocol::Instruction | Protocol::Edit => candidates,
             Protocol::List => (2 * candidates).saturating_sub(1),
         };
         self.mask.then_some(LineMask {
             lines: lines.max(1),
-            words: self.word_limit as u32,
+            words: words as u32,
         })
+    }
+
+    /// The sampling of call `call` of `round` in a run of `seed`: the stage's seed moved by the
+    /// run's seed and the round (the first call's, as with one call a round) and by the call,
+    /// the temperature cycled through `temperatures`.
+    pub fn call_sampling(&self, seed: u64, round: usize, call: usize) -> Sampling {
+        let mut sampling = self.sampling.clone();
+        sampling.seed = self
+            .sampling
+            .seed
+            .wrapping_add(seed * 1000 + round as u64)
+            .wrapping_add((call as u64) << 32);
+        if !self.temperatures.is_empty() {
+            sampling.temperature = self.temperatures[call % self.temperatures.len()];
+        }
+        sampling
     }
 }
 
@@ -243,6 +327,8 @@ pub struct Budget {
     /// Most scorings of the selection split that can choose a prompt: `keep_best` checkpoints,
     /// the continuous prompt each round, candidates and probe arms, the final pick.
     pub selection_evals: usize,
+    /// Scorings of a subsample of the selection split by probe screens.
+    pub screen_evals: usize,
 }
 
 /// The names of the built-in schedules.
@@ -262,24 +348,39 @@ pub const BUILTIN_SCHEDULES: &[&str] = &[
     "list-probe",
     "catalyst-probe-masked",
     "list-probe-masked",
+    "edit-probe",
+    "random-screen-probe",
+    "catalyst-screen-probe",
+    "edit-screen-probe",
 ];
 
 /// Families of built-in schedules compared with each other: within one, every schedule spends
 /// the same gradient steps and (for the probe family) the same selection evaluations.
-pub const BUILTIN_FAMILIES: &[(&str, &[&str])] = &[(
-    "probe",
-    &[
-        "staged",
-        "random-probe",
-        "projected-probe",
-        "catalyst-probe",
-        "catalyst-probe-no-trajectory",
-        "shuffled-scores",
-        "list-probe",
-        "catalyst-probe-masked",
-        "list-probe-masked",
-    ],
-)];
+pub const BUILTIN_FAMILIES: &[(&str, &[&str])] = &[
+    (
+        "probe",
+        &[
+            "staged",
+            "random-probe",
+            "projected-probe",
+            "catalyst-probe",
+            "catalyst-probe-no-trajectory",
+            "shuffled-scores",
+            "list-probe",
+            "catalyst-probe-masked",
+            "list-probe-masked",
+            "edit-probe",
+        ],
+    ),
+    (
+        "screen",
+        &[
+            "random-screen-probe",
+            "catalyst-screen-probe",
+            "edit-screen-probe",
+        ],
+    ),
+];
 
 impl Schedule {
     /// A built-in schedule, declared with the [`crate::schedule!`] DSL. All spend 100 gradient
@@ -343,8 +444,32 @@ impl Schedule {
     /// The probe family: 3 rounds of 20 steps, each followed by a probe of 4 arms (1 step, then
     /// the best 2 for 2 more), then 16 final steps: 100 gradient steps in all, like the others.
     /// One declaration; the members differ only in where the proposal arms come from, so their
-    /// budgets are equal by construction.
+    /// budgets are equal by construction. The screen family adds a screen of 16 proposals on
+    /// 100 selection examples before each probe.
     fn probe_family(name: &str) -> Result<Self> {
+        let (arms, mentor) = Self::proposal_source(name)?;
+        let mut s = crate::schedule! {
+            name: "probe",
+            rounds: 3,
+            steps_per_round: 20,
+            final_steps: 16,
+            restart: probe,
+            probe: { steps: 1, keep: 0.5, rungs: 2, arms: random, proposals: 3 },
+        };
+        s.name = name.into();
+        s.mentor = mentor;
+        if let Some(p) = s.probe.as_mut() {
+            p.arms = arms;
+            p.screen = name.contains("-screen-").then_some(Screen {
+                candidates: 16,
+                examples: 100,
+            });
+        }
+        Ok(s)
+    }
+
+    /// Where a probe-family member's proposals come from, and its mentor stage.
+    fn proposal_source(name: &str) -> Result<(ArmSource, Option<MentorStage>)> {
         let mentor = |protocol: Protocol, template: &str, shuffle_scores: bool| {
             Some(MentorStage {
                 protocol,
@@ -354,10 +479,21 @@ impl Schedule {
             })
         };
         let masked = |m: Option<MentorStage>| m.map(|m| MentorStage { mask: true, ..m });
+        // Several masked calls of a length that fits the prompt, at two temperatures.
+        let many = |m: Option<MentorStage>, calls: usize, candidates: usize| {
+            masked(m).map(|m| MentorStage {
+                calls,
+                candidates,
+                fit: true,
+                temperatures: vec![0.7, 1.0],
+                ..m
+            })
+        };
         let instruction = Protocol::Instruction;
-        let (arms, mentor) = match name {
+        let edit = || mentor(Protocol::Edit, "edit", false);
+        Ok(match name {
             "staged" => (ArmSource::Restart, None),
-            "random-probe" => (ArmSource::Random, None),
+            "random-probe" | "random-screen-probe" => (ArmSource::Random, None),
             "projected-probe" => (ArmSource::Projected, None),
             "catalyst-probe" => (ArmSource::Mentor, mentor(instruction, "catalyst", false)),
             "catalyst-probe-no-trajectory" => (
@@ -374,6 +510,13 @@ impl Schedule {
                 ArmSource::Mentor,
                 masked(mentor(Protocol::List, "list", false)),
             ),
+            // One call per operator: paraphrase the best, mutate it, cross the best two over.
+            "edit-probe" => (ArmSource::Mentor, many(edit(), 3, 1)),
+            "catalyst-screen-probe" => (
+                ArmSource::Mentor,
+                many(mentor(instruction, "catalyst", false), 4, 4),
+            ),
+            "edit-screen-probe" => (ArmSource::Mentor, many(edit(), 8, 2)),
             other => {
                 return Err(Error::config(
                     format!("schedule `{other}`"),
@@ -383,21 +526,7 @@ impl Schedule {
                     ),
                 ))
             }
-        };
-        let mut s = crate::schedule! {
-            name: "probe",
-            rounds: 3,
-            steps_per_round: 20,
-            final_steps: 16,
-            restart: probe,
-            probe: { steps: 1, keep: 0.5, rungs: 2, arms: random, proposals: 3 },
-        };
-        s.name = name.into();
-        s.mentor = mentor;
-        if let Some(p) = s.probe.as_mut() {
-            p.arms = arms;
-        }
-        Ok(s)
+        })
     }
 
     /// A built-in name, or a YAML file holding a schedule (every field, as in a run's
@@ -436,6 +565,12 @@ impl Schedule {
             selection_evals: self.rounds * (points(self.steps_per_round) + per_round)
                 + points(self.final_steps)
                 + 1,
+            screen_evals: self.rounds
+                * self
+                    .probe
+                    .as_ref()
+                    .and_then(|p| p.screen)
+                    .map_or(0, |s| s.candidates),
         }
     }
 
@@ -455,9 +590,9 @@ impl Schedule {
                 return Err(Error::config(
                     format!("schedule `{}`", s.name),
                     format!(
-                        "spends {} gradient steps and {} selection evaluations; `{}` spends {} and {}",
-                        got.gradient_steps, got.selection_evals, first.name,
-                        want.gradient_steps, want.selection_evals
+                        "spends {} gradient steps, {} selection evaluations and {} screen evaluations; `{}` spends {}, {} and {}",
+                        got.gradient_steps, got.selection_evals, got.screen_evals, first.name,
+                        want.gradient_steps, want.selection_evals, want.screen_evals
                     ),
                 ));
             }
@@ -488,6 +623,25 @@ impl Schedule {
                 return Err(Error::config(
                     field("mentor.history/sample"),
                     "must be at least 1",
+                ));
+            }
+            if m.calls == 0 || m.calls * m.candidates > MAX_CANDIDATES {
+                return Err(Error::config(
+                    field("mentor.calls"),
+                    format!(
+                        "{} calls of {} candidates: between 1 call and {MAX_CANDIDATES} candidates a round",
+                        m.calls, m.candidates
+                    ),
+                ));
+            }
+            if let Some(t) = m
+                .temperatures
+                .iter()
+                .find(|t| !(t.is_finite() && **t >= 0.0))
+            {
+                return Err(Error::config(
+                    field("mentor.temperatures"),
+                    format!("{t} is not a temperature ≥ 0"),
                 ));
             }
             if m.mask && m.word_limit == 0 {
@@ -633,7 +787,8 @@ mod tests {
             p.budget(5, true),
             Budget {
                 gradient_steps: 100,
-                selection_evals: 38
+                selection_evals: 38,
+                screen_evals: 0,
             }
         );
         let probe = p.probe.as_ref().unwrap();
@@ -789,6 +944,125 @@ mod tests {
             ),
         ] {
             assert_eq!(stage(name), Some(m), "{name}");
+        }
+        let many = |m: MentorStage, calls, candidates| MentorStage {
+            mask: true,
+            fit: true,
+            calls,
+            candidates,
+            temperatures: vec![0.7, 1.0],
+            ..m
+        };
+        let edit = want(Protocol::Edit, "edit", false);
+        for (name, m, screen) in [
+            ("edit-probe", many(edit.clone(), 3, 1), None),
+            (
+                "catalyst-screen-probe",
+                many(want(instruction, "catalyst", false), 4, 4),
+                Some(16),
+            ),
+            ("edit-screen-probe", many(edit, 8, 2), Some(16)),
+        ] {
+            let s = Schedule::builtin(name).unwrap();
+            assert_eq!(s.mentor, Some(m), "{name}");
+            let p = s.probe.unwrap();
+            assert_eq!(p.screen.map(|s| s.candidates), screen, "{name}");
+            assert_eq!(p.drawn(), screen.unwrap_or(3), "{name}");
+        }
+        let r = Schedule::builtin("random-screen-probe").unwrap();
+        assert_eq!((r.mentor, r.probe.unwrap().arms), (None, ArmSource::Random));
+    }
+
+    /// Call 0 samples as a stage of one call did (cassettes recorded before keep their keys);
+    /// later calls get their own seeds and cycle the temperatures.
+    #[test]
+    fn calls_get_their_own_seeds_and_cycle_the_temperatures() {
+        let mut m = MentorStage::default();
+        let first = m.call_sampling(3, 2, 0);
+        assert_eq!(first.seed, 3002);
+        assert_eq!(first.temperature, m.sampling.temperature);
+        let seeds: Vec<u64> = (0..4).map(|c| m.call_sampling(3, 2, c).seed).collect();
+        let mut distinct = seeds.clone();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 4, "{seeds:?}");
+        m.temperatures = vec![0.2, 1.1];
+        let t: Vec<f32> = (0..3)
+            .map(|c| m.call_sampling(3, 2, c).temperature)
+            .collect();
+        assert_eq!(t, [0.2, 1.1, 0.2]);
+        assert_eq!(
+            MentorStage {
+                protocol: Protocol::Edit,
+                mask: true,
+                ..m
+            }
+            .line_mask_of(5),
+            Some(LineMask { lines: 3, words: 5 })
+        );
+    }
+
+    /// Calls, temperatures and the screen are checked with the field named; the screen's
+    /// scorings are part of the budget, so a screened schedule is not the probe family's peer.
+    #[test]
+    fn calls_and_screens_are_bounded_and_budgeted() {
+        let s = Schedule::builtin("edit-screen-probe").unwrap();
+        s.validate(5).unwrap();
+        let mentor = |edit: fn(&mut MentorStage)| {
+            let mut t = s.clone();
+            edit(t.mentor.as_mut().unwrap());
+            t.validate(5).map_err(|e| e.to_string())
+        };
+        for (bad, field) in [
+            (
+                (|m: &mut MentorStage| m.calls = 0) as fn(&mut MentorStage),
+                "mentor.calls",
+            ),
+            (|m| m.calls = 17, "mentor.calls"),
+            (|m| m.temperatures = vec![0.5, -0.1], "mentor.temperatures"),
+            (|m| m.temperatures = vec![f32::NAN], "mentor.temperatures"),
+        ] {
+            let e = mentor(bad).unwrap_err();
+            assert!(e.contains(field), "{field}: {e}");
+        }
+        mentor(|m| m.calls = 16).unwrap();
+        let probe = |edit: fn(&mut Probe)| {
+            let mut t = s.clone();
+            edit(t.probe.as_mut().unwrap());
+            t.validate(5).map_err(|e| e.to_string())
+        };
+        for bad in [
+            (|p: &mut Probe| p.screen.as_mut().unwrap().candidates = 2) as fn(&mut Probe),
+            |p| p.screen.as_mut().unwrap().candidates = 33,
+            |p| p.screen.as_mut().unwrap().examples = 0,
+        ] {
+            assert!(probe(bad).unwrap_err().contains("probe.screen"));
+        }
+        probe(|p| p.screen.as_mut().unwrap().candidates = 3).unwrap();
+        probe(|p| p.screen.as_mut().unwrap().candidates = 32).unwrap();
+        let budget = s.budget(5, true);
+        assert_eq!(budget.screen_evals, 3 * 16);
+        let plain = Schedule::builtin("edit-probe").unwrap().budget(5, true);
+        assert_eq!(plain.screen_evals, 0);
+        assert_eq!(
+            (plain.gradient_steps, plain.selection_evals),
+            (budget.gradient_steps, budget.selection_evals)
+        );
+        let e =
+            Schedule::check_same_budget(&[Schedule::builtin("edit-probe").unwrap(), s], 5, true)
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("48 screen evaluations"), "{e}");
+        // Saved and loaded unchanged; fields at their defaults stay out of the YAML.
+        let yaml = serde_yaml::to_string(&Schedule::builtin("edit-screen-probe").unwrap()).unwrap();
+        assert!(
+            yaml.contains("calls: 8") && yaml.contains("screen:"),
+            "{yaml}"
+        );
+        let back: Schedule = serde_yaml::from_str(&yaml).unwrap();
+        assert_eq!(back, Schedule::builtin("edit-screen-probe").unwrap());
+        let plain = serde_yaml::to_string(&Schedule::builtin("catalyst-probe").unwrap()).unwrap();
+        for absent in ["calls", "temperatures", "fit", "screen"] {
+            assert!(!plain.contains(absent), "{absent}: {plain}");
         }
     }
 

@@ -24,7 +24,8 @@ pub struct Question<'a> {
     pub context: MetaPromptContext,
     /// Sampling settings, seed included.
     pub sampling: Sampling,
-    /// Parser limits; the shown prompts are added, so that copies of them are dropped.
+    /// Parser limits and the prompts a copy of which is dropped; the prompts the meta-prompt
+    /// shows are added.
     pub parser: ParserConfig,
     /// The logit mask to decode under (the embedded mentor applies it; a server refuses it).
     pub mask: Option<LineMask>,
@@ -91,16 +92,12 @@ pub fn ask(
         Some(cassette) => cassette.call(&request, |r| mentor.send(r))?,
         None => (mentor.send(&request)?, Source::Live),
     };
-    let parser = ParserConfig {
-        shown: question
-            .context
-            .history
-            .iter()
-            .map(|p| p.text.clone())
-            .collect(),
+    let mut parser = ParserConfig {
         cut: response.finish_reason == "length",
         ..question.parser
     };
+    let history = question.context.history.iter().map(|p| p.text.clone());
+    parser.shown.extend(history);
     let parsed = parse_reply(&response.text, &parser);
     Ok(Answer {
         meta_prompt,

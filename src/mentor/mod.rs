@@ -4,6 +4,7 @@
 
 mod ask;
 mod cassette;
+mod edit;
 mod http;
 mod local;
 mod parser;
@@ -13,6 +14,7 @@ mod template;
 
 pub use ask::{ask, Answer, Question, ReplyCounts};
 pub use cassette::{Cassette, Recording, ReplayMode, Source};
+pub use edit::EditOp;
 pub use http::{HttpMentor, HttpMentorConfig, Usage};
 pub use local::LocalMentor;
 pub use parser::{parse_reply, DropReason, Dropped, ParsedReply, ParserConfig};

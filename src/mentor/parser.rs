@@ -96,7 +96,8 @@ impl DropReason {
 /// A dropped line and the reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dropped {
-    /// 1-based line number in the reply.
+    /// 1-based line number in the reply (0: a candidate dropped after parsing, as a copy of
+    /// one an earlier call of the round gave).
     pub line_no: usize,
     /// The line as it appeared (trimmed).
     pub text: String,

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::RequestMode;
+use super::{edit, MetaPromptContext, RequestMode, ScoredPrompt};
 
 /// The way a meta-prompt is put to the mentor.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -19,6 +19,10 @@ pub enum Protocol {
     /// (`/v1/completions` over HTTP): OPRO's format for pretrained models, APE's forward
     /// generation.
     List,
+    /// Each call asks for one small edit of the best prompts (paraphrase, mutate or cross
+    /// over two; EvoPrompt's operators), in a chat turn; a round's calls cycle through the
+    /// operators ([`super::edit::plan`]).
+    Edit,
 }
 
 impl Protocol {
@@ -26,13 +30,49 @@ impl Protocol {
     pub const ALL: &'static [(&'static str, Protocol)] = &[
         ("instruction", Protocol::Instruction),
         ("list", Protocol::List),
+        ("edit", Protocol::Edit),
     ];
 
     /// The request mode it asks in.
     pub fn mode(self) -> RequestMode {
         match self {
-            Protocol::Instruction => RequestMode::Chat,
+            Protocol::Instruction | Protocol::Edit => RequestMode::Chat,
             Protocol::List => RequestMode::Completion,
+        }
+    }
+
+    /// What call `call` of a round shows (`shown` worst → best): every shown prompt, or under
+    /// the edit protocol the prompts its operator edits with the operator's instruction
+    /// ([`edit::plan`]); `None` when there is nothing to edit.
+    pub fn context(
+        self,
+        description: &str,
+        shown: &[ScoredPrompt],
+        candidates: usize,
+        words: usize,
+        call: usize,
+    ) -> Option<MetaPromptContext> {
+        let context = |history: Vec<ScoredPrompt>| {
+            MetaPromptContext::new(description, history, candidates, words)
+        };
+        if self != Protocol::Edit {
+            return Some(context(shown.to_vec()));
+        }
+        let mut ranked = shown.to_vec();
+        ranked.sort_by(|a, b| a.loss.total_cmp(&b.loss));
+        let (op, parents) = edit::plan(call, &ranked)?;
+        Some(MetaPromptContext {
+            instruction: op.instruction().into(),
+            ..context(parents)
+        })
+    }
+
+    /// The built-in template a stage of this protocol uses unless it names another.
+    pub fn default_template(self) -> &'static str {
+        match self {
+            Protocol::Instruction => "catalyst",
+            Protocol::List => "list",
+            Protocol::Edit => "edit",
         }
     }
 
@@ -72,10 +112,66 @@ mod tests {
         }
         assert_eq!(Protocol::List.mode(), RequestMode::Completion);
         assert_eq!(Protocol::Instruction.mode(), RequestMode::Chat);
+        assert_eq!(Protocol::Edit.mode(), RequestMode::Chat);
+        for &(_, p) in Protocol::ALL {
+            assert!(crate::mentor::MetaPromptTemplate::builtin(p.default_template()).is_ok());
+        }
         let err = "lists".parse::<Protocol>().unwrap_err().to_string();
         assert!(
-            err.contains("lists") && err.contains("instruction, list"),
+            err.contains("lists") && err.contains("instruction, list, edit"),
             "{err}"
+        );
+    }
+
+    fn shown() -> Vec<ScoredPrompt> {
+        // Worst → best, as the engine shows them.
+        ["worst", "middle", "best"]
+            .iter()
+            .enumerate()
+            .map(|(i, t)| ScoredPrompt {
+                text: (*t).into(),
+                loss: 1.0 - i as f64 / 4.0,
+                accuracy: 0.5 + i as f64 / 10.0,
+            })
+            .collect()
+    }
+
+    /// The instruction and list protocols show every prompt in every call; the edit protocol
+    /// shows the prompts its call's operator edits, with the operator's instruction.
+    #[test]
+    fn each_call_shows_what_its_protocol_asks_about() {
+        let texts =
+            |c: &MetaPromptContext| c.history.iter().map(|p| p.text.clone()).collect::<Vec<_>>();
+        for p in [Protocol::Instruction, Protocol::List] {
+            for call in 0..4 {
+                let c = p.context("task", &shown(), 2, 6, call).unwrap();
+                assert_eq!(texts(&c), ["worst", "middle", "best"]);
+                assert_eq!((c.num_candidates, c.word_limit), (2, 6));
+                assert!(c.instruction.is_empty());
+            }
+        }
+        let edit = |call| {
+            Protocol::Edit
+                .context("task", &shown(), 1, 5, call)
+                .unwrap()
+        };
+        assert_eq!(texts(&edit(0)), ["best"]);
+        assert!(edit(0).instruction.starts_with("Paraphrase"));
+        assert!(edit(1).instruction.starts_with("Change"));
+        // A crossover shows its two parents worst → best, like any history.
+        assert_eq!(texts(&edit(2)), ["middle", "best"]);
+        assert!(edit(2).instruction.starts_with("Combine"));
+        assert_eq!(texts(&edit(3)), ["middle"]);
+        assert_eq!(Protocol::Edit.context("task", &[], 1, 5, 0), None);
+        let text = crate::mentor::MetaPromptTemplate::builtin("edit")
+            .unwrap()
+            .render(&edit(2))
+            .unwrap();
+        assert!(
+            text.contains("Prompt: middle\nPrompt: best")
+                && text.contains("Combine the two prompts")
+                && text.contains("Write 1 new prompt of at most 5 words"),
+            "{text}"
         );
     }
 }

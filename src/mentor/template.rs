@@ -31,6 +31,10 @@ pub struct MetaPromptContext {
     pub num_candidates: usize,
     /// Word limit per candidate.
     pub word_limit: usize,
+    /// The edit asked for, under the edit protocol ([`super::EditOp::instruction`]); empty
+    /// otherwise.
+    #[serde(default)]
+    pub instruction: String,
 }
 
 impl MetaPromptContext {
@@ -51,6 +55,7 @@ impl MetaPromptContext {
             history,
             num_candidates,
             word_limit,
+            instruction: String::new(),
         }
     }
 }
@@ -117,6 +122,7 @@ pub const BUILTIN_TEMPLATES: &[TypedTemplate<MetaPromptContext>] = &[
     crate::template! { name: "opro", file: "templates/opro.hbs" },
     crate::template! { name: "no-trajectory", file: "templates/no-trajectory.hbs" },
     crate::template! { name: "list", file: "templates/list.hbs" },
+    crate::template! { name: "edit", file: "templates/edit.hbs" },
 ];
 
 /// A compiled meta-prompt template.

@@ -189,11 +189,16 @@ pub trait Readout<B: Backend> {
 
     /// Loss and accuracy over a whole split, without tracking gradients.
     fn evaluate(&self, model: &PromptModel<B>, split: SplitName) -> Metrics {
+        let all: Vec<usize> = (0..self.data().split(split).len()).collect();
+        self.evaluate_on(model, split, &all)
+    }
+
+    /// Loss and accuracy over examples `idx` of a split, without tracking gradients.
+    fn evaluate_on(&self, model: &PromptModel<B>, split: SplitName, idx: &[usize]) -> Metrics {
         let frozen = model.detached();
         let examples = self.data().split(split);
-        let n = examples.len();
         // Chunks of similar length waste little compute on padding.
-        let mut all: Vec<usize> = (0..n).collect();
+        let mut all = idx.to_vec();
         all.sort_by_key(|&i| examples.tokens[i].len());
         let k = self.data().num_classes();
         let mut confusion = vec![vec![0usize; k]; k];
@@ -224,6 +229,21 @@ where
     R::InnerModule: Readout<B::InnerBackend>,
 {
     readout.valid().evaluate(&model.valid(), split)
+}
+
+/// [`evaluate_valid`] over examples `idx` of the split.
+pub fn evaluate_valid_on<B, R>(
+    readout: &R,
+    model: &PromptModel<B>,
+    split: SplitName,
+    idx: &[usize],
+) -> Metrics
+where
+    B: AutodiffBackend,
+    R: Readout<B> + AutodiffModule<B>,
+    R::InnerModule: Readout<B::InnerBackend>,
+{
+    readout.valid().evaluate_on(&model.valid(), split, idx)
 }
 
 /// Mean cross-entropy of logits `[n, C]` against labels.

@@ -202,6 +202,7 @@ mod tests {
             seed,
             gradient_steps: 100,
             selection_evals: 22,
+            screen_evals: 0,
             llm_calls: 0,
             llm_tokens: 0,
             metric,

@@ -20,6 +20,8 @@ pub struct OriginStats {
     pub beat_continuous: usize,
     /// Arms that won their probe.
     pub won: usize,
+    /// Proposals of this origin a probe's screen scored (those kept are among `arms`).
+    pub screened: usize,
 }
 
 /// The mentor's replies and the probes' arms of one task and schedule, over its seeds.
@@ -112,7 +114,16 @@ impl ProposalReport {
             let arms: Vec<String> = r
                 .origins
                 .iter()
-                .map(|(o, s)| format!("{o} {} / {} / {}", s.beat_continuous, s.won, s.arms))
+                .map(|(o, s)| {
+                    let screened = match s.screened {
+                        0 => String::new(),
+                        n => format!(" (of {n} screened)"),
+                    };
+                    format!(
+                        "{o} {} / {} / {}{screened}",
+                        s.beat_continuous, s.won, s.arms
+                    )
+                })
                 .collect();
             let fitted = match r.text_arms {
                 0 => "-".to_string(),
@@ -144,16 +155,21 @@ impl ProposalRow {
         let word_limit = limits.words;
         self.runs += 1;
         for round in rounds {
-            if let Some(m) = &round.mentor {
+            for m in round.exchanges() {
+                // The limit the mentor was asked for (fitted to the prompt), else the stage's.
+                let limit = m.word_limit.or(word_limit);
                 self.calls += 1;
                 self.lines += m.candidates.len() + m.dropped.len();
                 self.candidates += m.candidates.len();
                 self.on_task += m
                     .candidates
                     .iter()
-                    .filter(|c| word_limit.is_none_or(|w| c.split_whitespace().count() <= w))
+                    .filter(|c| limit.is_none_or(|w| c.split_whitespace().count() <= w))
                     .count();
                 self.off_task += m.dropped.iter().filter(|d| !d.reason.is_on_task()).count();
+            }
+            for s in &round.screen {
+                self.origins.entry(s.origin.clone()).or_default().screened += 1;
             }
             let Some(p) = &round.probe else { continue };
             self.probes += 1;
@@ -244,6 +260,7 @@ mod tests {
             seed,
             gradient_steps: 100,
             selection_evals: 38,
+            screen_evals: 0,
             llm_calls: 1,
             llm_tokens: 10,
             metric: crate::task::Metric::Accuracy,
@@ -283,6 +300,7 @@ mod tests {
             source: Source::Live,
             candidates: vec!["the film is".into(), "one two three four five".into()],
             dropped: vec![dropped(DropReason::Code), dropped(DropReason::Copy)],
+            word_limit: None,
         });
         let arm = |origin: &str, tokens, rungs: Vec<Metrics>| ArmRecord {
             origin: origin.into(),
@@ -358,6 +376,54 @@ mod tests {
         assert!(
             err.contains("rounds.jsonl") && err.contains("line 1"),
             "{err}"
+        );
+    }
+
+    /// Every call of a round counts, each against the word limit it was asked for; the
+    /// screen's proposals are counted by origin beside the arms that entered the probe.
+    #[test]
+    fn further_calls_fitted_limits_and_screens_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::create(dir.path().join("mr-edit-screen-probe-s0")).unwrap();
+        run.write_json("results.json", &result(0)).unwrap();
+        let mut r = round(true);
+        let first = r.mentor.as_mut().unwrap();
+        // Asked for 5 words: "one two three four five" is on the task now.
+        first.word_limit = Some(5);
+        let mut second = first.clone();
+        second.candidates = vec!["a b c d e f".into()];
+        second.dropped.clear();
+        r.further.push(second);
+        let screened = |origin: &str, kept| crate::engine::records::ScreenRecord {
+            origin: origin.into(),
+            text: "t".into(),
+            metrics: metrics(0.6, 0.5),
+            kept,
+        };
+        r.screen = vec![
+            screened("mentor", true),
+            screened("mentor", false),
+            screened("random-fill", false),
+        ];
+        let rounds = serde_json::to_string(&r).unwrap();
+        fs::write(run.path().join("rounds.jsonl"), format!("{rounds}\n")).unwrap();
+        fs::write(
+            run.path().join("config.yaml"),
+            "task:\n  prompt_len: 4\nschedule:\n  mentor:\n    word_limit: 4\n",
+        )
+        .unwrap();
+        let report = ProposalReport::load(dir.path()).unwrap();
+        let [row] = report.rows() else {
+            panic!("{:?}", report.rows())
+        };
+        assert_eq!((row.calls, row.lines, row.candidates), (2, 5, 3));
+        assert_eq!((row.on_task, row.off_task), (2, 1));
+        assert_eq!(row.origins["mentor"].screened, 2);
+        assert_eq!(row.origins["random-fill"].screened, 1);
+        let md = report.markdown();
+        assert!(
+            md.contains("mentor 1 / 1 / 2 (of 2 screened); random-fill 1 / 0 / 1 (of 1 screened)"),
+            "{md}"
         );
     }
 }

@@ -271,6 +271,7 @@ mod tests {
             seed,
             gradient_steps: 100,
             selection_evals: 20 + calls as usize,
+            screen_evals: 0,
             llm_calls: calls,
             llm_tokens: 10 * calls,
             metric: crate::task::Metric::Accuracy,

@@ -42,6 +42,48 @@ fn bad_options_are_named() {
     let (code, text) = tandem(&["tune", "mr", "--prompt-len", "0"]);
     assert_ne!(code, 0);
     assert!(text.contains("prompt_len"), "{text}");
+    let (code, text) = tandem(&["mentor", "mr", "--protocol", "edits"]);
+    assert_ne!(code, 0);
+    assert!(
+        text.contains("edits") && text.contains("instruction, list, edit"),
+        "{text}"
+    );
+}
+
+/// `tandem mentor --protocol edit` asks for the edit its `--call` names, shows the reply, and
+/// with `--mask` asks again under the mask of one line within the word limit.
+#[test]
+fn the_mentor_command_asks_for_an_edit_with_and_without_the_mask() {
+    let (code, text) = tandem(&[
+        "mentor",
+        "uci-imdb",
+        "--steps",
+        "6",
+        "--protocol",
+        "edit",
+        "--call",
+        "1",
+        "--candidates",
+        "1",
+        "--word-limit",
+        "5",
+        "--max-tokens",
+        "24",
+        "--mask",
+    ]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("(edit template, Edit protocol")
+            && text.contains("Change one or two words of the prompt above")
+            && text.contains("Write 1 new prompt of at most 5 words"),
+        "{text}"
+    );
+    assert_eq!(text.matches("=== reply of ").count(), 2, "{text}");
+    assert!(
+        text.contains("masked: 1 lines of at most 5 words")
+            && text.contains("=== the mask (1 lines of at most 5 words)"),
+        "{text}"
+    );
 }
 
 #[test]

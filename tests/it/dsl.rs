@@ -37,6 +37,9 @@ fn a_declared_schedule_is_the_value_it_reads_as() {
             },
             shuffle_scores: false,
             mask: false,
+            calls: 1,
+            temperatures: Vec::new(),
+            fit: false,
         }),
         restart: Restart::Best,
         probe: None,
@@ -117,6 +120,26 @@ fn a_declared_probe_is_the_value_it_reads_as() {
         "{yaml}"
     );
     assert_eq!(serde_yaml::from_str::<Schedule>(&yaml).unwrap(), s);
+    // Several calls of the edit protocol, fitted to the prompt, and a screen: the built-in
+    // `edit-screen-probe` declared again.
+    let screened = tandem::schedule! {
+        name: "edit-screen-probe",
+        rounds: 3,
+        steps_per_round: 20,
+        final_steps: 16,
+        restart: probe,
+        mentor: {
+            protocol: edit, template: "edit", candidates: 2, calls: 8,
+            temperatures: [0.7, 1], fit: true, mask: true,
+        },
+        probe: { arms: mentor, screen: { candidates: 16, examples: 100 } },
+    };
+    assert_eq!(screened, Schedule::builtin("edit-screen-probe").unwrap());
+    let m = screened.mentor.as_ref().unwrap();
+    assert_eq!((m.protocol, m.calls, m.fit), (Protocol::Edit, 8, true));
+    assert_eq!(m.temperatures, [0.7, 1.0]);
+    let screen = screened.probe.as_ref().unwrap().screen.unwrap();
+    assert_eq!((screen.candidates, screen.examples), (16, 100));
     let reference = tandem::schedule! {
         name: "ref",
         rounds: 1,

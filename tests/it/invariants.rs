@@ -11,7 +11,7 @@ use tandem::backbone::Backbone;
 use tandem::decoder::ChatLlm;
 use tandem::engine::{
     apply_overrides, run_schedule, ArmSource, MentorStage, Probe, Restart, RoundRecord, RunConfig,
-    RunControl, RunIo, RunResult, Schedule,
+    RunControl, RunIo, RunResult, Schedule, Screen,
 };
 use tandem::mentor::{LocalMentor, Mentor, Message, Protocol, Sampling};
 use tandem::prompt::{fit_to_len, Metric, Projector, SoftPrompt};
@@ -139,15 +139,12 @@ fn schedule_strategy(max_rounds: usize, max_steps: usize) -> impl Strategy<Value
                 if rounds * spr + fin == 0 || (!mentor && restart == Restart::Best && rounds > 1) {
                     return None;
                 }
-                // Both protocols: a chat instruction, or a list continued as a document.
-                let list = seed % 3 == 0;
+                // Every protocol: a chat instruction, a list continued as a document, edits.
+                let protocol =
+                    [Protocol::List, Protocol::Instruction, Protocol::Edit][seed as usize % 3];
                 let mentor = mentor.then(|| MentorStage {
-                    protocol: if list {
-                        Protocol::List
-                    } else {
-                        Protocol::Instruction
-                    },
-                    template: if list { "list" } else { "catalyst" }.into(),
+                    protocol,
+                    template: protocol.default_template().into(),
                     candidates: c,
                     history: h,
                     // What a round records: one point per step (record_every 1).
@@ -161,8 +158,15 @@ fn schedule_strategy(max_rounds: usize, max_steps: usize) -> impl Strategy<Value
                         seed,
                     },
                     shuffle_scores: seed % 2 == 1,
-                    // The embedded mentor's logit mask on some schedules of either protocol.
+                    // The embedded mentor's logit mask on some schedules of each protocol.
                     mask: seed % 5 == 2,
+                    calls: 1 + (seed % 4) as usize,
+                    temperatures: if seed % 7 == 0 {
+                        vec![0.5, 1.0]
+                    } else {
+                        Vec::new()
+                    },
+                    fit: seed % 11 == 3,
                 });
                 let restart =
                     if mentor.is_none() && matches!(restart, Restart::Best | Restart::Reference) {
@@ -209,15 +213,22 @@ fn probe_strategy() -> impl Strategy<Value = Probe> {
         ],
         1usize..=3,
         prop_oneof![Just(0.0), Just(0.05)],
+        prop::option::of((0usize..=4, 1usize..=40)),
     )
-        .prop_map(|(steps, keep, rungs, arms, proposals, margin)| Probe {
-            steps,
-            keep,
-            rungs,
-            arms,
-            proposals,
-            margin,
-        })
+        .prop_map(
+            |(steps, keep, rungs, arms, proposals, margin, screen)| Probe {
+                steps,
+                keep,
+                rungs,
+                arms,
+                proposals,
+                margin,
+                screen: screen.map(|(more, examples)| Screen {
+                    candidates: proposals + more,
+                    examples,
+                }),
+            },
+        )
 }
 
 proptest! {
@@ -427,7 +438,7 @@ proptest! {
     fn probes_spend_their_budget_exactly_and_share_their_batches(
         seed in 0u64..50, steps in 1usize..=2, rungs in 1usize..=2,
     ) {
-        let p = Probe { steps, keep: 0.5, rungs, arms: ArmSource::Restart, proposals: 3, margin: 0.0 };
+        let p = Probe { steps, keep: 0.5, rungs, arms: ArmSource::Restart, proposals: 3, margin: 0.0, screen: None };
         let schedule = probe_schedule(p.clone(), None);
         let config = RunConfig { task: support::tiny_task(seed), schedule: schedule.clone() };
         let (r, rounds) = run(&config, None, RunControl::default()).unwrap();
@@ -468,7 +479,7 @@ proptest! {
             m.sample = 2;
             m.sampling.max_tokens = 24;
         }
-        let p = Probe { steps: 0, keep: 1.0, rungs: 1, arms: ArmSource::Mentor, proposals: 1, margin: 0.0 };
+        let p = Probe { steps: 0, keep: 1.0, rungs: 1, arms: ArmSource::Mentor, proposals: 1, margin: 0.0, screen: None };
         let probed = probe_schedule(p, best.mentor.clone());
         let task = support::tiny_task(seed);
         let (a, ra) = run(&RunConfig { task: task.clone(), schedule: best }, None, RunControl::default()).unwrap();
@@ -482,6 +493,116 @@ proptest! {
         }
         prop_assert_eq!(a.gradient_steps, b.gradient_steps);
         prop_assert_eq!((a.selection, a.test, a.final_text), (b.selection, b.test, b.final_text));
+    }
+}
+
+/// A screen scores exactly its declared proposals on its subsample, each round, keeps the best
+/// `proposals` of them (no proposal left out beats one kept) in the order they were drawn, and
+/// its scorings are counted apart from the selection evaluations, as the budget plans.
+#[test]
+fn a_screen_keeps_the_best_proposals_and_counts_every_scoring() {
+    let p = Probe {
+        steps: 1,
+        keep: 0.5,
+        rungs: 1,
+        arms: ArmSource::Random,
+        proposals: 2,
+        margin: 0.0,
+        screen: Some(Screen {
+            candidates: 5,
+            examples: 10,
+        }),
+    };
+    let schedule = probe_schedule(p, None);
+    let budget = schedule.budget(1, true);
+    let config = RunConfig {
+        task: support::tiny_task(5),
+        schedule,
+    };
+    let (r, rounds) = run(&config, None, RunControl::default()).unwrap();
+    assert_eq!((r.screen_evals, budget.screen_evals), (10, 10));
+    assert_eq!(r.selection_evals, budget.selection_evals);
+    for round in &rounds {
+        assert_eq!(round.screen.len(), 5);
+        assert!(round.screen.iter().all(|s| s.metrics.count == 10));
+        let kept: Vec<_> = round.screen.iter().filter(|s| s.kept).collect();
+        let arms = &round.probe.as_ref().unwrap().arms;
+        assert_eq!(
+            kept.iter().map(|s| &s.text).collect::<Vec<_>>(),
+            arms[1..].iter().map(|a| &a.text).collect::<Vec<_>>()
+        );
+        let score = |m: &tandem::readout::Metrics| (m.accuracy, -m.loss);
+        for out in round.screen.iter().filter(|s| !s.kept) {
+            for k in &kept {
+                assert!(
+                    score(&out.metrics) <= score(&k.metrics),
+                    "{out:?} beats {k:?}"
+                );
+            }
+        }
+    }
+}
+
+/// Several calls a round under the edit protocol: one exchange per call, each with its own
+/// seed and operator, the word limit fitted to the prompt and masked, the candidates pooled
+/// without duplicates, and the probe's mentor arms taken from that pool in order.
+#[test]
+fn several_edit_calls_ask_once_each_and_pool_their_candidates() {
+    let mut m = Schedule::builtin("edit-probe").unwrap().mentor.unwrap();
+    m.sample = 2;
+    m.sampling.max_tokens = 24;
+    let p = Probe {
+        steps: 1,
+        keep: 0.5,
+        rungs: 1,
+        arms: ArmSource::Mentor,
+        proposals: 3,
+        margin: 0.0,
+        screen: None,
+    };
+    let config = RunConfig {
+        task: support::tiny_task(2),
+        schedule: probe_schedule(p, Some(m)),
+    };
+    let (r, rounds) = run(&config, None, RunControl::default()).unwrap();
+    assert_eq!(r.llm_calls, 2 * 3);
+    for round in &rounds {
+        let calls: Vec<_> = round.exchanges().collect();
+        assert_eq!(calls.len(), 3);
+        let seeds: std::collections::BTreeSet<u64> =
+            calls.iter().map(|c| c.request.sampling.seed).collect();
+        assert_eq!(seeds.len(), 3);
+        let asked = |i: usize| calls[i].request.messages[0].content.clone();
+        assert!(asked(0).contains("Paraphrase the prompt"), "{}", asked(0));
+        assert!(asked(1).contains("Change one or two words"), "{}", asked(1));
+        let words = calls[0].word_limit.unwrap();
+        // 3 prompt tokens of MiniLM: fewer words than tokens, never more than the limit.
+        assert!((1..=3).contains(&words), "{words}");
+        for (i, c) in calls.iter().enumerate() {
+            assert_eq!(c.word_limit, Some(words));
+            assert_eq!(
+                c.request.mask.map(|m| (m.lines, m.words)),
+                Some((1, words as u32))
+            );
+            assert!(
+                asked(i).contains(&format!("at most {words} words")),
+                "{}",
+                asked(i)
+            );
+        }
+        let pooled: Vec<String> = calls.iter().flat_map(|c| c.candidates.clone()).collect();
+        let mut distinct: Vec<String> = pooled.iter().map(|c| c.to_lowercase()).collect();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), pooled.len(), "{pooled:?}");
+        let arms = &round.probe.as_ref().unwrap().arms;
+        let mentor: Vec<&String> = arms
+            .iter()
+            .filter(|a| a.origin == "mentor")
+            .map(|a| &a.text)
+            .collect();
+        assert_eq!(mentor, pooled.iter().take(mentor.len()).collect::<Vec<_>>());
+        assert_eq!(mentor.len(), pooled.len().min(3));
     }
 }
 
@@ -502,6 +623,7 @@ fn halting_inside_a_probe_then_resuming_gives_the_same_result() {
         arms: ArmSource::Mentor,
         proposals: 3,
         margin: 0.0,
+        screen: None,
     };
     let config = RunConfig {
         task: support::tiny_task(7),

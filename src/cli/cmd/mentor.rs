@@ -118,6 +118,7 @@ fn run_mentor<B: AutodiffBackend>(
 ) -> Result<()> {
     let a = &job.args;
     let spec = resolve(&a.task)?;
+    let protocol: Protocol = a.protocol.parse()?;
     let trajectory = match &job.trajectory {
         Some(t) => t.clone(),
         None => short_stage::<B>(&job, &spec, kind, &device)?,
@@ -127,21 +128,18 @@ fn run_mentor<B: AutodiffBackend>(
         anyhow::bail!("the trajectory has no scored points (record with a selection check)");
     }
     let scored = history.len();
-    let protocol: Protocol = a.protocol.parse()?;
-    let template_name = a.template.clone().unwrap_or_else(|| match protocol {
-        Protocol::Instruction => "catalyst".into(),
-        Protocol::List => "list".into(),
-    });
+    let template_name = (a.template.clone()).unwrap_or_else(|| protocol.default_template().into());
+    let description = spec.description.to_string();
+    let Some(context) =
+        protocol.context(&description, &history, a.candidates, a.word_limit, a.call)
+    else {
+        anyhow::bail!("no scored prompt to edit");
+    };
     let mut session = Session {
         args: a,
         protocol,
         template: template(&template_name)?,
-        context: MetaPromptContext::new(
-            spec.description.to_string(),
-            history,
-            a.candidates,
-            a.word_limit,
-        ),
+        context,
         mentor: mentor::<B>(a, &job.assets, kind, &device)?,
         cassette: match &a.cassette {
             Some(path) => Some(Cassette::open(path, a.replay.parse::<ReplayMode>()?)?),

@@ -51,7 +51,7 @@ pub fn origin(name: &str) -> Option<&'static str> {
 const ARM_STREAM: u64 = u64::MAX;
 
 /// The round's arms: the continuous prompt first (it takes the run's optimizer state), then
-/// `probe.proposals` proposals.
+/// `probe.drawn()` proposals (`proposals`, or as many as its screen scores).
 pub fn arms<B: AutodiffBackend>(
     state: &mut RunState<B>,
     c: &Components<'_, B>,
@@ -66,10 +66,10 @@ pub fn arms<B: AutodiffBackend>(
         model: state.model.clone(),
         optim,
     }];
-    let want = 1 + probe.proposals;
+    let want = 1 + probe.drawn();
     let texts: Vec<String> = match probe.arms {
         ArmSource::Mentor => candidates.to_vec(),
-        ArmSource::Projected => sample(&state.round_points, probe.proposals, &c.config.task.init),
+        ArmSource::Projected => sample(&state.round_points, probe.drawn(), &c.config.task.init),
         ArmSource::Random => Vec::new(),
         ArmSource::Restart => {
             while arms.len() < want {

@@ -1,6 +1,7 @@
-//! The mentor stage: the best prompts so far rendered into the meta-prompt, one call to the
-//! mentor (through the cassette when there is one), the reply parsed into candidates; the
-//! whole exchange is recorded in the round.
+//! The mentor stage: the best prompts so far rendered into the meta-prompt, the mentor asked
+//! (once, or `calls` times with their own seeds; under the edit protocol each call asks for
+//! one edit of the best prompts), every reply parsed into candidates and pooled, later copies
+//! of earlier candidates dropped as duplicates; every exchange is recorded in the round.
 
 use burn::tensor::backend::AutodiffBackend;
 use indicatif::ProgressBar;
@@ -10,9 +11,9 @@ use crate::engine::records::{MentorExchange, RoundRecord};
 use crate::engine::schedule::MentorStage;
 use crate::engine::state::RunState;
 use crate::error::{Error, Result};
-use crate::mentor::{ask, MetaPromptContext, ParserConfig, Question, ScoredPrompt};
+use crate::mentor::{ask, Answer, DropReason, Dropped, ParserConfig, Question, ScoredPrompt};
 
-/// Asks the mentor for candidates; returns the texts the parser kept.
+/// Asks the mentor for candidates; returns the texts the parser kept, over all calls.
 pub fn mentor<B: AutodiffBackend>(
     state: &mut RunState<B>,
     c: &Components<'_, B>,
@@ -27,56 +28,102 @@ pub fn mentor<B: AutodiffBackend>(
             "has mentor stages but no mentor was given",
         ));
     };
-    // The best `history` prompts, shown worst → best.
+    let shown = shown(state, stage, c.config.task.seed, round);
+    let words = c.mentor_words;
+    show(&io.progress, c, round, "mentor");
+    let before = m.usage();
+    let mut kept: Vec<String> = Vec::new();
+    for call in 0..stage.calls {
+        let description = &c.config.task.description;
+        let Some(context) =
+            stage
+                .protocol
+                .context(description, &shown, stage.candidates, words, call)
+        else {
+            break;
+        };
+        io.progress.set_message(format!(
+            "call {}/{}: {} candidates so far",
+            call + 1,
+            stage.calls,
+            kept.len()
+        ));
+        let question = Question {
+            protocol: stage.protocol,
+            template,
+            context,
+            sampling: stage.call_sampling(c.config.task.seed, round, call),
+            parser: ParserConfig {
+                max_candidates: stage.candidates,
+                shown: shown.iter().map(|p| p.text.clone()).collect(),
+                ..ParserConfig::default()
+            },
+            mask: stage.line_mask_of(words),
+        };
+        let answer = ask(m, io.cassette.as_deref_mut(), question)?;
+        push(record, pool(&mut kept, answer), words);
+    }
+    state.spend(before, m.usage());
+    show(&io.progress, c, round, "scoring");
+    io.progress
+        .set_message(format!("{} candidates", kept.len()));
+    Ok(kept)
+}
+
+/// The best `history` prompts of the pool, worst → best, their scores shuffled under that
+/// control.
+fn shown<B: AutodiffBackend>(
+    state: &RunState<B>,
+    stage: &MentorStage,
+    seed: u64,
+    round: usize,
+) -> Vec<ScoredPrompt> {
     let mut shown = state.pool.clone();
     shown.sort_by(|a, b| a.loss.total_cmp(&b.loss));
     shown.truncate(stage.history);
-    let task = &c.config.task;
     if stage.shuffle_scores {
-        shuffle_scores(&mut shown, task.seed, round);
+        shuffle_scores(&mut shown, seed, round);
     }
-    let context = MetaPromptContext::new(
-        task.description.clone(),
-        shown,
-        stage.candidates,
-        stage.word_limit,
-    );
-    let mut sampling = stage.sampling.clone();
-    sampling.seed = stage
-        .sampling
-        .seed
-        .wrapping_add(task.seed * 1000 + round as u64);
-    show(&io.progress, c, round, "mentor");
-    io.progress
-        .set_message(format!("{} candidates asked", stage.candidates));
-    let before = m.usage();
-    let question = Question {
-        protocol: stage.protocol,
-        template,
-        context,
-        sampling,
-        parser: ParserConfig {
-            max_candidates: stage.candidates,
-            ..ParserConfig::default()
-        },
-        mask: stage.line_mask(),
-    };
-    let answer = ask(m, io.cassette.as_deref_mut(), question)?;
-    state.spend(before, m.usage());
-    let candidates = answer.parsed.candidates.clone();
-    show(&io.progress, c, round, "scoring");
-    io.progress
-        .set_message(format!("{} candidates", candidates.len()));
-    record.meta_prompt = Some(answer.meta_prompt);
-    record.reply = Some(answer.response.text.clone());
-    record.mentor = Some(MentorExchange {
+    shown
+}
+
+/// Adds the answer's candidates to `kept`, a copy of one kept from an earlier call dropped as
+/// a duplicate; returns the answer as it then stands.
+fn pool(kept: &mut Vec<String>, mut answer: Answer) -> Answer {
+    let parsed = &mut answer.parsed;
+    let (new, seen): (Vec<String>, Vec<String>) = std::mem::take(&mut parsed.candidates)
+        .into_iter()
+        .partition(|t| !kept.iter().any(|k| k.eq_ignore_ascii_case(t)));
+    for text in seen {
+        parsed.dropped.push(Dropped {
+            line_no: 0,
+            text,
+            reason: DropReason::Duplicate,
+        });
+    }
+    kept.extend(new.iter().cloned());
+    parsed.candidates = new;
+    answer
+}
+
+/// Records one exchange: the round's first in `mentor` (with its meta-prompt and reply), the
+/// others in `further`.
+fn push(record: &mut RoundRecord, answer: Answer, words: usize) {
+    let exchange = MentorExchange {
         request: answer.request,
         response: answer.response,
         source: answer.source,
         candidates: answer.parsed.candidates,
         dropped: answer.parsed.dropped,
-    });
-    Ok(candidates)
+        word_limit: Some(words),
+    };
+    if record.mentor.is_none() {
+        record.meta_prompt = Some(answer.meta_prompt);
+        record.reply = Some(exchange.response.text.clone());
+        record.mentor = Some(exchange);
+    } else {
+        record.further.push(exchange);
+    }
 }
 
 /// The control that tests whether the mentor reads the scores: the same texts, their scores
@@ -120,6 +167,55 @@ mod tests {
                 accuracy: 0.5 + i as f64 / 20.0,
             })
             .collect()
+    }
+
+    fn answer(candidates: &[&str]) -> Answer {
+        Answer {
+            meta_prompt: "shown".into(),
+            request: crate::mentor::ChatRequest {
+                endpoint: "embedded:test".into(),
+                model: "m".into(),
+                messages: Vec::new(),
+                sampling: crate::mentor::Sampling::default(),
+                mode: Default::default(),
+                mask: None,
+            },
+            response: crate::mentor::ChatResponse {
+                model_id: "m".into(),
+                text: candidates.join("\n"),
+                prompt_tokens: 1,
+                completion_tokens: 1,
+                finish_reason: "stop".into(),
+            },
+            source: crate::mentor::Source::Live,
+            parsed: crate::mentor::ParsedReply {
+                candidates: candidates.iter().map(|c| c.to_string()).collect(),
+                dropped: Vec::new(),
+            },
+        }
+    }
+
+    /// Candidates pool over a round's calls: a later copy of a kept one (ignoring case) is
+    /// dropped as a duplicate; the first exchange is the round's `mentor`, the rest `further`.
+    #[test]
+    fn calls_pool_their_candidates_and_record_every_exchange() {
+        let mut kept = Vec::new();
+        let mut record = RoundRecord::new(0, 20, Vec::new());
+        push(&mut record, pool(&mut kept, answer(&["a b", "c d"])), 5);
+        push(&mut record, pool(&mut kept, answer(&["C D", "e f"])), 5);
+        push(&mut record, pool(&mut kept, answer(&[])), 5);
+        assert_eq!(kept, ["a b", "c d", "e f"]);
+        let first = record.mentor.as_ref().unwrap();
+        assert_eq!(first.candidates, ["a b", "c d"]);
+        assert_eq!(first.word_limit, Some(5));
+        assert_eq!(record.meta_prompt.as_deref(), Some("shown"));
+        assert_eq!(record.further.len(), 2);
+        let second = &record.further[0];
+        assert_eq!(second.candidates, ["e f"]);
+        assert_eq!(second.dropped.len(), 1);
+        assert_eq!(second.dropped[0].reason, DropReason::Duplicate);
+        assert_eq!(second.dropped[0].text, "C D");
+        assert_eq!(record.exchanges().count(), 3);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The named stages of a round, in the order they run: [`gradient`], [`sample`] the
 //! trajectory, [`score`] its projected texts, ask the [`mentor`], then either [`select`] among
-//! its candidates as raw texts or gather the [`arms`] of a [`probe`] that judges them as
-//! starting points, and [`restart`]. Each is a function over the run's state; a new proposal
+//! its candidates as raw texts or gather the [`arms`] of a [`probe`] (optionally
+//! [`screen`]ed first) that judges them as starting points, and [`restart`]. Each is a function over the run's state; a new proposal
 //! source is one more arm source here.
 
 pub mod arms;
@@ -11,4 +11,5 @@ pub mod probe;
 pub mod restart;
 pub mod sample;
 pub mod score;
+pub mod screen;
 pub mod select;
