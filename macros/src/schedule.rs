@@ -75,8 +75,14 @@ pub struct ProbeDecl {
     arms: (String, Span),
     proposals: (usize, Span),
     margin: (f64, Span),
-    /// Screened candidates and examples, with their spans.
-    screen: Option<((usize, Span), (usize, Span))>,
+    /// Screened candidates and examples as written, with their spans (a field left out takes
+    /// the library's `Screen::default()`).
+    screen: Option<ScreenDecl>,
+}
+
+pub struct ScreenDecl {
+    candidates: Option<(usize, Span)>,
+    examples: Option<(usize, Span)>,
 }
 
 pub struct ScheduleDecl {
@@ -183,8 +189,15 @@ fn parse_probe(cx: &Ctxt, b: &Fields) -> Option<ProbeDecl> {
         None => None,
         Some(b) => {
             let r = Reader::new(cx, b, "a screen", SCREEN_FIELDS);
-            let (candidates, examples) = (r.usize("candidates", None), r.usize("examples", None));
-            Some((candidates?, examples?))
+            let read = |name| match r.get(name) {
+                None => Some(None),
+                Some(_) => r.usize(name, None).map(Some),
+            };
+            let (candidates, examples) = (read("candidates"), read("examples"));
+            Some(ScreenDecl {
+                candidates: candidates?,
+                examples: examples?,
+            })
         }
     };
     Some(ProbeDecl {
@@ -318,7 +331,8 @@ fn validate_probe(cx: &Ctxt, s: &ScheduleDecl) {
     if p.margin.0 < 0.0 {
         cx.error(p.margin.1, "`margin` must be ≥ 0");
     }
-    if let Some(((candidates, span), (examples, examples_span))) = p.screen {
+    let screen = p.screen.as_ref();
+    if let Some((candidates, span)) = screen.and_then(|s| s.candidates) {
         if !(p.proposals.0..=MAX_CANDIDATES).contains(&candidates) {
             cx.error(
                 span,
@@ -328,9 +342,9 @@ fn validate_probe(cx: &Ctxt, s: &ScheduleDecl) {
                 ),
             );
         }
-        if examples == 0 {
-            cx.error(examples_span, "a screen needs at least one example");
-        }
+    }
+    if let Some((0, span)) = screen.and_then(|s| s.examples) {
+        cx.error(span, "a screen needs at least one example");
     }
     if p.arms.0 == "mentor" && s.mentor.is_none() {
         cx.error(
@@ -429,12 +443,21 @@ fn expand_probe(p: Option<&ProbeDecl>) -> TokenStream {
         "restart" => quote!(::tandem::engine::ArmSource::Restart),
         _ => quote!(::tandem::engine::ArmSource::Mentor),
     };
-    let screen = match p.screen {
+    let screen = match &p.screen {
         None => quote!(::core::option::Option::None),
-        Some(((candidates, _), (examples, _))) => {
+        Some(s) => {
+            let field = |name: &str, v: Option<(usize, Span)>| {
+                let name = quote::format_ident!("{name}");
+                v.map(|(v, _)| quote!(#name: #v,))
+            };
+            let candidates = field("candidates", s.candidates);
+            let examples = field("examples", s.examples);
+            let rest = (s.candidates.is_none() || s.examples.is_none())
+                .then(|| quote!(..::core::default::Default::default()));
             quote!(::core::option::Option::Some(::tandem::engine::Screen {
-                candidates: #candidates,
-                examples: #examples,
+                #candidates
+                #examples
+                #rest
             }))
         }
     };

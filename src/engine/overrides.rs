@@ -10,8 +10,10 @@ use crate::error::{Error, Result};
 /// Applies `KEY=VALUE` overrides, in order, to any serializable configuration.
 ///
 /// `schedule.rounds=6`, `task.gradient.lr=0.01`, `schedule.mentor.sampling.temperature=0`,
-/// `schedule.restart=continue`. A key must already exist in the configuration, except a field
-/// of an empty (`null`) section, which starts that section from the value given.
+/// `schedule.restart=continue`. A key absent from the written configuration (a field left out
+/// at its default, such as `schedule.mentor.fit`, or a field of an empty section) is accepted
+/// when the configuration type has it: tandem's configurations deny unknown fields, so a
+/// misspelt key is an error naming it and the keys known there.
 pub fn apply_overrides<T: Serialize + DeserializeOwned>(config: &T, sets: &[String]) -> Result<T> {
     if sets.is_empty() {
         return serde_yaml::to_value(config)
@@ -34,15 +36,21 @@ pub fn apply_overrides<T: Serialize + DeserializeOwned>(config: &T, sets: &[Stri
                 format!("value `{raw}` is not YAML: {e}"),
             )
         })?;
-        set_path(&mut root, key, value)?;
+        let absent = set_path(&mut root, key, value)?;
         // Check each override on its own, so that a type error names its key.
-        serde_yaml::from_value::<T>(root.clone())
-            .map_err(|e| Error::config(format!("override `{key}={raw}`"), e.to_string()))?;
+        serde_yaml::from_value::<T>(root.clone()).map_err(|e| match &absent {
+            Some(unknown) if e.to_string().contains("unknown field") => {
+                Error::config(format!("override `{key}`"), unknown)
+            }
+            _ => Error::config(format!("override `{key}={raw}`"), e.to_string()),
+        })?;
     }
     serde_yaml::from_value(root).map_err(|e| Error::config("configuration", e.to_string()))
 }
 
-fn set_path(root: &mut Value, key: &str, value: Value) -> Result<()> {
+/// Sets `key` to `value`; when a segment of the key was absent, returns the error to give if
+/// the configuration type does not know it either.
+fn set_path(root: &mut Value, key: &str, value: Value) -> Result<Option<String>> {
     let parts: Vec<&str> = key.split('.').collect();
     if parts.iter().any(|p| p.is_empty()) {
         return Err(Error::config(
@@ -51,6 +59,7 @@ fn set_path(root: &mut Value, key: &str, value: Value) -> Result<()> {
         ));
     }
     let mut node = root;
+    let mut absent = None;
     for (i, part) in parts.iter().enumerate() {
         let path = parts[..=i].join(".");
         if node.is_null() {
@@ -64,24 +73,24 @@ fn set_path(root: &mut Value, key: &str, value: Value) -> Result<()> {
         };
         let k = Value::String(part.to_string());
         let fresh_section = map.is_empty();
-        if !map.contains_key(&k) && !fresh_section {
+        if !map.contains_key(&k) && !fresh_section && absent.is_none() {
             let mut known: Vec<String> = map
                 .keys()
                 .filter_map(|k| k.as_str().map(String::from))
                 .collect();
             known.sort();
-            return Err(Error::config(
-                format!("override `{key}`"),
-                format!("unknown key `{path}`; known here: {}", known.join(", ")),
+            absent = Some(format!(
+                "unknown key `{path}`; known here: {} (and the fields left at their defaults)",
+                known.join(", ")
             ));
         }
         if i + 1 == parts.len() {
             map.insert(k, value);
-            return Ok(());
+            return Ok(absent);
         }
         node = map.entry(k).or_insert(Value::Null);
     }
-    Ok(())
+    Ok(absent)
 }
 
 #[cfg(test)]
@@ -139,5 +148,39 @@ mod tests {
         assert!(e.contains("is a value"), "{e}");
         let e = err("schedule.restart=sideways");
         assert!(e.contains("schedule.restart=sideways"), "{e}");
+        let e = err("schedule.mentor.fitt=true");
+        assert!(
+            e.contains("schedule.mentor.fitt") && e.contains("known here") && e.contains("history"),
+            "{e}"
+        );
+        let e = err("schedule.mentor.fit=sometimes");
+        assert!(e.contains("schedule.mentor.fit=sometimes"), "{e}");
+        let e = err("task.gradient.lrr.x=1");
+        assert!(
+            e.contains("task.gradient.lrr") && e.contains("known here"),
+            "{e}"
+        );
+    }
+
+    /// Fields left out of the written configuration at their defaults can still be set.
+    #[test]
+    fn fields_at_their_defaults_can_be_set() {
+        let c = apply_overrides(
+            &config("catalyst-probe"),
+            &sets(&[
+                "schedule.mentor.fit=true",
+                "schedule.mentor.mask=true",
+                "schedule.mentor.calls=2",
+                "schedule.mentor.temperatures=[0.5, 1.0]",
+                "schedule.probe.screen.candidates=8",
+                "schedule.probe.screen.examples=50",
+            ]),
+        )
+        .unwrap();
+        let m = c.schedule.mentor.as_ref().unwrap();
+        assert!(m.fit && m.mask);
+        assert_eq!((m.calls, m.temperatures.clone()), (2, vec![0.5, 1.0]));
+        let screen = c.schedule.probe.unwrap().screen.unwrap();
+        assert_eq!((screen.candidates, screen.examples), (8, 50));
     }
 }

@@ -74,12 +74,22 @@ pub struct Probe {
 /// vocabulary where it has fewer) scored untrained on `examples` selection examples drawn
 /// for the round; every scoring is counted ([`Budget::screen_evals`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Screen {
     /// Proposals screened per round (at least the probe's `proposals`, at most 32).
     pub candidates: usize,
     /// Selection examples each is scored on (the whole split when it has fewer).
     pub examples: usize,
+}
+
+impl Default for Screen {
+    /// 16 proposals on 100 examples, as the built-in screen family.
+    fn default() -> Self {
+        Self {
+            candidates: 16,
+            examples: 100,
+        }
+    }
 }
 
 impl Default for Probe {
@@ -460,10 +470,7 @@ impl Schedule {
         s.mentor = mentor;
         if let Some(p) = s.probe.as_mut() {
             p.arms = arms;
-            p.screen = name.contains("-screen-").then_some(Screen {
-                candidates: 16,
-                examples: 100,
-            });
+            p.screen = name.contains("-screen-").then(Screen::default);
         }
         Ok(s)
     }

@@ -70,6 +70,8 @@ pub struct SweepRow {
     pub gradient_steps: usize,
     /// Mean scorings of the selection split that could choose a prompt.
     pub selection_evals: f64,
+    /// Mean scorings of a subsample of the selection split by probe screens.
+    pub screen_evals: f64,
     /// Selection split size of the first run.
     pub selection_n: usize,
     /// Mean LLM calls.
@@ -95,6 +97,7 @@ impl SweepRow {
             selection_accuracy: mean(|r| 100.0 * r.selection.accuracy),
             gradient_steps: runs[0].gradient_steps,
             selection_evals: mean(|r| r.selection_evals as f64).mean,
+            screen_evals: mean(|r| r.screen_evals as f64).mean,
             selection_n: runs[0].selection.count,
             llm_calls: mean(|r| r.llm_calls as f64).mean,
             llm_tokens: mean(|r| r.llm_tokens as f64).mean,
@@ -169,7 +172,7 @@ impl SweepReport {
         for r in &self.rows {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {:.2} ± {:.2} | {:.2} ± {:.2} | {:.3} ± {:.3} | {:.2} | {} | {:.1} | {:.1} | {:.0} | {:.1} |",
+                "| {} | {} | {} | {:.2} ± {:.2} | {:.2} ± {:.2} | {:.3} ± {:.3} | {:.2} | {} | {:.1}{} | {:.1} | {:.0} | {:.1} |",
                 r.task,
                 r.schedule,
                 r.seeds,
@@ -182,6 +185,11 @@ impl SweepReport {
                 r.selection_accuracy.mean,
                 r.gradient_steps,
                 r.selection_evals,
+                if r.screen_evals > 0.0 {
+                    format!(" + {:.0} screened", r.screen_evals)
+                } else {
+                    String::new()
+                },
                 r.llm_calls,
                 r.llm_tokens,
                 r.wall_seconds
@@ -224,12 +232,12 @@ impl SweepReport {
     /// a column of its own.
     pub fn csv(&self) -> String {
         let mut s = String::from(
-            "task,schedule,seeds,test_acc_mean,test_acc_std,test_macro_f1_mean,test_macro_f1_std,test_mcc_mean,test_mcc_std,selection_acc_mean,gradient_steps,selection_evals_mean,llm_calls_mean,llm_tokens_mean,wall_s_mean\n",
+            "task,schedule,seeds,test_acc_mean,test_acc_std,test_macro_f1_mean,test_macro_f1_std,test_mcc_mean,test_mcc_std,selection_acc_mean,gradient_steps,selection_evals_mean,llm_calls_mean,llm_tokens_mean,wall_s_mean,screen_evals_mean\n",
         );
         for r in &self.rows {
             let _ = writeln!(
                 s,
-                "{},{},{},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{},{:.2},{:.2},{:.1},{:.2}",
+                "{},{},{},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{},{:.2},{:.2},{:.1},{:.2},{:.2}",
                 r.task,
                 r.schedule,
                 r.seeds,
@@ -244,7 +252,8 @@ impl SweepReport {
                 r.selection_evals,
                 r.llm_calls,
                 r.llm_tokens,
-                r.wall_seconds
+                r.wall_seconds,
+                r.screen_evals
             );
         }
         s
@@ -271,7 +280,7 @@ mod tests {
             seed,
             gradient_steps: 100,
             selection_evals: 20 + calls as usize,
-            screen_evals: 0,
+            screen_evals: 4 * calls as usize,
             llm_calls: calls,
             llm_tokens: 10 * calls,
             metric: crate::task::Metric::Accuracy,
@@ -350,7 +359,7 @@ mod tests {
         assert!(md[0].starts_with("| task | schedule | seeds | test accuracy, % |"));
         assert_eq!(
             md[2],
-            "| mr | catalyst | 2 | 85.00 ± 7.07 | 80.00 ± 7.07 | 0.700 ± 0.141 | 75.00 | 100 | 25.0 | 5.0 | 50 | 2.5 |"
+            "| mr | catalyst | 2 | 85.00 ± 7.07 | 80.00 ± 7.07 | 0.700 ± 0.141 | 75.00 | 100 | 25.0 + 20 screened | 5.0 | 50 | 2.5 |"
         );
         assert_eq!(
             md[3],
@@ -362,7 +371,7 @@ mod tests {
         assert!(lines[0].starts_with("task,schedule,seeds,test_acc_mean,test_acc_std,"));
         assert_eq!(
             lines[1],
-            "mr,catalyst,2,85.0000,7.0711,80.0000,7.0711,0.7000,0.1414,75.0000,100,25.00,5.00,50.0,2.50"
+            "mr,catalyst,2,85.0000,7.0711,80.0000,7.0711,0.7000,0.1414,75.0000,100,25.00,5.00,50.0,2.50,20.00"
         );
     }
 

@@ -140,6 +140,16 @@ fn a_declared_probe_is_the_value_it_reads_as() {
     assert_eq!(m.temperatures, [0.7, 1.0]);
     let screen = screened.probe.as_ref().unwrap().screen.unwrap();
     assert_eq!((screen.candidates, screen.examples), (16, 100));
+    // A field left out of the screen takes `Screen::default()`'s.
+    let partial = tandem::schedule! {
+        name: "partial",
+        rounds: 1,
+        steps_per_round: 10,
+        restart: probe,
+        probe: { arms: random, screen: { candidates: 8 } },
+    };
+    let screen = partial.probe.as_ref().unwrap().screen.unwrap();
+    assert_eq!((screen.candidates, screen.examples), (8, 100));
     let reference = tandem::schedule! {
         name: "ref",
         rounds: 1,

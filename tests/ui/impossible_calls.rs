@@ -12,7 +12,14 @@
         rounds: 2,
         steps_per_round: 10,
         restart: probe,
-        mentor: { protocol: edits, calls: 0, temperatures: "hot" },
+        mentor: { sample: 2, calls: 0, temperatures: "hot" },
         probe: { screen: { candidates: 40 } },
+    };
+    let _ = tandem::schedule! {
+        name: "edits",
+        rounds: 1,
+        steps_per_round: 10,
+        restart: best,
+        mentor: { protocol: edits },
     };
 }

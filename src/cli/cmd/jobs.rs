@@ -347,7 +347,7 @@ fn dry_run<B: AutodiffBackend>(
             config.schedule.name,
             config.task.seed,
             e.budget.gradient_steps,
-            e.budget.selection_evals,
+            screened(e.budget.selection_evals, e.budget.screen_evals),
             e.llm_calls,
             e.llm_tokens
         );
@@ -483,6 +483,15 @@ impl BackendJob for ResumeJob {
             true,
             &progress,
         )
+    }
+}
+
+/// Selection evaluations, with a probe screen's scorings of a subsample beside them.
+fn screened(selection: usize, screen: usize) -> String {
+    if screen > 0 {
+        format!("{selection} + {screen} screened")
+    } else {
+        format!("{selection}")
     }
 }
 
