@@ -227,60 +227,7 @@ pub fn validate(cx: &Ctxt, s: &ScheduleDecl) {
         );
     }
     match &s.mentor {
-        Some(m) => {
-            if m.candidates.0 == 0 {
-                err(
-                    m.candidates.1,
-                    "a mentor stage must ask for at least one candidate".into(),
-                );
-            }
-            if m.history.0 == 0 {
-                err(
-                    m.history.1,
-                    "the mentor must be shown at least one scored prompt".into(),
-                );
-            }
-            let points = s.steps_per_round.0 / s.record_every.0.max(1);
-            if s.steps_per_round.0 > 0 && m.sample.0 > points {
-                err(
-                    m.sample.1,
-                    format!(
-                        "{} trajectory points asked of a round that records {points} ({} steps, one point every {})",
-                        m.sample.0, s.steps_per_round.0, s.record_every.0
-                    ),
-                );
-            }
-            if m.calls.0 == 0 || m.calls.0 * m.candidates.0 > MAX_CANDIDATES {
-                err(
-                    m.calls.1,
-                    format!(
-                        "{} calls of {} candidates: between 1 call and {MAX_CANDIDATES} candidates a round",
-                        m.calls.0, m.candidates.0
-                    ),
-                );
-            }
-            for (t, span) in &m.temperatures {
-                if !(t.is_finite() && *t >= 0.0) {
-                    err(*span, format!("{t} is not a temperature ≥ 0"));
-                }
-            }
-            let (t, span) = &m.template;
-            if t.ends_with(".hbs") {
-                let roots = crate::template::crate_roots();
-                if !roots.iter().any(|root| root.join(t).is_file()) {
-                    err(*span, format!("template file `{t}` does not exist (paths are relative to the crate root)"));
-                }
-                // Whether its variables are fields of the context is checked by the expansion.
-            } else if !BUILTIN_TEMPLATES.contains(&t.as_str()) {
-                err(
-                    *span,
-                    format!(
-                        "unknown template `{t}`; built-in: {}, or a `.hbs` file",
-                        BUILTIN_TEMPLATES.join(", ")
-                    ),
-                );
-            }
-        }
+        Some(m) => validate_mentor(cx, s, m),
         None => {
             if s.restart.0 == "best" && s.rounds.0 > 1 {
                 err(
@@ -297,6 +244,68 @@ pub fn validate(cx: &Ctxt, s: &ScheduleDecl) {
         }
     }
     validate_probe(cx, s);
+}
+
+/// The mentor stage's counts, sampling and template.
+fn validate_mentor(cx: &Ctxt, s: &ScheduleDecl, m: &MentorDecl) {
+    let err = |span: Span, msg: String| cx.error(span, msg);
+    if m.candidates.0 == 0 {
+        err(
+            m.candidates.1,
+            "a mentor stage must ask for at least one candidate".into(),
+        );
+    }
+    if m.history.0 == 0 {
+        err(
+            m.history.1,
+            "the mentor must be shown at least one scored prompt".into(),
+        );
+    }
+    let points = s.steps_per_round.0 / s.record_every.0.max(1);
+    if s.steps_per_round.0 > 0 && m.sample.0 > points {
+        err(
+            m.sample.1,
+            format!(
+                "{} trajectory points asked of a round that records {points} ({} steps, one point every {})",
+                m.sample.0, s.steps_per_round.0, s.record_every.0
+            ),
+        );
+    }
+    if m.calls.0 == 0 || m.calls.0 * m.candidates.0 > MAX_CANDIDATES {
+        err(
+            m.calls.1,
+            format!(
+                "{} calls of {} candidates: between 1 call and {MAX_CANDIDATES} candidates a round",
+                m.calls.0, m.candidates.0
+            ),
+        );
+    }
+    for (t, span) in &m.temperatures {
+        if !(t.is_finite() && *t >= 0.0) {
+            err(*span, format!("{t} is not a temperature ≥ 0"));
+        }
+    }
+    let (t, span) = &m.template;
+    if t.ends_with(".hbs") {
+        let roots = crate::template::crate_roots();
+        if !roots.iter().any(|root| root.join(t).is_file()) {
+            err(
+                *span,
+                format!(
+                    "template file `{t}` does not exist (paths are relative to the crate root)"
+                ),
+            );
+        }
+        // Whether its variables are fields of the context is checked by the expansion.
+    } else if !BUILTIN_TEMPLATES.contains(&t.as_str()) {
+        err(
+            *span,
+            format!(
+                "unknown template `{t}`; built-in: {}, or a `.hbs` file",
+                BUILTIN_TEMPLATES.join(", ")
+            ),
+        );
+    }
 }
 
 /// The probe's ranges, and the restart and mentor stage it needs.
