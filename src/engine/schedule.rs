@@ -565,7 +565,7 @@ impl Schedule {
         let per_round = 1 + match (&self.probe, &self.mentor, self.restart) {
             (Some(p), _, _) => p.selection_evals(),
             (None, _, Restart::Reference) | (None, None, _) => 0,
-            (None, Some(m), _) => m.candidates,
+            (None, Some(m), _) => m.candidates * m.calls,
         };
         Budget {
             gradient_steps: self.gradient_steps(),
@@ -719,6 +719,10 @@ mod tests {
         let s = Schedule::builtin("catalyst").unwrap();
         assert_eq!(s.budget(5, false).selection_evals, 17);
         assert_eq!(s.budget(5, true).selection_evals, 37);
+        // Two calls a round score up to twice the candidates: 4 × 3 more.
+        let mut two = s.clone();
+        two.mentor.as_mut().unwrap().calls = 2;
+        assert_eq!(two.budget(5, false).selection_evals, 29);
         for (history, sample) in [(0, 2), (8, 0)] {
             let mut t = s.clone();
             let m = t.mentor.as_mut().unwrap();
