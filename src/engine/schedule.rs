@@ -994,6 +994,7 @@ mod tests {
         assert_eq!(first.temperature, m.sampling.temperature);
         let seeds: Vec<u64> = (0..4).map(|c| m.call_sampling(3, 2, c).seed).collect();
         let mut distinct = seeds.clone();
+        distinct.sort_unstable();
         distinct.dedup();
         assert_eq!(distinct.len(), 4, "{seeds:?}");
         m.temperatures = vec![0.2, 1.1];

@@ -231,21 +231,6 @@ where
     readout.valid().evaluate(&model.valid(), split)
 }
 
-/// [`evaluate_valid`] over examples `idx` of the split.
-pub fn evaluate_valid_on<B, R>(
-    readout: &R,
-    model: &PromptModel<B>,
-    split: SplitName,
-    idx: &[usize],
-) -> Metrics
-where
-    B: AutodiffBackend,
-    R: Readout<B> + AutodiffModule<B>,
-    R::InnerModule: Readout<B::InnerBackend>,
-{
-    readout.valid().evaluate_on(&model.valid(), split, idx)
-}
-
 /// Mean cross-entropy of logits `[n, C]` against labels.
 pub fn cross_entropy<B: Backend>(logits: Tensor<B, 2>, labels: &[usize]) -> Tensor<B, 1> {
     let device = logits.device();

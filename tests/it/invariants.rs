@@ -503,16 +503,14 @@ proptest! {
 #[test]
 fn a_screen_keeps_the_best_proposals_and_counts_every_scoring() {
     let p = Probe {
-        steps: 1,
-        keep: 0.5,
         rungs: 1,
         arms: ArmSource::Random,
         proposals: 2,
-        margin: 0.0,
         screen: Some(Screen {
             candidates: 5,
             examples: 10,
         }),
+        ..Probe::default()
     };
     let schedule = probe_schedule(p, None);
     let budget = schedule.budget(1, true);
@@ -552,14 +550,10 @@ fn several_edit_calls_ask_once_each_and_pool_their_candidates() {
     let mut m = Schedule::builtin("edit-probe").unwrap().mentor.unwrap();
     m.sample = 2;
     m.sampling.max_tokens = 24;
+    // The default probe (mentor arms, 3 proposals) in one rung.
     let p = Probe {
-        steps: 1,
-        keep: 0.5,
         rungs: 1,
-        arms: ArmSource::Mentor,
-        proposals: 3,
-        margin: 0.0,
-        screen: None,
+        ..Probe::default()
     };
     let config = RunConfig {
         task: support::tiny_task(2),

@@ -5,6 +5,7 @@
 
 use std::cmp::Ordering;
 
+use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 
 use super::arms::Arm;
@@ -13,7 +14,7 @@ use crate::engine::components::Components;
 use crate::engine::records::{RoundRecord, ScreenRecord};
 use crate::engine::schedule::Probe;
 use crate::engine::state::{RunState, Score};
-use crate::readout::{evaluate_valid_on, Readout, SplitName};
+use crate::readout::{Readout, SplitName};
 
 /// Stream of the generator that draws the screen's subsample (the arms' is `u64::MAX`).
 const SCREEN_STREAM: u64 = u64::MAX - 1;
@@ -24,19 +25,21 @@ pub fn screen<B: AutodiffBackend>(
     state: &RunState<B>,
     c: &Components<'_, B>,
     probe: &Probe,
-    mut arms: Vec<Arm<B>>,
+    arms: Vec<Arm<B>>,
     record: &mut RoundRecord,
 ) -> Vec<Arm<B>> {
     let Some(screen) = probe.screen else {
         return arms;
     };
     let idx = subsample(c, state.position.round, screen.examples);
+    // The frozen readout on the inner backend once, not once per proposal.
+    let readout = c.readout.valid();
     let scored: Vec<(usize, Score)> = arms
         .iter()
         .enumerate()
         .skip(1)
         .map(|(i, arm)| {
-            let m = evaluate_valid_on(c.readout, &arm.model, SplitName::Selection, &idx);
+            let m = readout.evaluate_on(&arm.model.valid(), SplitName::Selection, &idx);
             record.screen.push(ScreenRecord {
                 origin: arm.origin.into(),
                 text: arm.text.clone(),
@@ -51,12 +54,11 @@ pub fn screen<B: AutodiffBackend>(
     for &i in &kept {
         record.screen[i - 1].kept = true;
     }
-    let mut i = 0;
-    arms.retain(|_| {
-        i += 1;
-        i == 1 || kept.contains(&(i - 1))
-    });
-    arms
+    arms.into_iter()
+        .enumerate()
+        .filter(|(i, _)| *i == 0 || kept.contains(i))
+        .map(|(_, arm)| arm)
+        .collect()
 }
 
 /// The indices of the `n` best scores, best first; ties keep the earlier drawn.
