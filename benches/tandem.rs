@@ -13,7 +13,10 @@
 //!   on ndarray, the burn f32 decoder elsewhere);
 //! - `template_render`: the catalyst meta-prompt with an 8-prompt history;
 //! - `catalyst_round`: one whole catalyst round on UCI IMDB with the embedded mentor (task
-//!   loading, 10 gradient steps, scoring, a 48-token mentor reply, candidates scored, restart).
+//!   loading, 10 gradient steps, scoring, a 48-token mentor reply, candidates scored, restart);
+//! - `screen`: the probe screen's scoring, 16 text prompts on 100 `mr` selection examples, in
+//!   one batched pass (`batched`) and one pass per prompt (`separate`), for the class-prompt and
+//!   input-head readouts on MiniLM and the verbalizer on SmolLM2-135M.
 //!
 //! PyTorch peer: `benches/peers/grad_step_peer.py`; `benches/gpu/run.sh` runs `tandem bench`
 //! (the same workloads) and the peer side by side, on a GPU machine or (`DEVICE=cpu`) here. llama.cpp peer of the decoder:

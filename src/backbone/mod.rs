@@ -136,16 +136,28 @@ impl<B: Backend> Backbone<B> {
         seqs: &[&[u32]],
         max_len: usize,
     ) -> Tensor<B, 2> {
-        let device = self.device();
         let [l, d] = prompt.dims();
+        let prompts = prompt.unsqueeze::<3>().expand([seqs.len(), l, d]);
+        self.embed_with_prompts(prompts, seqs, max_len)
+    }
+
+    /// [`Backbone::embed_with_prompt`] with a prompt per sequence: `prompts: [n, L, d]`, row
+    /// `i` spliced into sequence `i` (several prompts scored in one pass).
+    pub fn embed_with_prompts(
+        &self,
+        prompts: Tensor<B, 3>,
+        seqs: &[&[u32]],
+        max_len: usize,
+    ) -> Tensor<B, 2> {
+        let device = self.device();
+        let [_, l, d] = prompts.dims();
         let batch = TokenBatch::new(&self.tokenizer, seqs, l, max_len);
         let (b, t) = (batch.batch, batch.len);
         let mask = batch.mask_tensor::<B>(&device);
         let tokens = self.encoder.embed_tokens(batch.ids_tensor(&device));
         let cls = tokens.clone().slice([0..b, 0..1, 0..d]);
         let rest = tokens.slice([0..b, 1 + l..t, 0..d]);
-        let prompt = prompt.unsqueeze::<3>().expand([b, l, d]);
-        let inputs = Tensor::cat(vec![cls, prompt, rest], 1);
+        let inputs = Tensor::cat(vec![cls, prompts, rest], 1);
         let h = self.encoder.forward_embeds(inputs, mask.clone());
         BertEncoder::mean_pool(h, mask)
     }

@@ -8,6 +8,7 @@ use burn::tensor::Tensor;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use super::scoring::{scoring, Scoring, ScoringReadout, SCREEN_EXAMPLES, SCREEN_PROMPTS};
 use crate::assets::{Assets, MINILM, SMOLLM2};
 use crate::backbone::{Backbone, BertConfig, BertEncoder, BertTokenizer, Vocabulary};
 use crate::decoder::{argmax, ChatLlm};
@@ -86,6 +87,9 @@ pub enum Workload {
     /// task, a 10-step gradient stage, scoring 2 projected texts, a 48-token mentor reply from
     /// the embedded SmolLM2, scoring its candidates, the restart.
     CatalystRound,
+    /// The probe screen's scoring: 16 text prompts on 100 selection examples of `mr`, batched
+    /// or one pass each ([`super::scoring`]).
+    Scoring(ScoringReadout, Scoring),
 }
 
 impl Workload {
@@ -104,6 +108,15 @@ impl Workload {
             Workload::TemplateRender,
             Workload::CatalystRound,
         ]);
+        for readout in [
+            ScoringReadout::ClassPrompt,
+            ScoringReadout::InputHead,
+            ScoringReadout::Verbalizer,
+        ] {
+            for scoring in [Scoring::Batched, Scoring::Separate] {
+                all.push(Workload::Scoring(readout, scoring));
+            }
+        }
         all
     }
 
@@ -118,6 +131,11 @@ impl Workload {
             Workload::MentorDecode => "mentor_decode/smollm2/t32".into(),
             Workload::TemplateRender => "template_render/catalyst/h8".into(),
             Workload::CatalystRound => "catalyst_round/uci_imdb/s10".into(),
+            Workload::Scoring(r, s) => format!(
+                "screen/{}/k{SCREEN_PROMPTS}_n{SCREEN_EXAMPLES}/{}",
+                r.name(),
+                s.name()
+            ),
         }
     }
 
@@ -147,6 +165,7 @@ impl Workload {
             Workload::MentorDecode => (32, "tokens"),
             Workload::TemplateRender => (1, "renders"),
             Workload::CatalystRound => (1, "rounds"),
+            Workload::Scoring(..) => (SCREEN_PROMPTS, "prompts"),
         }
     }
 }
@@ -156,7 +175,14 @@ pub struct Prepared<'a> {
     step: Box<dyn FnMut() -> Result<Option<f64>> + 'a>,
 }
 
-impl Prepared<'_> {
+impl<'a> Prepared<'a> {
+    /// A workload whose iteration is `step`.
+    pub(super) fn new(step: impl FnMut() -> Result<Option<f64>> + 'a) -> Self {
+        Self {
+            step: Box::new(step),
+        }
+    }
+
     /// Runs one iteration; the device is synchronised before it returns. Gradient steps return
     /// their training loss (to compare with a peer running the same weights).
     pub fn iterate(&mut self) -> Result<Option<f64>> {
@@ -275,6 +301,7 @@ pub fn prepare<'a, B: AutodiffBackend>(
             })
         }
         Workload::CatalystRound => catalyst_round::<B>(assets, device, quantized_decode),
+        Workload::Scoring(readout, how) => scoring::<B>(readout, how, assets, device),
         Workload::TemplateRender => {
             let template = MetaPromptTemplate::builtin("catalyst")?;
             let history = (0..8)

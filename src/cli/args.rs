@@ -30,7 +30,8 @@ pub enum Command {
     /// Print the comparison table of a sweep folder (Markdown; also writes report.csv there).
     Report(ReportArgs),
     /// Benchmark the workloads (gradient steps on MiniLM and a BERT-base-sized encoder,
-    /// projection, mentor decoding, template rendering) on each backend; prints one table.
+    /// projection, mentor decoding, template rendering, a catalyst round, the screen's scoring
+    /// batched and one pass per prompt) on each backend; prints one table.
     Bench(BenchArgs),
     /// (Re)draw the plots of finished run folders (loss.svg/png, selection.svg/png) and print
     /// their summaries.

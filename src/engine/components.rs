@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use indicatif::ProgressBar;
 
@@ -15,7 +16,7 @@ use crate::error::Result;
 use crate::gradient::{GradientConfig, GradientStage, PromptOptimizer};
 use crate::mentor::{Cassette, Mentor, MetaPromptTemplate};
 use crate::prompt::Projector;
-use crate::readout::{evaluate_valid, Metrics, PromptModel, SplitName};
+use crate::readout::{evaluate_valid, Metrics, PromptModel, Readout, SplitName};
 use crate::run::RunDir;
 use crate::task::Metric;
 
@@ -102,6 +103,21 @@ impl<'a, B: AutodiffBackend> Components<'a, B> {
     pub fn select_score(&self, model: &PromptModel<B>) -> (Metrics, Score) {
         let m = evaluate_valid(self.readout, model, SplitName::Selection);
         (m, Score::of(self.metric, &m))
+    }
+
+    /// [`Components::select_score`] of each of `models`, in order, in one batched pass over
+    /// the selection split ([`Readout::evaluate_each_on`]).
+    pub fn select_scores(&self, models: &[PromptModel<B>]) -> Vec<(Metrics, Score)> {
+        let all: Vec<usize> = (0..self.readout.data().selection.len()).collect();
+        let models: Vec<_> = models.iter().map(AutodiffModule::valid).collect();
+        let metrics = self
+            .readout
+            .valid()
+            .evaluate_each_on(&models, SplitName::Selection, &all);
+        metrics
+            .into_iter()
+            .map(|m| (m, Score::of(self.metric, &m)))
+            .collect()
     }
 }
 

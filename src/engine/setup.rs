@@ -70,6 +70,25 @@ impl<B: Backend> Readout<B> for AnyReadout<B> {
             AnyReadout::Verbalizer(r) => r.eval_chunk(),
         }
     }
+    fn logits_each(
+        &self,
+        models: &[PromptModel<B>],
+        split: SplitName,
+        idx: &[usize],
+    ) -> Vec<Tensor<B, 2>> {
+        match self {
+            AnyReadout::Class(r) => r.logits_each(models, split, idx),
+            AnyReadout::Input(r) => r.logits_each(models, split, idx),
+            AnyReadout::Verbalizer(r) => r.logits_each(models, split, idx),
+        }
+    }
+    fn eval_chunk_each(&self, k: usize) -> usize {
+        match self {
+            AnyReadout::Class(r) => r.eval_chunk_each(k),
+            AnyReadout::Input(r) => r.eval_chunk_each(k),
+            AnyReadout::Verbalizer(r) => r.eval_chunk_each(k),
+        }
+    }
 }
 
 /// The vocabulary a soft prompt lives in: the backbone's tokenizer and word-embedding table.

@@ -5,6 +5,7 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
+use super::batch::{each_separately, per_row, stacked_prompts};
 use super::{EncodedData, PromptModel, Readout, SplitName};
 use crate::backbone::{Backbone, EmbeddingCache};
 
@@ -87,6 +88,20 @@ impl<B: Backend> ClassPromptReadout<B> {
         )
     }
 
+    /// Normalised class embeddings `[K·classes, d]` of prompts `[K, L, d]` in one encoder
+    /// pass, model-major (prompt 0's classes, then prompt 1's, …).
+    fn class_embeddings_each(&self, prompts: Tensor<B, 3>) -> Tensor<B, 2> {
+        let k = prompts.dims()[0];
+        let seqs: Vec<&[u32]> = (0..k)
+            .flat_map(|_| self.class_tokens.iter().map(|t| t.as_slice()))
+            .collect();
+        let prompts = per_row(prompts, self.class_tokens.len());
+        l2_normalize(
+            self.backbone
+                .embed_with_prompts(prompts, &seqs, self.max_len),
+        )
+    }
+
     /// The backbone.
     pub fn backbone(&self) -> &Backbone<B> {
         &self.backbone
@@ -132,6 +147,29 @@ impl<B: Backend> Readout<B> for ClassPromptReadout<B> {
             .mul_scalar(self.scale)
     }
 
+    /// Every prompt's class embeddings in one encoder pass, then one `[n, d] x [d, K·C]`
+    /// product against the cached sample embeddings.
+    fn logits_each(
+        &self,
+        models: &[PromptModel<B>],
+        split: SplitName,
+        idx: &[usize],
+    ) -> Vec<Tensor<B, 2>> {
+        let Some(prompts) = stacked_prompts(models) else {
+            return each_separately(self, models, split, idx);
+        };
+        let classes = self.class_embeddings_each(prompts);
+        let logits = self
+            .samples(split, idx)
+            .matmul(classes.transpose())
+            .mul_scalar(self.scale);
+        // `[n, K·C]`: prompt k's classes are columns k·C..(k+1)·C.
+        let (n, c) = (idx.len(), self.class_tokens.len());
+        (0..models.len())
+            .map(|k| logits.clone().slice([0..n, k * c..(k + 1) * c]))
+            .collect()
+    }
+
     fn data(&self) -> &EncodedData {
         &self.data
     }
@@ -139,5 +177,10 @@ impl<B: Backend> Readout<B> for ClassPromptReadout<B> {
     fn eval_chunk(&self) -> usize {
         // Scoring is a [n, d] x [d, C] product once the class embeddings exist.
         4096
+    }
+
+    /// The class embeddings cost the same for any number of examples: all in one chunk.
+    fn eval_chunk_each(&self, _k: usize) -> usize {
+        self.eval_chunk()
     }
 }

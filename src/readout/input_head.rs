@@ -5,6 +5,7 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
+use super::batch::{each_separately, per_row, split_rows, stacked_prompts};
 use super::{EncodedData, Head, PromptModel, Readout, SplitName};
 use crate::backbone::Backbone;
 
@@ -44,19 +45,43 @@ impl<B: Backend> InputHeadReadout<B> {
     }
 }
 
+/// The head of a model of this readout.
+fn head<B: Backend>(model: &PromptModel<B>) -> &Head<B> {
+    model
+        .head
+        .as_ref()
+        .expect("the input-head readout needs a model with a head (InputHeadReadout::init_head)")
+}
+
 impl<B: Backend> Readout<B> for InputHeadReadout<B> {
     fn logits(&self, model: &PromptModel<B>, split: SplitName, idx: &[usize]) -> Tensor<B, 2> {
         let seqs = self.data.split(split).tokens_of(idx);
         let pooled = self
             .backbone
             .embed_with_prompt(model.prompt.rows(), &seqs, self.max_len);
-        model
-            .head
-            .as_ref()
-            .expect(
-                "the input-head readout needs a model with a head (InputHeadReadout::init_head)",
-            )
-            .forward(pooled)
+        head(model).forward(pooled)
+    }
+
+    /// The examples under every prompt in one encoder pass (`K·n` rows), each prompt's rows
+    /// through its own head.
+    fn logits_each(
+        &self,
+        models: &[PromptModel<B>],
+        split: SplitName,
+        idx: &[usize],
+    ) -> Vec<Tensor<B, 2>> {
+        let Some(prompts) = stacked_prompts(models) else {
+            return each_separately(self, models, split, idx);
+        };
+        let seqs = self.data.split(split).tokens_of(idx).repeat(models.len());
+        let pooled =
+            self.backbone
+                .embed_with_prompts(per_row(prompts, idx.len()), &seqs, self.max_len);
+        split_rows(pooled, models.len())
+            .into_iter()
+            .zip(models)
+            .map(|(pooled, m)| head(m).forward(pooled))
+            .collect()
     }
 
     fn data(&self) -> &EncodedData {

@@ -7,6 +7,7 @@
 //! - [`VerbalizerReadout`] (Lester-style on a decoder): prompt ⊕ input ⊕ cue (or input ⊕
 //!   prompt ⊕ cue), scored by the frozen decoder's next-token logits of the class words.
 
+mod batch;
 mod class_prompt;
 mod data;
 pub mod input_cache;
@@ -14,6 +15,7 @@ mod input_head;
 mod model;
 mod verbalizer;
 
+use batch::{each_separately, Tally};
 pub use class_prompt::ClassPromptReadout;
 pub use data::{EncodedData, EncodedSplit, SplitName};
 pub use input_head::InputHeadReadout;
@@ -195,24 +197,51 @@ pub trait Readout<B: Backend> {
 
     /// Loss and accuracy over examples `idx` of a split, without tracking gradients.
     fn evaluate_on(&self, model: &PromptModel<B>, split: SplitName, idx: &[usize]) -> Metrics {
-        let frozen = model.detached();
+        let mut each = self.evaluate_each_on(std::slice::from_ref(model), split, idx);
+        each.pop().unwrap_or_else(|| Tally::new(0).metrics())
+    }
+
+    /// [`Readout::evaluate_on`] of each of `models`, in order, scoring every chunk of examples
+    /// under all of them in one pass ([`Readout::logits_each`]): the same metrics as separate
+    /// calls, up to float rounding.
+    fn evaluate_each_on(
+        &self,
+        models: &[PromptModel<B>],
+        split: SplitName,
+        idx: &[usize],
+    ) -> Vec<Metrics> {
+        let frozen: Vec<PromptModel<B>> = models.iter().map(PromptModel::detached).collect();
         let examples = self.data().split(split);
         // Chunks of similar length waste little compute on padding.
         let mut all = idx.to_vec();
         all.sort_by_key(|&i| examples.tokens[i].len());
-        let k = self.data().num_classes();
-        let mut confusion = vec![vec![0usize; k]; k];
-        let mut loss_sum = 0.0;
-        for chunk in all.chunks(self.eval_chunk()) {
-            let logits = self.logits(&frozen, split, chunk);
-            let labels = self.data().split(split).labels_of(chunk);
-            let (l, predictions) = loss_and_predictions(logits, &labels);
-            loss_sum += l * chunk.len() as f64;
-            for (&label, &p) in labels.iter().zip(&predictions) {
-                confusion[label][p.min(k - 1)] += 1;
+        let mut tallies = vec![Tally::new(self.data().num_classes()); models.len()];
+        for chunk in all.chunks(self.eval_chunk_each(models.len())) {
+            let labels = examples.labels_of(chunk);
+            let logits = self.logits_each(&frozen, split, chunk);
+            for (tally, logits) in tallies.iter_mut().zip(logits) {
+                tally.add(logits, &labels);
             }
         }
-        Metrics::from_confusion(&confusion, loss_sum)
+        tallies.iter().map(Tally::metrics).collect()
+    }
+
+    /// Logits `[idx.len(), classes]` of examples `idx` under each of `models`, in order: each
+    /// model's [`Readout::logits`], which a readout that can stack several prompts along the
+    /// batch computes in one pass.
+    fn logits_each(
+        &self,
+        models: &[PromptModel<B>],
+        split: SplitName,
+        idx: &[usize],
+    ) -> Vec<Tensor<B, 2>> {
+        each_separately(self, models, split, idx)
+    }
+
+    /// How many examples one pass of [`Readout::evaluate_each_on`] scores under `k` prompts:
+    /// by default [`Readout::eval_chunk`] sequences in all.
+    fn eval_chunk_each(&self, k: usize) -> usize {
+        self.eval_chunk().div_ceil(k.max(1)).max(1)
     }
 
     /// How many examples [`Readout::evaluate`] scores at once.

@@ -16,6 +16,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
+use super::batch::{each_separately, per_row, split_rows, stacked_prompts};
 use super::input_cache::{InputCache, SplitInputs, SplitStates};
 use super::{EncodedData, PromptModel, PromptPosition, Readout, SplitName};
 use crate::decoder::{DecoderTokenizer, FrozenDecoder, Llama, Seq};
@@ -200,19 +201,19 @@ impl<B: Backend> VerbalizerReadout<B> {
             .collect()
     }
 
-    /// Hidden states `[n, L + T, d]` of prompt ⊕ each tail (right-padded with id 0: causal
-    /// attention keeps the padding out of every real position); with the prompt after the
-    /// input, sequence `i` continues the cached input of example `rows[i]` of `split`.
+    /// Hidden states `[n, L + T, d]` of prompt ⊕ each tail, sequence `i` with its own
+    /// prompt rows `prompts[i]` (`[n, L, d]`), right-padded with id 0 (causal attention keeps
+    /// the padding out of every real position); with the prompt after the input, sequence `i`
+    /// continues the cached input of example `rows[i]` of `split`.
     fn hidden(
         &self,
-        prompt: Tensor<B, 2>,
+        prompts: Tensor<B, 3>,
         split: SplitName,
         rows: &[usize],
         tails: &[Vec<u32>],
     ) -> Tensor<B, 3> {
-        let [l, d] = prompt.dims();
         let n = tails.len();
-        let device = prompt.device();
+        let device = prompts.device();
         let t = tails.iter().map(Vec::len).max().unwrap_or(0).max(1);
         let ids: Vec<i64> = tails
             .iter()
@@ -220,7 +221,7 @@ impl<B: Backend> VerbalizerReadout<B> {
             .collect();
         let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [n, t]), &device);
         let tokens = self.decoder.embed_tokens(ids);
-        let x = Tensor::cat(vec![prompt.unsqueeze::<3>().expand([n, l, d]), tokens], 1);
+        let x = Tensor::cat(vec![prompts, tokens], 1);
         let mut cache = match self.position {
             PromptPosition::Prefix => self.decoder.cache(),
             PromptPosition::Suffix => self.input_cache.states(
@@ -243,12 +244,13 @@ impl<B: Backend> VerbalizerReadout<B> {
         }
     }
 
-    /// The host pass of examples `idx`, each continuing its cached input with the same
+    /// The host pass of examples `idx` under each of `prompts` (`[K, L, d]`; model-major:
+    /// every example under prompt 0, then prompt 1, …), each continuing its cached input with
     /// prompt ⊕ cue rows: when the host decoder is attached, the prompt follows the input and
     /// every class word is one token.
     fn host_pass(
         &self,
-        prompt: &Tensor<B, 2>,
+        prompts: &Tensor<B, 3>,
         split: SplitName,
         idx: &[usize],
     ) -> Option<HostPass> {
@@ -260,19 +262,19 @@ impl<B: Backend> VerbalizerReadout<B> {
             .input_cache
             .kept(&self.decoder, Some(&frozen), split, self.cut(split))?;
         let d = frozen.config().hidden_size;
-        let prompt_rows = prompt.dims()[0];
-        let suffix: Vec<f32> = prompt
-            .clone()
-            .into_data()
-            .iter::<f32>()
-            .chain(self.decoder.embed_on_host(&self.cue))
-            .collect();
-        let t = suffix.len() / d;
+        let [k, prompt_rows, _] = prompts.dims();
+        let cue = self.decoder.embed_on_host(&self.cue);
+        let t = prompt_rows + cue.len() / d;
         if t == 0 || states.width + t > frozen.config().max_position {
             return None;
         }
-        let seqs = idx
-            .iter()
+        let rows: Vec<f32> = prompts.clone().into_data().iter::<f32>().collect();
+        let x = rows
+            .chunks(prompt_rows * d)
+            .flat_map(|prompt| [prompt, cue.as_slice()].concat().repeat(idx.len()))
+            .collect();
+        let seqs = (0..k)
+            .flat_map(|_| idx)
             .enumerate()
             .map(|(i, &e)| Seq {
                 row: i * t,
@@ -284,7 +286,7 @@ impl<B: Backend> VerbalizerReadout<B> {
         Some(HostPass {
             frozen,
             states,
-            x: suffix.repeat(idx.len()),
+            x,
             seqs,
             t,
             prompt_rows,
@@ -300,10 +302,21 @@ impl<B: Backend> VerbalizerReadout<B> {
         split: SplitName,
         idx: &[usize],
     ) -> Option<Tensor<B, 2>> {
-        if prompt.is_require_grad() {
+        self.host_logits(&prompt.clone().unsqueeze(), split, idx)
+    }
+
+    /// [`VerbalizerReadout::logits_on_host`] of examples `idx` under each of `prompts`
+    /// (`[K, L, d]`) in one pass: `[K·n, C]`, model-major.
+    fn host_logits(
+        &self,
+        prompts: &Tensor<B, 3>,
+        split: SplitName,
+        idx: &[usize],
+    ) -> Option<Tensor<B, 2>> {
+        if prompts.is_require_grad() {
             return None;
         }
-        let mut pass = self.host_pass(prompt, split, idx)?;
+        let mut pass = self.host_pass(prompts, split, idx)?;
         let hidden = pass.frozen.forward(
             std::mem::take(&mut pass.x),
             &pass.seqs,
@@ -312,8 +325,8 @@ impl<B: Backend> VerbalizerReadout<B> {
         );
         let last = pass.last_rows(&hidden);
         let last = Tensor::<B, 2>::from_data(
-            TensorData::new(last, [idx.len(), pass.d()]),
-            &prompt.device(),
+            TensorData::new(last, [pass.seqs.len(), pass.d()]),
+            &prompts.device(),
         );
         Some(last.matmul(self.word_head()))
     }
@@ -329,15 +342,16 @@ impl<B: Backend> VerbalizerReadout<B> {
         self.decoder.output_head_t().select(1, words)
     }
 
-    /// Class scores `[n, C]`: the log-likelihood of each whole class word after input ⊕ cue.
+    /// Class scores `[n, C]`: the log-likelihood of each whole class word after input ⊕ cue,
+    /// example `i` after its own prompt rows `prompts[i]` (`[n, L, d]`).
     fn word_log_likelihoods(
         &self,
-        prompt: Tensor<B, 2>,
+        prompts: Tensor<B, 3>,
         split: SplitName,
         idx: &[usize],
     ) -> Tensor<B, 2> {
-        let [l, d] = prompt.dims();
-        let device = prompt.device();
+        let [n, l, d] = prompts.dims();
+        let device = prompts.device();
         let classes = self.words.len();
         let inputs = self.tails(split, idx);
         // One sequence per (example, class): tail ⊕ the word but its last token.
@@ -357,7 +371,12 @@ impl<B: Backend> VerbalizerReadout<B> {
                 );
             }
         }
-        let hidden = self.hidden(prompt, split, &rows, &seqs);
+        // Each example's prompt for each of its classes' sequences.
+        let prompts = prompts
+            .unsqueeze_dim::<4>(1)
+            .expand([n, classes, l, d])
+            .reshape([n * classes, l, d]);
+        let hidden = self.hidden(prompts, split, &rows, &seqs);
         let len = hidden.dims()[1];
         // Position predicting token j of the word: the one before it.
         let (mut positions, mut targets, mut owner) = (Vec::new(), Vec::new(), Vec::new());
@@ -384,6 +403,36 @@ impl<B: Backend> VerbalizerReadout<B> {
         }
         let assign = Tensor::<B, 2>::from_data(TensorData::new(assign, [seqs.len(), p]), &device);
         assign.matmul(token_logp).reshape([inputs.len(), classes])
+    }
+}
+
+impl<B: Backend> VerbalizerReadout<B> {
+    /// Class logits `[n, C]` on the backend, example `i` after its own prompt rows
+    /// `prompts[i]` (`[n, L, d]`): the class words' next-token logits, or their whole
+    /// log-likelihoods when some word has several tokens.
+    fn backend_logits(
+        &self,
+        prompts: Tensor<B, 3>,
+        split: SplitName,
+        idx: &[usize],
+    ) -> Tensor<B, 2> {
+        if !self.single_token() {
+            return self.word_log_likelihoods(prompts, split, idx);
+        }
+        let inputs = self.tails(split, idx);
+        let [n, l, d] = prompts.dims();
+        let device = prompts.device();
+        let hidden = self.hidden(prompts, split, idx, &inputs);
+        // The last real position of each sequence predicts the class word.
+        let len = hidden.dims()[1];
+        let last: Vec<i64> = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i * len + l + s.len() - 1) as i64)
+            .collect();
+        let last = Tensor::<B, 1, Int>::from_data(TensorData::new(last, [n]), &device);
+        let h = hidden.reshape([n * len, d]).select(0, last);
+        h.matmul(self.word_head())
     }
 }
 
@@ -445,7 +494,7 @@ impl<B: Backend> Readout<B> for VerbalizerReadout<B> {
         idx: &[usize],
     ) -> Option<(f64, Tensor<B, 2>)> {
         let prompt = model.prompt.rows();
-        let mut pass = self.host_pass(&prompt, split, idx)?;
+        let mut pass = self.host_pass(&prompt.clone().unsqueeze(), split, idx)?;
         let (d, t, classes) = (pass.d(), pass.t, self.verbalizers.len());
         let head: Vec<f32> = self.word_head().into_data().iter::<f32>().collect();
         let (hidden, tape) =
@@ -491,24 +540,28 @@ impl<B: Backend> Readout<B> for VerbalizerReadout<B> {
         if let Some(logits) = self.logits_on_host(&prompt, split, idx) {
             return logits;
         }
-        if !self.single_token() {
-            return self.word_log_likelihoods(prompt, split, idx);
-        }
-        let inputs = self.tails(split, idx);
         let [l, d] = prompt.dims();
-        let n = idx.len();
-        let device = prompt.device();
-        let hidden = self.hidden(prompt, split, idx, &inputs);
-        // The last real position of each sequence predicts the class word.
-        let len = hidden.dims()[1];
-        let last: Vec<i64> = inputs
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (i * len + l + s.len() - 1) as i64)
-            .collect();
-        let last = Tensor::<B, 1, Int>::from_data(TensorData::new(last, [n]), &device);
-        let h = hidden.reshape([n * len, d]).select(0, last);
-        h.matmul(self.word_head())
+        let prompts = prompt.unsqueeze::<3>().expand([idx.len(), l, d]);
+        self.backend_logits(prompts, split, idx)
+    }
+
+    /// The examples under every prompt in one decoder pass (`K·n` sequences, on the host when
+    /// it applies).
+    fn logits_each(
+        &self,
+        models: &[PromptModel<B>],
+        split: SplitName,
+        idx: &[usize],
+    ) -> Vec<Tensor<B, 2>> {
+        let Some(prompts) = stacked_prompts(models) else {
+            return each_separately(self, models, split, idx);
+        };
+        let k = models.len();
+        let logits = match self.host_logits(&prompts, split, idx) {
+            Some(logits) => logits,
+            None => self.backend_logits(per_row(prompts, idx.len()), split, &idx.repeat(k)),
+        };
+        split_rows(logits, k)
     }
 
     fn data(&self) -> &EncodedData {

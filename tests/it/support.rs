@@ -104,3 +104,101 @@ pub fn snippet_data(tokenizer: &tandem::backbone::BertTokenizer) -> tandem::read
         test: split,
     }
 }
+
+/// `k` prompt models around `model`: itself, then `k - 1` copies whose prompt rows (and head
+/// weights) carry seeded Gaussian noise of standard deviation `noise`.
+pub fn neighbours<B: burn::tensor::backend::Backend>(
+    model: &tandem::readout::PromptModel<B>,
+    k: usize,
+    noise: f32,
+) -> Vec<tandem::readout::PromptModel<B>> {
+    use burn::tensor::Tensor;
+    use rand::SeedableRng;
+    use rand_distr::Distribution;
+    fn jitter<B: burn::tensor::backend::Backend, const D: usize>(
+        t: Tensor<B, D>,
+        rng: &mut rand_chacha::ChaCha8Rng,
+        noise: f32,
+    ) -> Tensor<B, D> {
+        let normal = rand_distr::Normal::new(0.0f32, noise).unwrap();
+        let shape = t.shape();
+        let values: Vec<f32> = (0..shape.num_elements())
+            .map(|_| normal.sample(rng))
+            .collect();
+        let device = t.device();
+        t + Tensor::from_data(burn::tensor::TensorData::new(values, shape), &device)
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    let mut all = vec![model.detached()];
+    for _ in 1..k {
+        let mut m = model.detached();
+        m.prompt =
+            tandem::prompt::SoftPrompt::from_tensor(jitter(m.prompt.rows(), &mut rng, noise));
+        if let Some(h) = m.head.as_mut() {
+            h.weight = burn::module::Param::from_tensor(jitter(h.weight.val(), &mut rng, noise));
+        }
+        all.push(m);
+    }
+    all
+}
+
+/// Largest absolute difference of two equally long float vectors.
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Scoring `models` in one batched pass ([`Readout::logits_each`],
+/// [`Readout::evaluate_each_on`]) gives what one pass per model gives: the same logits up to
+/// float rounding, the same predictions and metrics; and distinct prompts give distinct
+/// logits (the pass does not reuse one prompt's rows for another).
+pub fn assert_batched_equals_separate<B, R>(
+    readout: &R,
+    models: &[tandem::readout::PromptModel<B>],
+    split: tandem::readout::SplitName,
+    idx: &[usize],
+) where
+    B: burn::tensor::backend::Backend,
+    R: tandem::readout::Readout<B>,
+{
+    let floats =
+        |t: burn::tensor::Tensor<B, 2>| -> Vec<f32> { t.into_data().iter::<f32>().collect() };
+    let separate: Vec<Vec<f32>> = models
+        .iter()
+        .map(|m| floats(readout.logits(m, split, idx)))
+        .collect();
+    let batched = readout.logits_each(models, split, idx);
+    assert_eq!(batched.len(), models.len());
+    for (k, (b, s)) in batched.into_iter().zip(&separate).enumerate() {
+        let scale = s.iter().fold(1.0f32, |a, v| a.max(v.abs()));
+        let diff = max_diff(&floats(b), s);
+        assert!(
+            diff <= 1e-4 * scale,
+            "{split:?}: prompt {k}'s logits in the batched pass differ from its own pass by {diff}"
+        );
+    }
+    for (k, w) in separate.windows(2).enumerate() {
+        assert!(
+            max_diff(&w[0], &w[1]) > 1e-4,
+            "prompts {k} and {} score alike: the test cannot tell them apart",
+            k + 1
+        );
+    }
+    let each = readout.evaluate_each_on(models, split, idx);
+    assert_eq!(each.len(), models.len());
+    for (k, (b, m)) in each.iter().zip(models).enumerate() {
+        let s = readout.evaluate_on(m, split, idx);
+        assert_eq!(
+            (b.count, b.accuracy, b.macro_f1, b.mcc),
+            (s.count, s.accuracy, s.macro_f1, s.mcc),
+            "{split:?}: prompt {k}"
+        );
+        assert!(
+            (b.loss - s.loss).abs() < 1e-5,
+            "{split:?}: prompt {k}: {b:?} vs {s:?}"
+        );
+    }
+}

@@ -1,7 +1,7 @@
 //! The gradient stage on the real MiniLM backbone: the backbone stays frozen, gradients
 //! reach only the trainable tensors, training lowers the loss, and the trajectory is recorded.
 
-use burn::module::Module;
+use burn::module::{AutodiffModule, Module};
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 use indicatif::ProgressBar;
@@ -201,4 +201,39 @@ fn same_seed_same_stage_result() {
         prompt_values(&out.model)
     };
     assert_eq!(run(5), run(5));
+}
+
+/// Both encoder readouts score several prompts in one pass as they score each alone: class
+/// prompts (every prompt's class sequences in one encoder pass, one product with the cached
+/// samples) and input prompts (the examples under every prompt as one batch, each through its
+/// own head); prompts of another length fall back to one pass each.
+#[test]
+fn batched_scoring_equals_one_pass_per_prompt() {
+    let assets = support::assets(&[MINILM]);
+    let bb = Backbone::<support::Cpu>::minilm(&assets, &Default::default()).unwrap();
+    let bb_ad = Backbone::<CpuAd>::minilm(&assets, &Default::default()).unwrap();
+    let idx = [5, 0, 3, 1, 7, 2];
+    let class = ClassPromptReadout::new(
+        bb.clone(),
+        support::snippet_data(&bb.tokenizer),
+        20.0,
+        32,
+        None,
+    );
+    let models = support::neighbours(&init_model(&bb_ad, false).valid(), 4, 0.05);
+    support::assert_batched_equals_separate(&class, &models, SplitName::Selection, &idx);
+    let input = InputHeadReadout::new(bb.clone(), support::snippet_data(&bb.tokenizer), 32);
+    let models = support::neighbours(&init_model(&bb_ad, true).valid(), 3, 0.05);
+    support::assert_batched_equals_separate(&input, &models, SplitName::Test, &idx);
+    // A prompt of another length cannot share the pass: every prompt still scores as alone.
+    let mut mixed = support::neighbours(&init_model(&bb_ad, false).valid(), 2, 0.05);
+    let short = mixed[1]
+        .prompt
+        .rows()
+        .slice([0..2, 0..bb.encoder.hidden_size()]);
+    mixed.push(PromptModel {
+        prompt: SoftPrompt::from_tensor(short),
+        head: None,
+    });
+    support::assert_batched_equals_separate(&class, &mixed, SplitName::Train, &idx);
 }

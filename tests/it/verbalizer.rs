@@ -355,3 +355,53 @@ fn multi_token_class_words_are_scored_by_their_whole_log_likelihood() {
         }
     }
 }
+
+/// The decoder scores several prompts in one pass (every example under every prompt as one
+/// batch) as it scores each alone: the prompt first on the backend, the prompt after the
+/// input on the backend and on the host decoder, and class words of several tokens.
+#[test]
+fn batched_scoring_equals_one_pass_per_prompt() {
+    let init = "Is it positive?";
+    let idx = [19, 4, 11, 0];
+    let prompt_model = |r: &VerbalizerReadout<Cpu>, tok: &DecoderTokenizer| {
+        let len = tok.encode_plain(init).unwrap().len();
+        PromptModel {
+            prompt: SoftPrompt::from_tensor(r.prompt_rows(tok, init, len).unwrap()),
+            head: None,
+        }
+    };
+    for position in [PromptPosition::Prefix, PromptPosition::Suffix] {
+        let (r, tok) = readout::<Cpu>(position);
+        let models = crate::support::neighbours(&prompt_model(&r, &tok), 3, 0.05);
+        crate::support::assert_batched_equals_separate(&r, &models, SplitName::Selection, &idx);
+        if position == PromptPosition::Suffix {
+            let frozen = std::sync::Arc::new(r.decoder().frozen());
+            let host = r.clone().with_frozen(frozen);
+            assert!(host
+                .logits_on_host(&models[0].prompt.rows(), SplitName::Test, &[0])
+                .is_some());
+            crate::support::assert_batched_equals_separate(
+                &host,
+                &models,
+                SplitName::Test,
+                &[5, 1, 3],
+            );
+        }
+    }
+    let (r, tok) = readout::<Cpu>(PromptPosition::Suffix);
+    let words = ["thoroughly disappointing", "thoroughly delightful"].map(String::from);
+    let decoder = r.decoder().clone();
+    let r = VerbalizerReadout::new(
+        decoder,
+        &tok,
+        data(&tok),
+        CUE,
+        &words,
+        64,
+        PromptPosition::Suffix,
+    )
+    .unwrap();
+    assert!(!r.single_token());
+    let models = crate::support::neighbours(&prompt_model(&r, &tok), 3, 0.05);
+    crate::support::assert_batched_equals_separate(&r, &models, SplitName::Train, &[3, 0, 5]);
+}

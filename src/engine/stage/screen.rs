@@ -1,6 +1,6 @@
 //! The probe's screen: when a round draws more proposals than its probe takes, each is scored
 //! as it starts (no gradient step) on a subsample of the selection split drawn for the round,
-//! and the best `proposals` enter the probe beside the continuous arm. Every scoring is
+//! all of them in one batched pass, and the best `proposals` enter the probe beside the continuous arm. Every scoring is
 //! recorded in the round and counted in the run's `screen_evals`.
 
 use std::cmp::Ordering;
@@ -34,19 +34,19 @@ pub fn screen<B: AutodiffBackend>(
     let idx = subsample(c, state.position.round, screen.examples);
     // The frozen readout on the inner backend once, not once per proposal.
     let readout = c.readout.valid();
-    let scored: Vec<(usize, Score)> = arms
-        .iter()
-        .enumerate()
-        .skip(1)
-        .map(|(i, arm)| {
-            let m = readout.evaluate_on(&arm.model.valid(), SplitName::Selection, &idx);
+    // Every proposal in one batched pass over the subsample.
+    let proposals = arms.get(1..).unwrap_or_default();
+    let models: Vec<_> = proposals.iter().map(|arm| arm.model.valid()).collect();
+    let metrics = readout.evaluate_each_on(&models, SplitName::Selection, &idx);
+    let scored: Vec<(usize, Score)> = (proposals.iter().zip(metrics).enumerate())
+        .map(|(i, (arm, m))| {
             record.screen.push(ScreenRecord {
                 origin: arm.origin.into(),
                 text: arm.text.clone(),
                 metrics: m,
                 kept: false,
             });
-            (i, Score::of(c.metric, &m))
+            (i + 1, Score::of(c.metric, &m))
         })
         .collect();
     let mut kept: Vec<usize> = best(&scored, probe.proposals);

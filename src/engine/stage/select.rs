@@ -1,10 +1,10 @@
-//! Selection: every candidate scored on the selection split; the best one, if it beats the
+//! Selection: every candidate scored on the selection split (all in one batched pass); the best one, if it beats the
 //! continuous prompt, is what the round may restart from.
 
 use burn::tensor::backend::AutodiffBackend;
 
 use super::restart::{Choice, OptimStart};
-use super::score::score_text;
+use super::score::score_texts;
 use crate::engine::components::Components;
 use crate::engine::records::RoundRecord;
 use crate::engine::state::{RunState, Score};
@@ -29,8 +29,9 @@ pub fn select<B: AutodiffBackend>(
     continuous: Score,
 ) -> Option<Candidate<B>> {
     let mut best: Option<Candidate<B>> = None;
-    for text in candidates {
-        let Some((score, model)) = score_text(state, c, record, "candidate", &text) else {
+    let scored = score_texts(state, c, record, "candidate", &candidates);
+    for (text, scored) in candidates.into_iter().zip(scored) {
+        let Some((score, model)) = scored else {
             continue;
         };
         state.selection_evals += 1;
