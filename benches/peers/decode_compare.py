@@ -3,7 +3,7 @@ same thread count and prints a Markdown table of decode speed (tokens/s) and the
 
     python benches/peers/decode_compare.py [THREADS ...]     # from the repository root; default 1 2
 
-Needs the peer venv with llama-cpp-python==0.3.36 (see benches/peers/README.md).
+Needs the peer venv with llama-cpp-python==0.3.36 (README §3 has the two pip commands).
 """
 import json
 import os

@@ -327,9 +327,15 @@ impl<B: Backend> BertEncoder<B> {
 
     /// An encoder with random weights (N(0, 0.02), unit layer norms), for benchmarks of larger sizes.
     pub fn random(config: BertConfig, device: &B::Device) -> Self {
+        Self::random_with_std(config, 0.02, device)
+    }
+
+    /// An encoder with N(0, `std`) weights and unit layer norms (a large `std` makes every
+    /// part of the computation matter, for tests).
+    pub fn random_with_std(config: BertConfig, std: f64, device: &B::Device) -> Self {
         let d = config.hidden_size;
         let ff = config.intermediate_size;
-        let normal = Distribution::Normal(0.0, 0.02);
+        let normal = Distribution::Normal(0.0, std);
         let ln = || LayerNorm {
             gamma: Tensor::ones([d], device),
             beta: Tensor::zeros([d], device),

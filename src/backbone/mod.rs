@@ -2,11 +2,13 @@
 
 mod bert;
 mod embedding_cache;
+mod frozen;
 mod tokenizer;
 mod vocab;
 
 pub use bert::{BertConfig, BertEncoder};
 pub use embedding_cache::EmbeddingCache;
+pub use frozen::{EncoderTape, FrozenEncoder};
 pub use tokenizer::{BertTokenizer, TokenBatch};
 pub use vocab::{words_that_fit, Vocabulary, WordEmbeddings};
 

@@ -8,6 +8,7 @@ use burn::tensor::Tensor;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use super::gemm::{gemm_workload, GemmShape};
 use super::scoring::{scoring, Scoring, ScoringReadout, SCREEN_EXAMPLES, SCREEN_PROMPTS};
 use crate::assets::{Assets, MINILM, SMOLLM2};
 use crate::backbone::{Backbone, BertConfig, BertEncoder, BertTokenizer, Vocabulary};
@@ -90,6 +91,9 @@ pub enum Workload {
     /// The probe screen's scoring: 16 text prompts on 100 selection examples of `mr`, batched
     /// or one pass each ([`super::scoring`]).
     Scoring(ScoringReadout, Scoring),
+    /// One matrix product of the encoders' linears through the `gemm` crate
+    /// ([`super::gemm`]); only when asked for (`--only gemm`), not in [`Workload::all`].
+    Gemm(GemmShape),
 }
 
 impl Workload {
@@ -131,6 +135,7 @@ impl Workload {
             Workload::MentorDecode => "mentor_decode/smollm2/t32".into(),
             Workload::TemplateRender => "template_render/catalyst/h8".into(),
             Workload::CatalystRound => "catalyst_round/uci_imdb/s10".into(),
+            Workload::Gemm(shape) => shape.id(),
             Workload::Scoring(r, s) => format!(
                 "screen/{}/k{SCREEN_PROMPTS}_n{SCREEN_EXAMPLES}/{}",
                 r.name(),
@@ -139,13 +144,17 @@ impl Workload {
         }
     }
 
-    /// Parses an id prefix (`grad_step`, `grad_step/input_head`, `projection`, …); `all` is
-    /// every workload.
+    /// Parses an id prefix (`grad_step`, `grad_step/input_head`, `projection`, `gemm`, …);
+    /// `all` is every workload of [`Workload::all`].
     pub fn select(filter: &str) -> Result<Vec<Workload>> {
-        let chosen: Vec<Workload> = Workload::all()
-            .into_iter()
-            .filter(|w| filter == "all" || w.id().starts_with(filter))
-            .collect();
+        let chosen: Vec<Workload> = if filter == "all" {
+            Workload::all()
+        } else {
+            let kernels = GemmShape::all().into_iter().map(Workload::Gemm);
+            (Workload::all().into_iter().chain(kernels))
+                .filter(|w| w.id().starts_with(filter))
+                .collect()
+        };
         if chosen.is_empty() {
             let ids: Vec<String> = Workload::all().iter().map(|w| w.id()).collect();
             return Err(Error::config(
@@ -166,6 +175,7 @@ impl Workload {
             Workload::TemplateRender => (1, "renders"),
             Workload::CatalystRound => (1, "rounds"),
             Workload::Scoring(..) => (SCREEN_PROMPTS, "prompts"),
+            Workload::Gemm(shape) => (shape.mflop(), "MFLOP"),
         }
     }
 }
@@ -302,6 +312,7 @@ pub fn prepare<'a, B: AutodiffBackend>(
         }
         Workload::CatalystRound => catalyst_round::<B>(assets, device, quantized_decode),
         Workload::Scoring(readout, how) => scoring::<B>(readout, how, assets, device),
+        Workload::Gemm(shape) => gemm_workload(shape),
         Workload::TemplateRender => {
             let template = MetaPromptTemplate::builtin("catalyst")?;
             let history = (0..8)
