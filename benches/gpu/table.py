@@ -9,7 +9,8 @@ import json
 import os
 import sys
 
-PEER_KIND = {"class_prompt": "class_prompt_cached", "input_head": "input_head"}
+PEER_KIND = {"class_prompt": "class_prompt_cached", "class_prompt_generic": "class_prompt_cached",
+             "input_head": "input_head"}
 
 
 def load(path):

@@ -9,9 +9,12 @@ use burn::tensor::Tensor;
 
 use super::bert::BertEncoder;
 
-/// A dense layer's weight `[in, out]` (row-major, as loaded) and bias `[out]`.
+/// A dense layer's weight `[in, out]` (row-major, as loaded), the same transposed and packed
+/// `[out, in]` for the backward (reading `W` in place through strides halves the speed of the
+/// small products: README §3), and bias `[out]`.
 struct Dense {
     w: Vec<f32>,
+    wt: Vec<f32>,
     b: Vec<f32>,
     inp: usize,
     out: usize,
@@ -41,6 +44,16 @@ pub struct FrozenEncoder {
     position_type: Vec<f32>,
     ln_embed: Norm,
     layers: Vec<Layer>,
+}
+
+impl std::fmt::Debug for FrozenEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrozenEncoder")
+            .field("hidden_size", &self.d)
+            .field("heads", &self.heads)
+            .field("layers", &self.layers.len())
+            .finish()
+    }
 }
 
 /// A normalised row block: `x̂` and `1/σ` of each row, what a layer norm's backward needs.
@@ -82,8 +95,12 @@ impl<B: Backend> From<&BertEncoder<B>> for FrozenEncoder {
         };
         let dense = |m: usize, v: usize| {
             let [inp, out] = matrices[m].dims();
+            let w = host2(&matrices[m]);
             Dense {
-                w: host2(&matrices[m]),
+                wt: (0..inp * out)
+                    .map(|i| w[(i % inp) * out + i / inp])
+                    .collect(),
+                w,
                 b: host1(&vectors[v]),
                 inp,
                 out,
@@ -115,26 +132,15 @@ impl<B: Backend> From<&BertEncoder<B>> for FrozenEncoder {
     }
 }
 
-/// `c = a·b` (`beta = 0`) or `c += a·b` (`beta = 1`) for row-major `a: [m, k]`, `b: [k, n]`
-/// read at strides `(row, column)` (a weight `[k, n]` as stored: `(n, 1)`; its transpose,
-/// stored `[n, k]`: `(1, k)`), `c: [m, n]`.
-#[allow(clippy::too_many_arguments)]
-fn gemm(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[f32],
-    b: &[f32],
-    (rsb, csb): (usize, usize),
-    c: &mut [f32],
-    accumulate: bool,
-) {
+/// `c = a·b`, or `c += a·b` when `accumulate`, for row-major `a: [m, k]`, `b: [k, n]`,
+/// `c: [m, n]`, on rayon's pool.
+fn gemm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32], accumulate: bool) {
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
     if m == 0 || n == 0 {
         return;
     }
-    // SAFETY: the buffers hold the elements the strides address (checked above; `b`'s strides
-    // are `(n, 1)` or `(1, k)`, both within `k·n`), and `c` aliases neither factor.
+    // SAFETY: the buffers hold the elements the row-major strides address (checked above),
+    // and `c` aliases neither factor.
     unsafe {
         gemm::gemm(
             m,
@@ -148,8 +154,8 @@ fn gemm(
             1,
             k as isize,
             b.as_ptr(),
-            csb as isize,
-            rsb as isize,
+            1,
+            n as isize,
             1.0,
             1.0,
             false,
@@ -165,32 +171,14 @@ impl Dense {
     fn forward(&self, x: &[f32]) -> Vec<f32> {
         let rows = x.len() / self.inp;
         let mut y: Vec<f32> = self.b.repeat(rows);
-        gemm(
-            rows,
-            self.inp,
-            self.out,
-            x,
-            &self.w,
-            (self.out, 1),
-            &mut y,
-            true,
-        );
+        gemm(rows, self.inp, self.out, x, &self.w, &mut y, true);
         y
     }
 
     /// `dy·Wᵀ` into `dx` (added when `accumulate`), `dy: [rows, out]`.
     fn backward(&self, dy: &[f32], dx: &mut [f32], accumulate: bool) {
         let rows = dy.len() / self.out;
-        gemm(
-            rows,
-            self.out,
-            self.inp,
-            dy,
-            &self.w,
-            (1, self.out),
-            dx,
-            accumulate,
-        );
+        gemm(rows, self.out, self.inp, dy, &self.wt, dx, accumulate);
     }
 }
 

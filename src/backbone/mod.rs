@@ -151,16 +151,27 @@ impl<B: Backend> Backbone<B> {
         seqs: &[&[u32]],
         max_len: usize,
     ) -> Tensor<B, 2> {
+        let (inputs, batch) = self.prompt_inputs(prompts, seqs, max_len);
+        let mask = batch.mask_tensor::<B>(&self.device());
+        let h = self.encoder.forward_embeds(inputs, mask.clone());
+        BertEncoder::mean_pool(h, mask)
+    }
+
+    /// The word-level input embeddings `[n, t, d]` of `[CLS] prompt seq [SEP]`, `prompts[i]`
+    /// (`[n, L, d]`) spliced into sequence `i`, and the padded batch they were laid out in.
+    pub fn prompt_inputs(
+        &self,
+        prompts: Tensor<B, 3>,
+        seqs: &[&[u32]],
+        max_len: usize,
+    ) -> (Tensor<B, 3>, TokenBatch) {
         let device = self.device();
         let [_, l, d] = prompts.dims();
         let batch = TokenBatch::new(&self.tokenizer, seqs, l, max_len);
         let (b, t) = (batch.batch, batch.len);
-        let mask = batch.mask_tensor::<B>(&device);
         let tokens = self.encoder.embed_tokens(batch.ids_tensor(&device));
         let cls = tokens.clone().slice([0..b, 0..1, 0..d]);
         let rest = tokens.slice([0..b, 1 + l..t, 0..d]);
-        let inputs = Tensor::cat(vec![cls, prompts, rest], 1);
-        let h = self.encoder.forward_embeds(inputs, mask.clone());
-        BertEncoder::mean_pool(h, mask)
+        (Tensor::cat(vec![cls, prompts, rest], 1), batch)
     }
 }

@@ -154,6 +154,14 @@ impl TokenBatch {
         }
     }
 
+    /// Each row's real positions (its mask is 1 on a prefix of this length).
+    pub fn lens(&self) -> Vec<usize> {
+        self.mask
+            .chunks(self.len.max(1))
+            .map(|row| row.iter().filter(|&&m| m > 0.0).count())
+            .collect()
+    }
+
     /// The ids as a tensor `[batch, len]`.
     pub fn ids_tensor<B: Backend>(&self, device: &B::Device) -> Tensor<B, 2, Int> {
         Tensor::from_data(

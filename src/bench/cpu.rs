@@ -86,25 +86,25 @@ fn detected_isa() -> Vec<&'static str> {
 pub fn kernels(backend: crate::backend::BackendKind, cpu: &CpuInfo) -> String {
     use crate::backend::BackendKind;
     let has = |f: &str| cpu.isa.contains(&f);
+    let gemm_crate = if has("avx512f") {
+        "AVX-512"
+    } else if has("avx2") && has("fma") {
+        "AVX2+FMA"
+    } else {
+        "SSE/scalar"
+    };
+    // CPU backends take the class-prompt gradient on the host encoder.
+    let host = format!("; class-prompt gradient: host encoder, gemm crate {gemm_crate} kernels");
     match backend {
         BackendKind::Ndarray => format!(
-            "matrixmultiply sgemm, {} kernel (it has no AVX-512 kernel in this build)",
+            "matrixmultiply sgemm, {} kernel (it has no AVX-512 kernel in this build){host}",
             if has("avx2") && has("fma") {
                 "AVX2+FMA"
             } else {
                 "SSE/scalar"
             }
         ),
-        BackendKind::Flex => format!(
-            "gemm crate, {} kernels chosen at run time",
-            if has("avx512f") {
-                "AVX-512"
-            } else if has("avx2") && has("fma") {
-                "AVX2+FMA"
-            } else {
-                "SSE/scalar"
-            }
-        ),
+        BackendKind::Flex => format!("gemm crate, {gemm_crate} kernels chosen at run time{host}"),
         BackendKind::Wgpu => "cubecl kernels through wgpu".into(),
         BackendKind::Cuda => "cubecl kernels through CUDA".into(),
     }

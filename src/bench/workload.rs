@@ -11,7 +11,9 @@ use rand_chacha::ChaCha8Rng;
 use super::gemm::{gemm_workload, GemmShape};
 use super::scoring::{scoring, Scoring, ScoringReadout, SCREEN_EXAMPLES, SCREEN_PROMPTS};
 use crate::assets::{Assets, MINILM, SMOLLM2};
-use crate::backbone::{Backbone, BertConfig, BertEncoder, BertTokenizer, Vocabulary};
+use crate::backbone::{
+    Backbone, BertConfig, BertEncoder, BertTokenizer, FrozenEncoder, Vocabulary,
+};
 use crate::decoder::{argmax, ChatLlm};
 use crate::error::{Error, Result};
 use crate::gradient::{GradientConfig, GradientStage, LrSchedule};
@@ -53,8 +55,12 @@ impl BenchModel {
 /// The readout of a gradient-step workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BenchReadout {
-    /// Class prompts against cached frozen sample embeddings.
+    /// Class prompts against cached frozen sample embeddings (on a CPU backend through the
+    /// host encoder, as a run there).
     ClassPrompt,
+    /// The same step through burn's generic path (the host encoder off): the reference the
+    /// host path is timed against.
+    ClassPromptGeneric,
     /// Prompt spliced before the text, mean pool, linear head.
     InputHead,
 }
@@ -64,6 +70,7 @@ impl BenchReadout {
     pub fn name(self) -> &'static str {
         match self {
             BenchReadout::ClassPrompt => "class_prompt",
+            BenchReadout::ClassPromptGeneric => "class_prompt_generic",
             BenchReadout::InputHead => "input_head",
         }
     }
@@ -101,7 +108,11 @@ impl Workload {
     pub fn all() -> Vec<Workload> {
         let mut all = Vec::new();
         for model in [BenchModel::MiniLm, BenchModel::BertBase] {
-            for readout in [BenchReadout::ClassPrompt, BenchReadout::InputHead] {
+            for readout in [
+                BenchReadout::ClassPrompt,
+                BenchReadout::ClassPromptGeneric,
+                BenchReadout::InputHead,
+            ] {
                 all.push(Workload::GradStep(readout, model));
             }
         }
@@ -273,7 +284,9 @@ pub fn prepare<'a, B: AutodiffBackend>(
     quantized_decode: bool,
 ) -> Result<Prepared<'a>> {
     match workload {
-        Workload::GradStep(readout, model) => grad_step::<B>(readout, model, assets, device),
+        Workload::GradStep(readout, model) => {
+            grad_step::<B>(readout, model, assets, device, quantized_decode)
+        }
         Workload::DecoderStep => decoder_step::<B>(assets, device),
         Workload::Projection => {
             let backbone = Backbone::<B::InnerBackend>::minilm(assets, device)?;
@@ -422,6 +435,7 @@ fn grad_step<'a, B: AutodiffBackend>(
     model: BenchModel,
     assets: &'a Assets,
     device: &'a B::Device,
+    cpu: bool,
 ) -> Result<Prepared<'a>> {
     let backbone = bench_backbone::<B>(model, assets, device)?;
     let (batch, tokens, prompt_len) = model.shape();
@@ -444,8 +458,12 @@ fn grad_step<'a, B: AutodiffBackend>(
     )?;
     let idx: Vec<usize> = (0..batch).collect();
     match readout {
-        BenchReadout::ClassPrompt => {
+        BenchReadout::ClassPrompt | BenchReadout::ClassPromptGeneric => {
             let r = ClassPromptReadout::new(backbone.clone(), data, 20.0, max_len, None);
+            let r = match cpu && readout == BenchReadout::ClassPrompt {
+                true => r.with_frozen(Arc::new(FrozenEncoder::from(&backbone.encoder))),
+                false => r,
+            };
             Ok(Stepper::over(
                 r,
                 &backbone,

@@ -13,7 +13,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::assets::{Assets, SMOLLM2};
-use crate::backbone::{Backbone, Vocabulary, WordEmbeddings};
+use crate::backbone::{Backbone, FrozenEncoder, Vocabulary, WordEmbeddings};
 use crate::data::{Dataset, SplitManifest, Splits};
 use crate::decoder::{DecoderTokenizer, GgufFile, Llama};
 use crate::error::{Error, Result};
@@ -241,13 +241,17 @@ fn encoder<B: AutodiffBackend>(
     };
     let sha256 = backbone.weights_sha256.clone();
     let readout = match &config.readout {
-        ReadoutConfig::ClassPrompt { scale } => AnyReadout::Class(ClassPromptReadout::new(
-            backbone,
-            data,
-            *scale,
-            config.max_len,
-            Some(&assets.embedding_cache()),
-        )),
+        ReadoutConfig::ClassPrompt { scale } => {
+            // CPU backends take the prompt gradient on the host encoder.
+            let frozen =
+                (config.backend.is_cpu()).then(|| Arc::new(FrozenEncoder::from(&backbone.encoder)));
+            let cache = assets.embedding_cache();
+            let r = ClassPromptReadout::new(backbone, data, *scale, config.max_len, Some(&cache));
+            AnyReadout::Class(match frozen {
+                Some(frozen) => r.with_frozen(frozen),
+                None => r,
+            })
+        }
         ReadoutConfig::InputHead => {
             AnyReadout::Input(InputHeadReadout::new(backbone, data, config.max_len))
         }

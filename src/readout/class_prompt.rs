@@ -1,13 +1,16 @@
 //! CoOp-style readout: class embeddings from the prompt ⊕ class-name tokens, compared by cosine to
 //! frozen sentence embeddings of the examples, which are computed once per split and cached.
 
+use std::sync::Arc;
+
 use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use super::batch::{each_separately, per_row, stacked_prompts};
+use super::class_prompt_host::{host, ClassPass};
 use super::{EncodedData, PromptModel, Readout, SplitName};
-use crate::backbone::{Backbone, EmbeddingCache};
+use crate::backbone::{Backbone, EmbeddingCache, FrozenEncoder};
 
 /// The class-prompt readout with its cache of normalised sample embeddings.
 #[derive(Module, Debug)]
@@ -21,6 +24,9 @@ pub struct ClassPromptReadout<B: Backend> {
     max_len: usize,
     /// Normalised sample embeddings of the train, selection and test splits; empty if uncached.
     cache: Vec<Tensor<B, 2>>,
+    /// The encoder's layers on the host, for the prompt gradient on a CPU backend.
+    #[module(skip)]
+    frozen: Option<Arc<FrozenEncoder>>,
 }
 
 fn l2_normalize<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
@@ -61,7 +67,15 @@ impl<B: Backend> ClassPromptReadout<B> {
             scale,
             max_len,
             cache: Vec::new(),
+            frozen: None,
         }
+    }
+
+    /// The readout computing its loss and prompt gradient on the host with `frozen` (the same
+    /// encoder's layers): for CPU backends, where it is several times faster.
+    pub fn with_frozen(mut self, frozen: Arc<FrozenEncoder>) -> Self {
+        self.frozen = Some(frozen);
+        self
     }
 
     fn embed_split(&self, split: SplitName, disk: Option<&EmbeddingCache>) -> Tensor<B, 2> {
@@ -168,6 +182,29 @@ impl<B: Backend> Readout<B> for ClassPromptReadout<B> {
         (0..models.len())
             .map(|k| logits.clone().slice([0..n, k * c..(k + 1) * c]))
             .collect()
+    }
+
+    /// On the host encoder when it is attached: the class sequences' taped pass, the loss
+    /// and every stage's backward by hand (weights constant).
+    fn prompt_gradient(
+        &self,
+        model: &PromptModel<B>,
+        split: SplitName,
+        idx: &[usize],
+    ) -> Option<(f64, Tensor<B, 2>)> {
+        let frozen = self.frozen.as_deref()?;
+        let prompt = model.prompt.rows();
+        let [l, d] = prompt.dims();
+        let c = self.class_tokens.len();
+        let seqs: Vec<&[u32]> = self.class_tokens.iter().map(|t| t.as_slice()).collect();
+        let prompts = prompt.clone().detach().unsqueeze::<3>().expand([c, l, d]);
+        let (inputs, batch) = self.backbone.prompt_inputs(prompts, &seqs, self.max_len);
+        let pass = ClassPass::forward(frozen, &host(inputs), batch.len, batch.lens());
+        let samples = host(self.samples(split, idx));
+        let labels = self.data.split(split).labels_of(idx);
+        let (loss, grad) = pass.prompt_gradient(frozen, &samples, &labels, self.scale, l);
+        let grad = Tensor::from_data(TensorData::new(grad, [l, d]), &prompt.device());
+        Some((loss, grad))
     }
 
     fn data(&self) -> &EncodedData {

@@ -9,6 +9,7 @@
 
 mod batch;
 mod class_prompt;
+mod class_prompt_host;
 mod data;
 pub mod input_cache;
 mod input_head;
