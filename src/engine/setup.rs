@@ -70,16 +70,17 @@ impl<B: Backend> Readout<B> for AnyReadout<B> {
             AnyReadout::Verbalizer(r) => r.eval_chunk(),
         }
     }
-    fn logits_each(
+    fn logits_stacked(
         &self,
+        prompts: Tensor<B, 3>,
         models: &[PromptModel<B>],
         split: SplitName,
         idx: &[usize],
-    ) -> Vec<Tensor<B, 2>> {
+    ) -> Option<Vec<Tensor<B, 2>>> {
         match self {
-            AnyReadout::Class(r) => r.logits_each(models, split, idx),
-            AnyReadout::Input(r) => r.logits_each(models, split, idx),
-            AnyReadout::Verbalizer(r) => r.logits_each(models, split, idx),
+            AnyReadout::Class(r) => r.logits_stacked(prompts, models, split, idx),
+            AnyReadout::Input(r) => r.logits_stacked(prompts, models, split, idx),
+            AnyReadout::Verbalizer(r) => r.logits_stacked(prompts, models, split, idx),
         }
     }
     fn eval_chunk_each(&self, k: usize) -> usize {

@@ -7,7 +7,7 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
-use super::batch::{each_separately, per_row, stacked_prompts};
+use super::batch::per_row;
 use super::class_prompt_host::{host, ClassPass};
 use super::{EncodedData, PromptModel, Readout, SplitName};
 use crate::backbone::{Backbone, EmbeddingCache, FrozenEncoder};
@@ -163,15 +163,13 @@ impl<B: Backend> Readout<B> for ClassPromptReadout<B> {
 
     /// Every prompt's class embeddings in one encoder pass, then one `[n, d] x [d, K·C]`
     /// product against the cached sample embeddings.
-    fn logits_each(
+    fn logits_stacked(
         &self,
+        prompts: Tensor<B, 3>,
         models: &[PromptModel<B>],
         split: SplitName,
         idx: &[usize],
-    ) -> Vec<Tensor<B, 2>> {
-        let Some(prompts) = stacked_prompts(models) else {
-            return each_separately(self, models, split, idx);
-        };
+    ) -> Option<Vec<Tensor<B, 2>>> {
         let classes = self.class_embeddings_each(prompts);
         let logits = self
             .samples(split, idx)
@@ -179,9 +177,8 @@ impl<B: Backend> Readout<B> for ClassPromptReadout<B> {
             .mul_scalar(self.scale);
         // `[n, K·C]`: prompt k's classes are columns k·C..(k+1)·C.
         let (n, c) = (idx.len(), self.class_tokens.len());
-        (0..models.len())
-            .map(|k| logits.clone().slice([0..n, k * c..(k + 1) * c]))
-            .collect()
+        let each = (0..models.len()).map(|k| logits.clone().slice([0..n, k * c..(k + 1) * c]));
+        Some(each.collect())
     }
 
     /// On the host encoder when it is attached: the class sequences' taped pass, the loss

@@ -5,7 +5,7 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-use super::batch::{each_separately, per_row, split_rows, stacked_prompts};
+use super::batch::{per_row, split_rows};
 use super::{EncodedData, Head, PromptModel, Readout, SplitName};
 use crate::backbone::Backbone;
 
@@ -64,24 +64,23 @@ impl<B: Backend> Readout<B> for InputHeadReadout<B> {
 
     /// The examples under every prompt in one encoder pass (`K·n` rows), each prompt's rows
     /// through its own head.
-    fn logits_each(
+    fn logits_stacked(
         &self,
+        prompts: Tensor<B, 3>,
         models: &[PromptModel<B>],
         split: SplitName,
         idx: &[usize],
-    ) -> Vec<Tensor<B, 2>> {
-        let Some(prompts) = stacked_prompts(models) else {
-            return each_separately(self, models, split, idx);
-        };
+    ) -> Option<Vec<Tensor<B, 2>>> {
         let seqs = self.data.split(split).tokens_of(idx).repeat(models.len());
         let pooled =
             self.backbone
                 .embed_with_prompts(per_row(prompts, idx.len()), &seqs, self.max_len);
-        split_rows(pooled, models.len())
+        let each = split_rows(pooled, models.len())
             .into_iter()
             .zip(models)
             .map(|(pooled, m)| head(m).forward(pooled))
-            .collect()
+            .collect();
+        Some(each)
     }
 
     fn data(&self) -> &EncodedData {

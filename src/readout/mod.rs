@@ -16,7 +16,7 @@ mod input_head;
 mod model;
 mod verbalizer;
 
-use batch::{each_separately, Tally};
+use batch::{each_separately, stacked_prompts, Tally};
 pub use class_prompt::ClassPromptReadout;
 pub use data::{EncodedData, EncodedSplit, SplitName};
 pub use input_head::InputHeadReadout;
@@ -227,16 +227,30 @@ pub trait Readout<B: Backend> {
         tallies.iter().map(Tally::metrics).collect()
     }
 
-    /// Logits `[idx.len(), classes]` of examples `idx` under each of `models`, in order: each
-    /// model's [`Readout::logits`], which a readout that can stack several prompts along the
-    /// batch computes in one pass.
+    /// Logits `[idx.len(), classes]` of examples `idx` under each of `models`, in order: in
+    /// one pass ([`Readout::logits_stacked`]) when their prompts have one shape and the readout
+    /// can stack them, else each model's [`Readout::logits`].
     fn logits_each(
         &self,
         models: &[PromptModel<B>],
         split: SplitName,
         idx: &[usize],
     ) -> Vec<Tensor<B, 2>> {
-        each_separately(self, models, split, idx)
+        stacked_prompts(models)
+            .and_then(|prompts| self.logits_stacked(prompts, models, split, idx))
+            .unwrap_or_else(|| each_separately(self, models, split, idx))
+    }
+
+    /// [`Readout::logits_each`] in one pass, given the models' prompts stacked `[K, L, d]`;
+    /// `None` where the readout cannot stack them.
+    fn logits_stacked(
+        &self,
+        _prompts: Tensor<B, 3>,
+        _models: &[PromptModel<B>],
+        _split: SplitName,
+        _idx: &[usize],
+    ) -> Option<Vec<Tensor<B, 2>>> {
+        None
     }
 
     /// How many examples one pass of [`Readout::evaluate_each_on`] scores under `k` prompts:

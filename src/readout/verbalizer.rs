@@ -16,7 +16,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
-use super::batch::{each_separately, per_row, split_rows, stacked_prompts};
+use super::batch::{per_row, split_rows};
 use super::input_cache::{InputCache, SplitInputs, SplitStates};
 use super::{EncodedData, PromptModel, PromptPosition, Readout, SplitName};
 use crate::decoder::{DecoderTokenizer, FrozenDecoder, Llama, Seq};
@@ -547,21 +547,19 @@ impl<B: Backend> Readout<B> for VerbalizerReadout<B> {
 
     /// The examples under every prompt in one decoder pass (`K·n` sequences, on the host when
     /// it applies).
-    fn logits_each(
+    fn logits_stacked(
         &self,
+        prompts: Tensor<B, 3>,
         models: &[PromptModel<B>],
         split: SplitName,
         idx: &[usize],
-    ) -> Vec<Tensor<B, 2>> {
-        let Some(prompts) = stacked_prompts(models) else {
-            return each_separately(self, models, split, idx);
-        };
+    ) -> Option<Vec<Tensor<B, 2>>> {
         let k = models.len();
         let logits = match self.host_logits(&prompts, split, idx) {
             Some(logits) => logits,
             None => self.backend_logits(per_row(prompts, idx.len()), split, &idx.repeat(k)),
         };
-        split_rows(logits, k)
+        Some(split_rows(logits, k))
     }
 
     fn data(&self) -> &EncodedData {
