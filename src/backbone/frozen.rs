@@ -8,6 +8,8 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 use super::bert::BertEncoder;
+// The host decoder's row kernels serve the host encoder too.
+use crate::decoder::host_kernels::{dot, softmax};
 
 /// A dense layer's weight `[in, out]` (row-major, as loaded), the same transposed and packed
 /// `[out, in]` for the backward (reading `W` in place through strides halves the speed of the
@@ -480,21 +482,6 @@ fn unpack(x: &[f32], lens: &[usize], t: usize, d: usize) -> Vec<f32> {
         out[i * t * d..][..n * d].copy_from_slice(&x[o * d..][..n * d]);
     }
     out
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-/// Numerically stable softmax in place.
-fn softmax(s: &mut [f32]) {
-    let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
-    for v in s.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
-    }
-    s.iter_mut().for_each(|v| *v /= sum);
 }
 
 #[cfg(test)]

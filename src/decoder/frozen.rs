@@ -149,7 +149,7 @@ fn gemm_strided(
 }
 
 /// Dot product in eight lanes (vectorises; the order is fixed, so results are reproducible).
-pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail: f32 = ca
@@ -185,7 +185,7 @@ pub(super) fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
 }
 
 /// Numerically stable softmax in place.
-pub(super) fn softmax(s: &mut [f32]) {
+pub(crate) fn softmax(s: &mut [f32]) {
     let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0.0;
     for v in s.iter_mut() {
