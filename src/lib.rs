@@ -23,6 +23,7 @@ pub mod decoder;
 pub mod engine;
 pub mod error;
 pub mod gradient;
+pub mod kernels;
 pub mod mentor;
 pub mod prompt;
 pub mod readout;

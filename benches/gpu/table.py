@@ -10,7 +10,7 @@ import os
 import sys
 
 PEER_KIND = {"class_prompt": "class_prompt_cached", "class_prompt_generic": "class_prompt_cached",
-             "input_head": "input_head"}
+             "input_head": "input_head", "input_head_generic": "input_head"}
 
 
 def load(path):

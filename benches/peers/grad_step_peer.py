@@ -37,6 +37,13 @@ def synthetic_tokens(batch, tokens):
     return [[1996 + ((i * 7919 + j * 104729) % 27616) for j in range(tokens)] for i in range(batch)]
 
 
+def bench_head(d, classes):
+    """The input head both sides start from, `[d, classes]` (tandem's `bench_head`): a fixed
+    pattern of small weights, so that the first losses can be compared."""
+    w = [[0.05 * (((j * 31 + c * 17) % 101) / 50.0 - 1.0) for c in range(classes)] for j in range(d)]
+    return torch.tensor(w, dtype=torch.float32)
+
+
 def random_bert_base(seed=0):
     """BERT-base-sized weights, HF names, N(0, 0.02) matrices, unit LayerNorms."""
     g = torch.Generator().manual_seed(seed)
@@ -178,6 +185,9 @@ def main():
         head = None
         if kind == "input_head":
             head = torch.nn.Linear(enc.d, 2).to(dev)
+            with torch.no_grad():
+                head.weight.copy_(bench_head(enc.d, 2).T)
+                head.bias.zero_()
             params += list(head.parameters())
         opt = torch.optim.AdamW(params, lr=3e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
 

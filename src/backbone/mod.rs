@@ -1,10 +1,12 @@
 //! Frozen pretrained backbones and their tokenizers.
 
+mod attention;
 mod bert;
 mod embedding_cache;
 mod frozen;
 mod tokenizer;
 mod vocab;
+mod workspace;
 
 pub use bert::{BertConfig, BertEncoder};
 pub use embedding_cache::EmbeddingCache;

@@ -93,8 +93,8 @@ pub fn kernels(backend: crate::backend::BackendKind, cpu: &CpuInfo) -> String {
     } else {
         "SSE/scalar"
     };
-    // CPU backends take the class-prompt gradient on the host encoder.
-    let host = format!("; class-prompt gradient: host encoder, gemm crate {gemm_crate} kernels");
+    // CPU backends take the encoder readouts' training step on the host encoder.
+    let host = format!("; encoder training step: host encoder, gemm crate {gemm_crate} kernels");
     match backend {
         BackendKind::Ndarray => format!(
             "matrixmultiply sgemm, {} kernel (it has no AVX-512 kernel in this build){host}",

@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
-use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::Tensor;
+use burn::module::Param;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Tensor, TensorData};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -61,8 +62,12 @@ pub enum BenchReadout {
     /// The same step through burn's generic path (the host encoder off): the reference the
     /// host path is timed against.
     ClassPromptGeneric,
-    /// Prompt spliced before the text, mean pool, linear head.
+    /// Prompt spliced before the text, mean pool, linear head (on a CPU backend through the
+    /// host encoder, as a run there).
     InputHead,
+    /// The same step through burn's generic path: the reference the host path is timed
+    /// against.
+    InputHeadGeneric,
 }
 
 impl BenchReadout {
@@ -72,7 +77,13 @@ impl BenchReadout {
             BenchReadout::ClassPrompt => "class_prompt",
             BenchReadout::ClassPromptGeneric => "class_prompt_generic",
             BenchReadout::InputHead => "input_head",
+            BenchReadout::InputHeadGeneric => "input_head_generic",
         }
+    }
+
+    /// Whether the step runs on the host encoder (on a CPU backend).
+    fn on_host(self, cpu: bool) -> bool {
+        cpu && matches!(self, BenchReadout::ClassPrompt | BenchReadout::InputHead)
     }
 }
 
@@ -112,6 +123,7 @@ impl Workload {
                 BenchReadout::ClassPrompt,
                 BenchReadout::ClassPromptGeneric,
                 BenchReadout::InputHead,
+                BenchReadout::InputHeadGeneric,
             ] {
                 all.push(Workload::GradStep(readout, model));
             }
@@ -221,6 +233,22 @@ pub fn synthetic_tokens(batch: usize, tokens: usize) -> Vec<Vec<u32>> {
                 .collect()
         })
         .collect()
+}
+
+/// The input head a gradient-step workload starts from, identical in the PyTorch peer (its
+/// `bench_head`): a fixed pattern of small weights, zero bias, so that the first losses of the
+/// two sides can be compared.
+fn bench_head<B: Backend>(d: usize, classes: usize, device: &B::Device) -> Head<B> {
+    let w: Vec<f32> = (0..d * classes)
+        .map(|i| {
+            let (j, c) = (i / classes, i % classes);
+            0.05 * (((j * 31 + c * 17) % 101) as f32 / 50.0 - 1.0)
+        })
+        .collect();
+    Head {
+        weight: Param::from_tensor(Tensor::from_data(TensorData::new(w, [d, classes]), device)),
+        bias: Param::from_tensor(Tensor::zeros([classes], device)),
+    }
 }
 
 fn synthetic_data(batch: usize, tokens: usize) -> EncodedData {
@@ -457,12 +485,15 @@ fn grad_step<'a, B: AutodiffBackend>(
         &mut rng,
     )?;
     let idx: Vec<usize> = (0..batch).collect();
+    let frozen = readout
+        .on_host(cpu)
+        .then(|| Arc::new(FrozenEncoder::from(&backbone.encoder)));
     match readout {
         BenchReadout::ClassPrompt | BenchReadout::ClassPromptGeneric => {
             let r = ClassPromptReadout::new(backbone.clone(), data, 20.0, max_len, None);
-            let r = match cpu && readout == BenchReadout::ClassPrompt {
-                true => r.with_frozen(Arc::new(FrozenEncoder::from(&backbone.encoder))),
-                false => r,
+            let r = match frozen {
+                Some(frozen) => r.with_frozen(frozen),
+                None => r,
             };
             Ok(Stepper::over(
                 r,
@@ -473,9 +504,13 @@ fn grad_step<'a, B: AutodiffBackend>(
             )
             .prepared())
         }
-        BenchReadout::InputHead => {
-            let head = Head::init(backbone.encoder.hidden_size(), 2, &mut rng, device);
+        BenchReadout::InputHead | BenchReadout::InputHeadGeneric => {
+            let head = bench_head(backbone.encoder.hidden_size(), 2, device);
             let r = InputHeadReadout::new(backbone.clone(), data, max_len);
+            let r = match frozen {
+                Some(frozen) => r.with_frozen(frozen),
+                None => r,
+            };
             let m = PromptModel {
                 prompt,
                 head: Some(head),

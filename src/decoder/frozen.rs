@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::config::LlamaConfig;
+pub(super) use crate::kernels::{axpy, dot, softmax};
 
 /// One layer's weights, laid out as [`super::Llama`] keeps them (`x·W`, `W` as `[in, out]`).
 #[derive(Clone)]
@@ -148,31 +149,6 @@ fn gemm_strided(
     }
 }
 
-/// Dot product in eight lanes (vectorises; the order is fixed, so results are reproducible).
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
-/// `out += w · v`.
-pub(super) fn axpy(w: f32, v: &[f32], out: &mut [f32]) {
-    for (o, x) in out.iter_mut().zip(v) {
-        *o += w * x;
-    }
-}
-
 /// RMSNorm of each `d`-wide row of `x` into `out`, as [`super::Llama`] computes it.
 pub(super) fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     let d = weight.len();
@@ -182,19 +158,6 @@ pub(super) fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
             *o = x * inv * w;
         }
     });
-}
-
-/// Numerically stable softmax in place.
-pub(crate) fn softmax(s: &mut [f32]) {
-    let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
-    for v in s.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
-    }
-    for v in s.iter_mut() {
-        *v /= sum;
-    }
 }
 
 impl std::fmt::Debug for FrozenDecoder {

@@ -19,10 +19,6 @@ mod tokenizer;
 
 pub use chat::ChatTemplate;
 pub use config::LlamaConfig;
-/// Row kernels of the host decoder shared with the host encoder.
-pub(crate) mod host_kernels {
-    pub(crate) use super::frozen::{dot, softmax};
-}
 pub use frozen::{shared as shared_frozen, FrozenDecoder, KeySink, Past, PastLayer, Seq, Tape};
 pub use gguf::{GgufFile, GgufVocab};
 pub use host::{HostCache, HostWeights};

@@ -19,8 +19,8 @@ use crate::decoder::{DecoderTokenizer, GgufFile, Llama};
 use crate::error::{Error, Result};
 use crate::prompt::{fit_to_len, Projector, SoftPrompt};
 use crate::readout::{
-    input_cache, ClassPromptReadout, EncodedData, Head, InputHeadReadout, PromptModel, Readout,
-    ReadoutConfig, SplitName, VerbalizerReadout,
+    input_cache, ClassPromptReadout, EncodedData, Head, HostLoss, InputHeadReadout, PromptModel,
+    Readout, ReadoutConfig, SplitName, VerbalizerReadout,
 };
 use crate::task::BackboneSpec;
 use crate::tune::TuneConfig;
@@ -44,16 +44,16 @@ impl<B: Backend> Readout<B> for AnyReadout<B> {
             AnyReadout::Verbalizer(r) => r.logits(model, split, idx),
         }
     }
-    fn prompt_gradient(
+    fn host_loss(
         &self,
         model: &PromptModel<B>,
         split: SplitName,
         idx: &[usize],
-    ) -> Option<(f64, Tensor<B, 2>)> {
+    ) -> Option<HostLoss<B>> {
         match self {
-            AnyReadout::Class(r) => r.prompt_gradient(model, split, idx),
-            AnyReadout::Input(r) => r.prompt_gradient(model, split, idx),
-            AnyReadout::Verbalizer(r) => r.prompt_gradient(model, split, idx),
+            AnyReadout::Class(r) => r.host_loss(model, split, idx),
+            AnyReadout::Input(r) => r.host_loss(model, split, idx),
+            AnyReadout::Verbalizer(r) => r.host_loss(model, split, idx),
         }
     }
     fn data(&self) -> &EncodedData {
@@ -241,11 +241,11 @@ fn encoder<B: AutodiffBackend>(
         table: backbone.encoder.table(),
     };
     let sha256 = backbone.weights_sha256.clone();
+    // CPU backends take the training loss and its gradients on the host encoder.
+    let frozen =
+        (config.backend.is_cpu()).then(|| Arc::new(FrozenEncoder::from(&backbone.encoder)));
     let readout = match &config.readout {
         ReadoutConfig::ClassPrompt { scale } => {
-            // CPU backends take the prompt gradient on the host encoder.
-            let frozen =
-                (config.backend.is_cpu()).then(|| Arc::new(FrozenEncoder::from(&backbone.encoder)));
             let cache = assets.embedding_cache();
             let r = ClassPromptReadout::new(backbone, data, *scale, config.max_len, Some(&cache));
             AnyReadout::Class(match frozen {
@@ -254,7 +254,11 @@ fn encoder<B: AutodiffBackend>(
             })
         }
         ReadoutConfig::InputHead => {
-            AnyReadout::Input(InputHeadReadout::new(backbone, data, config.max_len))
+            let r = InputHeadReadout::new(backbone, data, config.max_len);
+            AnyReadout::Input(match frozen {
+                Some(frozen) => r.with_frozen(frozen),
+                None => r,
+            })
         }
         ReadoutConfig::Verbalizer { .. } => {
             return Err(Error::config(

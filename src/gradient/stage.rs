@@ -220,10 +220,9 @@ where
         lr: f64,
         step: usize,
     ) -> Result<(PromptModel<B>, f64)> {
-        let (loss_value, grads) = match self.readout.prompt_gradient(&model, SplitName::Train, idx)
-        {
-            // The readout gave d loss / d prompt: `sum(prompt ⊙ that)` has the same gradient.
-            Some((value, grad)) => (value, (model.prompt.rows() * grad).sum().backward()),
+        let (loss_value, grads) = match self.readout.host_loss(&model, SplitName::Train, idx) {
+            // The host computed the loss: its surrogate has the same gradients.
+            Some(host) => (host.value, host.surrogate.backward()),
             None => {
                 let loss = self.readout.loss(&model, SplitName::Train, idx);
                 (loss.clone().into_scalar().elem(), loss.backward())

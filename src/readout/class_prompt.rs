@@ -8,7 +8,8 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use super::batch::per_row;
-use super::class_prompt_host::{host, ClassPass};
+use super::class_prompt_host::ClassPass;
+use super::host_loss::{host, HostLoss};
 use super::{EncodedData, PromptModel, Readout, SplitName};
 use crate::backbone::{Backbone, EmbeddingCache, FrozenEncoder};
 
@@ -183,12 +184,12 @@ impl<B: Backend> Readout<B> for ClassPromptReadout<B> {
 
     /// On the host encoder when it is attached: the class sequences' taped pass, the loss
     /// and every stage's backward by hand (weights constant).
-    fn prompt_gradient(
+    fn host_loss(
         &self,
         model: &PromptModel<B>,
         split: SplitName,
         idx: &[usize],
-    ) -> Option<(f64, Tensor<B, 2>)> {
+    ) -> Option<HostLoss<B>> {
         let frozen = self.frozen.as_deref()?;
         let prompt = model.prompt.rows();
         let [l, d] = prompt.dims();
@@ -200,8 +201,7 @@ impl<B: Backend> Readout<B> for ClassPromptReadout<B> {
         let samples = host(self.samples(split, idx));
         let labels = self.data.split(split).labels_of(idx);
         let (loss, grad) = pass.prompt_gradient(frozen, &samples, &labels, self.scale, l);
-        let grad = Tensor::from_data(TensorData::new(grad, [l, d]), &prompt.device());
-        Some((loss, grad))
+        Some(HostLoss::of_prompt(loss, prompt, grad))
     }
 
     fn data(&self) -> &EncodedData {

@@ -11,14 +11,17 @@ mod batch;
 mod class_prompt;
 mod class_prompt_host;
 mod data;
+mod host_loss;
 pub mod input_cache;
 mod input_head;
 mod model;
+mod pooled_pass;
 mod verbalizer;
 
 use batch::{each_separately, stacked_prompts, Tally};
 pub use class_prompt::ClassPromptReadout;
 pub use data::{EncodedData, EncodedSplit, SplitName};
+pub use host_loss::HostLoss;
 pub use input_head::InputHeadReadout;
 pub use model::{Head, PromptModel};
 pub use verbalizer::VerbalizerReadout;
@@ -177,16 +180,16 @@ pub trait Readout<B: Backend> {
         cross_entropy(logits, &labels)
     }
 
-    /// The mean cross-entropy of a batch and its gradient with respect to the prompt rows
-    /// (`[L, d]`), where the readout computes them outside the backend's autodiff (the
-    /// verbalizer's host decoder on a CPU backend); `None` otherwise, and then
-    /// [`Readout::loss`] is differentiated.
-    fn prompt_gradient(
+    /// The mean cross-entropy of a batch computed outside the backend's autodiff, with a
+    /// surrogate carrying its gradients ([`HostLoss`]), where the readout can (its frozen
+    /// model on the host, for CPU backends); `None` otherwise, and then [`Readout::loss`] is
+    /// differentiated.
+    fn host_loss(
         &self,
         _model: &PromptModel<B>,
         _split: SplitName,
         _idx: &[usize],
-    ) -> Option<(f64, Tensor<B, 2>)> {
+    ) -> Option<HostLoss<B>> {
         None
     }
 

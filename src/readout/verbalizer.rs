@@ -17,6 +17,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use super::batch::{per_row, split_rows};
+use super::host_loss::{affine, affine_input_gradient, cross_entropy_host, HostLoss};
 use super::input_cache::{InputCache, SplitInputs, SplitStates};
 use super::{EncodedData, PromptModel, PromptPosition, Readout, SplitName};
 use crate::decoder::{DecoderTokenizer, FrozenDecoder, Llama, Seq};
@@ -463,36 +464,15 @@ impl HostPass {
     }
 }
 
-/// Mean cross-entropy of `logits: [n, C]` against `labels`, and its gradient.
-fn cross_entropy_host(logits: &[f32], labels: &[usize], classes: usize) -> (f64, Vec<f32>) {
-    let n = labels.len();
-    let mut grad = vec![0f32; logits.len()];
-    let mut loss = 0f64;
-    for ((z, g), &y) in logits
-        .chunks(classes)
-        .zip(grad.chunks_mut(classes))
-        .zip(labels)
-    {
-        let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let sum: f32 = z.iter().map(|v| (v - max).exp()).sum();
-        loss += (max + sum.ln() - z[y.min(classes - 1)]) as f64;
-        for (c, (gc, &zc)) in g.iter_mut().zip(z).enumerate() {
-            let p = (zc - max).exp() / sum;
-            *gc = (p - f32::from(c == y)) / n as f32;
-        }
-    }
-    (loss / n as f64, grad)
-}
-
 impl<B: Backend> Readout<B> for VerbalizerReadout<B> {
     /// On the host decoder: forward with a tape, the cross-entropy's gradient at the last
     /// rows, backward to the input rows, summed over the examples' prompt rows.
-    fn prompt_gradient(
+    fn host_loss(
         &self,
         model: &PromptModel<B>,
         split: SplitName,
         idx: &[usize],
-    ) -> Option<(f64, Tensor<B, 2>)> {
+    ) -> Option<HostLoss<B>> {
         let prompt = model.prompt.rows();
         let mut pass = self.host_pass(&prompt.clone().unsqueeze(), split, idx)?;
         let (d, t, classes) = (pass.d(), pass.t, self.verbalizers.len());
@@ -501,25 +481,14 @@ impl<B: Backend> Readout<B> for VerbalizerReadout<B> {
             pass.frozen
                 .forward_taped(std::mem::take(&mut pass.x), &pass.seqs, Some(&*pass.states));
         let last = pass.last_rows(&hidden);
-        let mut logits = vec![0f32; idx.len() * classes];
-        for (h, z) in last.chunks(d).zip(logits.chunks_mut(classes)) {
-            for (c, zc) in z.iter_mut().enumerate() {
-                *zc = h
-                    .iter()
-                    .enumerate()
-                    .map(|(j, v)| v * head[j * classes + c])
-                    .sum();
-            }
-        }
+        let logits = affine(&last, &head, None, d, classes);
         let labels = self.data.split(split).labels_of(idx);
         let (loss, dz) = cross_entropy_host(&logits, &labels, classes);
         // Only each example's last row reaches the loss: d hidden = dz · headᵀ there.
+        let d_last = affine_input_gradient(&dz, &head, d, classes);
         let mut d_hidden = vec![0f32; hidden.len()];
-        for (i, dz) in dz.chunks(classes).enumerate() {
-            let row = &mut d_hidden[(i * t + t - 1) * d..][..d];
-            for (j, v) in row.iter_mut().enumerate() {
-                *v = (0..classes).map(|c| dz[c] * head[j * classes + c]).sum();
-            }
+        for (i, g) in d_last.chunks(d).enumerate() {
+            d_hidden[(i * t + t - 1) * d..][..d].copy_from_slice(g);
         }
         let dx = pass
             .frozen
@@ -531,8 +500,7 @@ impl<B: Backend> Readout<B> for VerbalizerReadout<B> {
                 *g += v;
             }
         }
-        let grad = Tensor::from_data(TensorData::new(grad, [l, d]), &prompt.device());
-        Some((loss, grad))
+        Some(HostLoss::of_prompt(loss, prompt, grad))
     }
 
     fn logits(&self, model: &PromptModel<B>, split: SplitName, idx: &[usize]) -> Tensor<B, 2> {

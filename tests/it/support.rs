@@ -202,3 +202,65 @@ pub fn assert_batched_equals_separate<B, R>(
         );
     }
 }
+
+/// The host loss of `host` (the readout with its frozen model on the host) equals the loss
+/// `generic` (the same readout without it) lets autodiff differentiate: the same value within
+/// `loss_tol`, and through the surrogate the same gradient of every trainable tensor (prompt,
+/// and the head's weight and bias where the model has one) within `grad_tol` of each tensor's
+/// largest entry. The generic readout has no host loss.
+pub fn assert_host_loss_equals_autodiff<B, R>(
+    generic: &R,
+    host: &R,
+    model: &tandem::readout::PromptModel<B>,
+    split: tandem::readout::SplitName,
+    idx: &[usize],
+    (loss_tol, grad_tol): (f64, f32),
+) where
+    B: burn::tensor::backend::AutodiffBackend,
+    R: tandem::readout::Readout<B>,
+{
+    use burn::tensor::ElementConversion;
+    let grads_of = |g: &B::Gradients| -> Vec<Vec<f32>> {
+        let mut all = vec![floats(
+            model.prompt.rows().grad(g).expect("a prompt gradient"),
+        )];
+        if let Some(h) = &model.head {
+            all.push(floats(
+                h.weight.val().grad(g).expect("a head weight gradient"),
+            ));
+            all.push(floats(h.bias.val().grad(g).expect("a head bias gradient")));
+        }
+        all
+    };
+    let loss = generic.loss(model, split, idx);
+    let want_loss: f64 = loss.clone().into_scalar().elem();
+    let want = grads_of(&loss.backward());
+    assert!(generic.host_loss(model, split, idx).is_none());
+    let got_loss = host
+        .host_loss(model, split, idx)
+        .expect("the host path applies");
+    assert!(
+        (got_loss.value - want_loss).abs() < loss_tol * want_loss.abs().max(1.0),
+        "{split:?}: loss {} vs {want_loss}",
+        got_loss.value
+    );
+    let got = grads_of(&got_loss.surrogate.backward());
+    for (which, (got, want)) in ["prompt", "head weight", "head bias"]
+        .iter()
+        .zip(got.iter().zip(&want))
+    {
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        assert!(scale > 0.0, "{split:?}: no {which} gradient");
+        let worst = max_diff(got, want);
+        assert!(
+            worst < grad_tol * scale,
+            "{split:?}: {which} gradients differ by {worst} (largest entry {scale})"
+        );
+    }
+}
+
+fn floats<B: burn::tensor::backend::Backend, const D: usize>(
+    t: burn::tensor::Tensor<B, D>,
+) -> Vec<f32> {
+    t.into_data().iter::<f32>().collect()
+}

@@ -3,7 +3,7 @@
 
 use burn::module::{AutodiffModule, Module};
 use burn::optim::GradientsParams;
-use burn::tensor::{ElementConversion, Tensor};
+use burn::tensor::Tensor;
 use indicatif::ProgressBar;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -238,38 +238,26 @@ fn batched_scoring_equals_one_pass_per_prompt() {
     support::assert_batched_equals_separate(&class, &mixed, SplitName::Train, &idx);
 }
 
-/// On the host encoder (what CPU backends run), the class-prompt readout's loss and prompt
-/// gradient are the ones autodiff takes through burn's encoder, on the real MiniLM; the
-/// generic readout leaves the gradient to autodiff.
+/// On the host encoder (what CPU backends run), both encoder readouts' loss and gradients
+/// (prompt, and the input head's weight and bias) are the ones autodiff takes through burn's
+/// encoder, on the real MiniLM; the generic readouts leave the gradient to autodiff.
 #[test]
-fn host_class_prompt_gradient_equals_autodiff() {
+fn host_encoder_loss_equals_autodiff() {
     let assets = support::assets(&[MINILM]);
     let bb = Backbone::<CpuAd>::minilm(&assets, &Default::default()).unwrap();
-    let r = ClassPromptReadout::new(bb.clone(), tiny_data(&bb), 20.0, 32, None);
     let frozen = std::sync::Arc::new(tandem::backbone::FrozenEncoder::from(&bb.encoder));
-    let host = r.clone().with_frozen(frozen);
-    let model = init_model(&bb, false);
-    for idx in [vec![0, 3, 5, 6, 1], vec![7, 7, 2]] {
-        let loss = r.loss(&model, SplitName::Train, &idx);
-        let want_loss: f64 = loss.clone().into_scalar().elem();
-        let grads = loss.backward();
-        let want = model.prompt.rows().grad(&grads).expect("a prompt gradient");
-        let want: Vec<f32> = want.into_data().iter::<f32>().collect();
-        assert!(r.prompt_gradient(&model, SplitName::Train, &idx).is_none());
-        let (got_loss, got) = host
-            .prompt_gradient(&model, SplitName::Train, &idx)
-            .expect("the host path applies");
-        let got: Vec<f32> = got.into_data().iter::<f32>().collect();
-        assert!(
-            (got_loss - want_loss).abs() < 1e-5 * want_loss.abs().max(1.0),
-            "loss {got_loss} vs {want_loss}"
-        );
-        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let worst = (got.iter().zip(&want)).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-        assert!(scale > 0.0, "no gradient");
-        assert!(
-            worst < 1e-4 * scale,
-            "gradients differ by {worst} (largest entry {scale})"
-        );
+    let class = ClassPromptReadout::new(bb.clone(), tiny_data(&bb), 20.0, 32, None);
+    let input = InputHeadReadout::new(bb.clone(), tiny_data(&bb), 32);
+    let host_class = class.clone().with_frozen(frozen.clone());
+    let host_input = input.clone().with_frozen(frozen);
+    let (plain, headed) = (init_model(&bb, false), init_model(&bb, true));
+    // Examples of both labels pull the shared prompt rows opposite ways: the sum cancels to
+    // a few times below its terms, and float rounding (2-4e-5 of a one-example gradient,
+    // measured) grows relative to it by as much.
+    for idx in [vec![0], vec![0, 3, 5, 6, 1], vec![7, 7, 2]] {
+        let split = SplitName::Train;
+        let tol = (1e-5, 5e-4);
+        support::assert_host_loss_equals_autodiff(&class, &host_class, &plain, split, &idx, tol);
+        support::assert_host_loss_equals_autodiff(&input, &host_input, &headed, split, &idx, tol);
     }
 }

@@ -181,7 +181,7 @@ fn suffix_scores(on_host: bool) {
 /// autodiff through the same decoder, for a batch over the kept training split and the
 /// selection split (built in chunks, inputs of different lengths, rows repeated).
 #[test]
-fn host_prompt_gradient_equals_autodiff() {
+fn host_loss_equals_autodiff() {
     let (r, tok) = readout::<CpuAd>(PromptPosition::Suffix);
     // Its own input cache: the states are built on the host too.
     let host = r
@@ -196,35 +196,13 @@ fn host_prompt_gradient_equals_autodiff() {
         (SplitName::Train, vec![4, 0, 2, 0, 5]),
         (SplitName::Selection, vec![19, 4, 11]),
     ] {
-        let loss = r.loss(&model, split, &idx);
-        let want_loss: f64 = loss.clone().into_scalar().elem();
-        let grads = loss.backward();
-        let want: Vec<f32> = model
-            .prompt
-            .rows()
-            .grad(&grads)
-            .expect("the prompt has a gradient")
-            .into_data()
-            .iter::<f32>()
-            .collect();
-        assert!(r.prompt_gradient(&model, split, &idx).is_none());
-        let (got_loss, got) = host
-            .prompt_gradient(&model, split, &idx)
-            .expect("the host path applies");
-        let got: Vec<f32> = got.into_data().iter::<f32>().collect();
-        assert!(
-            (got_loss - want_loss).abs() < 1e-4,
-            "{split:?}: loss {got_loss} vs {want_loss}"
-        );
-        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let worst = got
-            .iter()
-            .zip(&want)
-            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-        assert!(scale > 0.0, "{split:?}: no gradient");
-        assert!(
-            worst < 1e-3 * scale,
-            "{split:?}: gradients differ by {worst} (largest entry {scale})"
+        crate::support::assert_host_loss_equals_autodiff(
+            &r,
+            &host,
+            &model,
+            split,
+            &idx,
+            (1e-4, 1e-3),
         );
     }
 }

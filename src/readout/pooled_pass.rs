@@ -1,0 +1,62 @@
+//! The mean-pooled host pass of an encoder readout: `[CLS] prompt tokens [SEP]` sequences
+//! through the taped [`FrozenEncoder`], their real rows averaged, and the backward from the
+//! pooled rows down to the prompt rows every sequence shares.
+
+use crate::backbone::{EncoderTape, FrozenEncoder};
+
+/// One taped pass and its pooled rows.
+pub struct PooledPass {
+    tape: EncoderTape,
+    /// Padded length of the sequences.
+    t: usize,
+    lens: Vec<usize>,
+    /// Mean of each sequence's real hidden rows, `[b, d]`.
+    pooled: Vec<f32>,
+}
+
+impl PooledPass {
+    /// The taped pass over `inputs: [b, t, d]` (input embeddings, the first `lens[i]` rows of
+    /// sequence `i` real).
+    pub fn forward(frozen: &FrozenEncoder, inputs: &[f32], t: usize, lens: Vec<usize>) -> Self {
+        let d = frozen.hidden_size();
+        let (hidden, tape) = frozen.forward_taped(inputs, t, &lens);
+        let mut pooled = vec![0f32; lens.len() * d];
+        for ((i, &n), out) in lens.iter().enumerate().zip(pooled.chunks_mut(d)) {
+            for row in hidden[i * t * d..][..n * d].chunks(d) {
+                out.iter_mut().zip(row).for_each(|(p, h)| *p += h);
+            }
+            out.iter_mut().for_each(|p| *p /= n.max(1) as f32);
+        }
+        Self {
+            tape,
+            t,
+            lens,
+            pooled,
+        }
+    }
+
+    /// The pooled rows `[b, d]`.
+    pub fn pooled(&self) -> &[f32] {
+        &self.pooled
+    }
+
+    /// The gradient `[l, d]` at the `l` prompt rows after `[CLS]` (shared by every sequence,
+    /// so summed over them), given the gradient `d_pooled: [b, d]` at the pooled rows.
+    pub fn prompt_gradient(self, frozen: &FrozenEncoder, d_pooled: &[f32], l: usize) -> Vec<f32> {
+        let (d, t) = (frozen.hidden_size(), self.t);
+        // Through the mean: every real row of sequence i gets d_pooled_i / len_i.
+        let mut d_hidden = vec![0f32; self.lens.len() * t * d];
+        for ((i, &n), g) in self.lens.iter().enumerate().zip(d_pooled.chunks(d)) {
+            for row in d_hidden[i * t * d..][..n * d].chunks_mut(d) {
+                row.iter_mut().zip(g).for_each(|(r, g)| *r = g / n as f32);
+            }
+        }
+        let d_inputs = frozen.input_gradient(self.tape, t, &d_hidden);
+        let mut grad = vec![0f32; l * d];
+        for i in 0..self.lens.len() {
+            let rows = &d_inputs[(i * t + 1) * d..][..l * d];
+            grad.iter_mut().zip(rows).for_each(|(g, r)| *g += r);
+        }
+        grad
+    }
+}
