@@ -331,6 +331,14 @@ impl FrozenEncoder {
         (hidden, tape)
     }
 
+    /// The hidden states of [`FrozenEncoder::forward_taped`], the tape recycled at once
+    /// (scoring: no backward follows).
+    pub fn forward(&self, inputs: &[f32], t: usize, lens: &[usize]) -> Vec<f32> {
+        let (hidden, tape) = self.forward_taped(inputs, t, lens);
+        self.recycle(tape);
+        hidden
+    }
+
     fn layer_forward(&self, layer: &Layer, x: &[f32], lens: &[usize]) -> (Vec<f32>, LayerTape) {
         let ws = &self.ws;
         let qkv = layer.qkv.forward(x, ws);

@@ -18,19 +18,24 @@ impl<B: Backend> HostLoss<B> {
     /// The loss `value` whose gradient at the prompt rows `[L, d]` is `grad` (row-major):
     /// `Σ rows ⊙ grad` has that gradient.
     pub fn of_prompt(value: f64, rows: Tensor<B, 2>, grad: Vec<f32>) -> Self {
-        let grad = Tensor::from_data(TensorData::new(grad, rows.dims()), &rows.device());
         Self {
             value,
-            surrogate: (rows * grad).sum(),
+            surrogate: linear(rows, grad),
         }
     }
 
-    /// The surrogate plus `term`, whose gradient reaches the tensors the prompt term does not
-    /// (a head after the host pass).
-    pub fn plus(mut self, term: Tensor<B, 1>) -> Self {
-        self.surrogate = self.surrogate + term;
+    /// The surrogate plus `Σ tensor ⊙ grad`: the loss's gradient at another trainable tensor
+    /// (a head after the host pass) is `grad`.
+    pub fn plus<const D: usize>(mut self, tensor: Tensor<B, D>, grad: Vec<f32>) -> Self {
+        self.surrogate = self.surrogate + linear(tensor, grad);
         self
     }
+}
+
+/// `Σ tensor ⊙ grad`, whose gradient with respect to `tensor` is exactly `grad`.
+fn linear<B: Backend, const D: usize>(tensor: Tensor<B, D>, grad: Vec<f32>) -> Tensor<B, 1> {
+    let grad = Tensor::from_data(TensorData::new(grad, tensor.dims()), &tensor.device());
+    (tensor * grad).sum()
 }
 
 /// The host rows of a tensor (moved out without a copy when the backend holds `f32`).

@@ -10,7 +10,7 @@ use burn::tensor::{Tensor, TensorData};
 use super::batch::{per_row, split_rows};
 use super::host_loss::{affine, affine_input_gradient, cross_entropy_host, host, HostLoss};
 use super::pooled_pass::PooledPass;
-use super::{cross_entropy, EncodedData, Head, PromptModel, Readout, SplitName};
+use super::{EncodedData, Head, PromptModel, Readout, SplitName};
 use crate::backbone::{Backbone, FrozenEncoder};
 
 /// The input-prompt + head readout. Its models must carry a head ([`InputHeadReadout::init_head`]);
@@ -78,7 +78,8 @@ impl<B: Backend> Readout<B> for InputHeadReadout<B> {
     }
 
     /// The examples under every prompt in one encoder pass (`K·n` rows), each prompt's rows
-    /// through its own head.
+    /// through its own head; on the host encoder when it is attached (scoring never
+    /// differentiates these logits).
     fn logits_stacked(
         &self,
         prompts: Tensor<B, 3>,
@@ -87,9 +88,20 @@ impl<B: Backend> Readout<B> for InputHeadReadout<B> {
         idx: &[usize],
     ) -> Option<Vec<Tensor<B, 2>>> {
         let seqs = self.data.split(split).tokens_of(idx).repeat(models.len());
-        let pooled =
-            self.backbone
-                .embed_with_prompts(per_row(prompts, idx.len()), &seqs, self.max_len);
+        let prompts = per_row(prompts.detach(), idx.len());
+        if let Some(frozen) = self.frozen.as_deref() {
+            let (inputs, batch) = self.backbone.prompt_inputs(prompts, &seqs, self.max_len);
+            let pooled = PooledPass::pooled_only(frozen, &host(inputs), batch.len, &batch.lens());
+            return Some(host_head_logits(
+                &pooled,
+                models,
+                idx.len(),
+                frozen.hidden_size(),
+            ));
+        }
+        let pooled = self
+            .backbone
+            .embed_with_prompts(prompts, &seqs, self.max_len);
         let each = split_rows(pooled, models.len())
             .into_iter()
             .zip(models)
@@ -99,8 +111,8 @@ impl<B: Backend> Readout<B> for InputHeadReadout<B> {
     }
 
     /// On the host encoder when it is attached: the taped pass and mean pool, the head's
-    /// cross-entropy and its gradient at the pooled rows, backward to the prompt rows; the
-    /// head's gradients come from the surrogate's term `CE(head(pooled))`, pooled constant.
+    /// cross-entropy, its gradients at the head and at the pooled rows, backward to the prompt
+    /// rows.
     fn host_loss(
         &self,
         model: &PromptModel<B>,
@@ -124,14 +136,43 @@ impl<B: Backend> Readout<B> for InputHeadReadout<B> {
         let logits = affine(pass.pooled(), &w, Some(&b), d, classes);
         let (loss, dz) = cross_entropy_host(&logits, &labels, classes);
         let d_pooled = affine_input_gradient(&dz, &w, d, classes);
-        let pooled = TensorData::new(pass.pooled().to_vec(), [idx.len(), d]);
+        // The head's gradients: d W = pooledᵀ · dz, d b = Σ dz.
+        let mut d_w = vec![0f32; d * classes];
+        let mut d_b = vec![0f32; classes];
+        for (x, g) in pass.pooled().chunks(d).zip(dz.chunks(classes)) {
+            for (row, &xj) in d_w.chunks_mut(classes).zip(x) {
+                row.iter_mut().zip(g).for_each(|(r, g)| *r += xj * g);
+            }
+            d_b.iter_mut().zip(g).for_each(|(b, g)| *b += g);
+        }
         let grad = pass.prompt_gradient(frozen, &d_pooled, l);
-        let pooled = Tensor::from_data(pooled, &prompt.device());
-        let head_term = cross_entropy(head.forward(pooled), &labels);
-        Some(HostLoss::of_prompt(loss, prompt, grad).plus(head_term))
+        Some(
+            HostLoss::of_prompt(loss, prompt, grad)
+                .plus(head.weight.val(), d_w)
+                .plus(head.bias.val(), d_b),
+        )
     }
 
     fn data(&self) -> &EncodedData {
         &self.data
     }
+}
+
+/// Each model's head on its `n` rows of `pooled: [K·n, d]` (model-major), on the host.
+fn host_head_logits<B: Backend>(
+    pooled: &[f32],
+    models: &[PromptModel<B>],
+    n: usize,
+    d: usize,
+) -> Vec<Tensor<B, 2>> {
+    (models.iter().enumerate())
+        .map(|(k, m)| {
+            let rows = &pooled[k * n * d..][..n * d];
+            let h = head(m);
+            let (w, b) = (host(h.weight.val()), host(h.bias.val()));
+            let logits = affine(rows, &w, Some(&b), d, b.len());
+            let device = h.bias.val().device();
+            Tensor::from_data(TensorData::new(logits, [n, b.len()]), &device)
+        })
+        .collect()
 }

@@ -18,21 +18,25 @@ impl PooledPass {
     /// The taped pass over `inputs: [b, t, d]` (input embeddings, the first `lens[i]` rows of
     /// sequence `i` real).
     pub fn forward(frozen: &FrozenEncoder, inputs: &[f32], t: usize, lens: Vec<usize>) -> Self {
-        let d = frozen.hidden_size();
         let (hidden, tape) = frozen.forward_taped(inputs, t, &lens);
-        let mut pooled = vec![0f32; lens.len() * d];
-        for ((i, &n), out) in lens.iter().enumerate().zip(pooled.chunks_mut(d)) {
-            for row in hidden[i * t * d..][..n * d].chunks(d) {
-                out.iter_mut().zip(row).for_each(|(p, h)| *p += h);
-            }
-            out.iter_mut().for_each(|p| *p /= n.max(1) as f32);
-        }
+        let pooled = mean_pool(&hidden, t, &lens, frozen.hidden_size());
         Self {
             tape,
             t,
             lens,
             pooled,
         }
+    }
+
+    /// The pooled rows `[b, d]` of a pass without a tape (scoring).
+    pub fn pooled_only(
+        frozen: &FrozenEncoder,
+        inputs: &[f32],
+        t: usize,
+        lens: &[usize],
+    ) -> Vec<f32> {
+        let hidden = frozen.forward(inputs, t, lens);
+        mean_pool(&hidden, t, lens, frozen.hidden_size())
     }
 
     /// The pooled rows `[b, d]`.
@@ -59,4 +63,16 @@ impl PooledPass {
         }
         grad
     }
+}
+
+/// The mean of each sequence's real rows of `hidden: [b, t, d]`, `[b, d]`.
+fn mean_pool(hidden: &[f32], t: usize, lens: &[usize], d: usize) -> Vec<f32> {
+    let mut pooled = vec![0f32; lens.len() * d];
+    for ((i, &n), out) in lens.iter().enumerate().zip(pooled.chunks_mut(d)) {
+        for row in hidden[i * t * d..][..n * d].chunks(d) {
+            out.iter_mut().zip(row).for_each(|(p, h)| *p += h);
+        }
+        out.iter_mut().for_each(|p| *p /= n.max(1) as f32);
+    }
+    pooled
 }

@@ -225,6 +225,11 @@ fn batched_scoring_equals_one_pass_per_prompt() {
     let input = InputHeadReadout::new(bb.clone(), support::snippet_data(&bb.tokenizer), 32);
     let models = support::neighbours(&init_model(&bb_ad, true).valid(), 3, 0.05);
     support::assert_batched_equals_separate(&input, &models, SplitName::Test, &idx);
+    // On the host encoder (CPU backends' scoring) the batched pass is the host's, each
+    // prompt's own pass burn's: the two agree.
+    let frozen = std::sync::Arc::new(tandem::backbone::FrozenEncoder::from(&bb.encoder));
+    let host = input.clone().with_frozen(frozen);
+    support::assert_batched_equals_separate(&host, &models, SplitName::Test, &idx);
     // A prompt of another length cannot share the pass: every prompt still scores as alone.
     let mut mixed = support::neighbours(&init_model(&bb_ad, false).valid(), 2, 0.05);
     let short = mixed[1]
