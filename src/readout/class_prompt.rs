@@ -10,6 +10,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use super::batch::per_row;
 use super::class_prompt_host::ClassPass;
 use super::host_loss::{host, HostLoss};
+use super::pooled_pass::HostInputs;
 use super::{EncodedData, PromptModel, Readout, SplitName};
 use crate::backbone::{Backbone, EmbeddingCache, FrozenEncoder};
 
@@ -192,12 +193,10 @@ impl<B: Backend> Readout<B> for ClassPromptReadout<B> {
     ) -> Option<HostLoss<B>> {
         let frozen = self.frozen.as_deref()?;
         let prompt = model.prompt.rows();
-        let [l, d] = prompt.dims();
-        let c = self.class_tokens.len();
+        let l = prompt.dims()[0];
         let seqs: Vec<&[u32]> = self.class_tokens.iter().map(|t| t.as_slice()).collect();
-        let prompts = prompt.clone().detach().unsqueeze::<3>().expand([c, l, d]);
-        let (inputs, batch) = self.backbone.prompt_inputs(prompts, &seqs, self.max_len);
-        let pass = ClassPass::forward(frozen, &host(inputs), batch.len, batch.lens());
+        let inputs = HostInputs::shared(&self.backbone, prompt.clone(), &seqs, self.max_len);
+        let pass = ClassPass::forward(frozen, inputs);
         let samples = host(self.samples(split, idx));
         let labels = self.data.split(split).labels_of(idx);
         let (loss, grad) = pass.prompt_gradient(frozen, &samples, &labels, self.scale, l);

@@ -4,7 +4,7 @@
 //! then each of them backward by hand down to the prompt rows.
 
 use super::host_loss::{affine, cross_entropy_host};
-use super::pooled_pass::PooledPass;
+use super::pooled_pass::{HostInputs, PooledPass};
 use crate::backbone::FrozenEncoder;
 
 /// One host pass over the class sequences: their pooled and normalised rows, and what the
@@ -18,11 +18,10 @@ pub struct ClassPass {
 }
 
 impl ClassPass {
-    /// The taped pass over `inputs: [C, t, d]` (the class sequences' input embeddings, the
-    /// first `lens[c]` rows of sequence `c` real).
-    pub fn forward(frozen: &FrozenEncoder, inputs: &[f32], t: usize, lens: Vec<usize>) -> Self {
+    /// The taped pass over the class sequences' input embeddings.
+    pub fn forward(frozen: &FrozenEncoder, inputs: HostInputs) -> Self {
         let d = frozen.hidden_size();
-        let pass = PooledPass::forward(frozen, inputs, t, lens);
+        let pass = PooledPass::forward(frozen, inputs);
         let mut classes = pass.pooled().to_vec();
         let mut norms = Vec::with_capacity(classes.len() / d);
         for row in classes.chunks_mut(d) {

@@ -9,7 +9,7 @@ use burn::tensor::{Tensor, TensorData};
 
 use super::batch::{per_row, split_rows};
 use super::host_loss::{affine, affine_input_gradient, cross_entropy_host, host, HostLoss};
-use super::pooled_pass::PooledPass;
+use super::pooled_pass::{HostInputs, PooledPass};
 use super::{EncodedData, Head, PromptModel, Readout, SplitName};
 use crate::backbone::{Backbone, FrozenEncoder};
 
@@ -88,10 +88,10 @@ impl<B: Backend> Readout<B> for InputHeadReadout<B> {
         idx: &[usize],
     ) -> Option<Vec<Tensor<B, 2>>> {
         let seqs = self.data.split(split).tokens_of(idx).repeat(models.len());
-        let prompts = per_row(prompts.detach(), idx.len());
+        let prompts = per_row(prompts, idx.len());
         if let Some(frozen) = self.frozen.as_deref() {
-            let (inputs, batch) = self.backbone.prompt_inputs(prompts, &seqs, self.max_len);
-            let pooled = PooledPass::pooled_only(frozen, &host(inputs), batch.len, &batch.lens());
+            let inputs = HostInputs::new(&self.backbone, prompts, &seqs, self.max_len);
+            let pooled = PooledPass::pooled_only(frozen, &inputs);
             return Some(host_head_logits(
                 &pooled,
                 models,
@@ -123,13 +123,8 @@ impl<B: Backend> Readout<B> for InputHeadReadout<B> {
         let (prompt, head) = (model.prompt.rows(), head(model));
         let [l, d] = prompt.dims();
         let seqs = self.data.split(split).tokens_of(idx);
-        let prompts = prompt
-            .clone()
-            .detach()
-            .unsqueeze::<3>()
-            .expand([seqs.len(), l, d]);
-        let (inputs, batch) = self.backbone.prompt_inputs(prompts, &seqs, self.max_len);
-        let pass = PooledPass::forward(frozen, &host(inputs), batch.len, batch.lens());
+        let inputs = HostInputs::shared(&self.backbone, prompt.clone(), &seqs, self.max_len);
+        let pass = PooledPass::forward(frozen, inputs);
         let (w, b) = (host(head.weight.val()), host(head.bias.val()));
         let classes = b.len();
         let labels = self.data.split(split).labels_of(idx);

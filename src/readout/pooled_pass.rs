@@ -2,7 +2,48 @@
 //! through the taped [`FrozenEncoder`], their real rows averaged, and the backward from the
 //! pooled rows down to the prompt rows every sequence shares.
 
-use crate::backbone::{EncoderTape, FrozenEncoder};
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
+
+use super::host_loss::host;
+use crate::backbone::{Backbone, EncoderTape, FrozenEncoder};
+
+/// The input embeddings `[b, t, d]` of `[CLS] prompt seq [SEP]` sequences on the host, and
+/// each sequence's real length.
+pub struct HostInputs {
+    x: Vec<f32>,
+    t: usize,
+    lens: Vec<usize>,
+}
+
+impl HostInputs {
+    /// `prompts[i]` (`[n, L, d]`, detached: the host forms the gradient) spliced into `seqs[i]`.
+    pub fn new<B: Backend>(
+        backbone: &Backbone<B>,
+        prompts: Tensor<B, 3>,
+        seqs: &[&[u32]],
+        max_len: usize,
+    ) -> Self {
+        let (inputs, batch) = backbone.prompt_inputs(prompts.detach(), seqs, max_len);
+        Self {
+            x: host(inputs),
+            t: batch.len,
+            lens: batch.lens(),
+        }
+    }
+
+    /// One prompt `[L, d]` spliced into every sequence.
+    pub fn shared<B: Backend>(
+        backbone: &Backbone<B>,
+        prompt: Tensor<B, 2>,
+        seqs: &[&[u32]],
+        max_len: usize,
+    ) -> Self {
+        let [l, d] = prompt.dims();
+        let prompts = prompt.unsqueeze::<3>().expand([seqs.len(), l, d]);
+        Self::new(backbone, prompts, seqs, max_len)
+    }
+}
 
 /// One taped pass and its pooled rows.
 pub struct PooledPass {
@@ -15,10 +56,10 @@ pub struct PooledPass {
 }
 
 impl PooledPass {
-    /// The taped pass over `inputs: [b, t, d]` (input embeddings, the first `lens[i]` rows of
-    /// sequence `i` real).
-    pub fn forward(frozen: &FrozenEncoder, inputs: &[f32], t: usize, lens: Vec<usize>) -> Self {
-        let (hidden, tape) = frozen.forward_taped(inputs, t, &lens);
+    /// The taped pass over `inputs`.
+    pub fn forward(frozen: &FrozenEncoder, inputs: HostInputs) -> Self {
+        let HostInputs { x, t, lens } = inputs;
+        let (hidden, tape) = frozen.forward_taped(&x, t, &lens);
         let pooled = mean_pool(&hidden, t, &lens, frozen.hidden_size());
         Self {
             tape,
@@ -29,14 +70,9 @@ impl PooledPass {
     }
 
     /// The pooled rows `[b, d]` of a pass without a tape (scoring).
-    pub fn pooled_only(
-        frozen: &FrozenEncoder,
-        inputs: &[f32],
-        t: usize,
-        lens: &[usize],
-    ) -> Vec<f32> {
-        let hidden = frozen.forward(inputs, t, lens);
-        mean_pool(&hidden, t, lens, frozen.hidden_size())
+    pub fn pooled_only(frozen: &FrozenEncoder, inputs: &HostInputs) -> Vec<f32> {
+        let hidden = frozen.forward(&inputs.x, inputs.t, &inputs.lens);
+        mean_pool(&hidden, inputs.t, &inputs.lens, frozen.hidden_size())
     }
 
     /// The pooled rows `[b, d]`.

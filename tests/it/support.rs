@@ -164,8 +164,6 @@ pub fn assert_batched_equals_separate<B, R>(
     B: burn::tensor::backend::Backend,
     R: tandem::readout::Readout<B>,
 {
-    let floats =
-        |t: burn::tensor::Tensor<B, 2>| -> Vec<f32> { t.into_data().iter::<f32>().collect() };
     let separate: Vec<Vec<f32>> = models
         .iter()
         .map(|m| floats(readout.logits(m, split, idx)))
