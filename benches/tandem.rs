@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use burn::tensor::backend::AutodiffBackend;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tandem::assets::Assets;
+use tandem::backend::BackendKind;
 use tandem::bench::{prepare, Workload};
 
 /// The positional arguments of `cargo bench -- FILTER...`: workloads whose full id matches none
@@ -44,7 +45,8 @@ fn wanted(full_id: &str) -> bool {
             .any(|f| full_id.contains(f))
 }
 
-fn run_backend<B: AutodiffBackend>(c: &mut Criterion, backend: &str, device: B::Device) {
+fn run_backend<B: AutodiffBackend>(c: &mut Criterion, kind: BackendKind, device: B::Device) {
+    let backend = kind.name();
     let assets = Assets::from_env();
     for w in Workload::all() {
         let id = w.id();
@@ -52,7 +54,7 @@ fn run_backend<B: AutodiffBackend>(c: &mut Criterion, backend: &str, device: B::
         if !wanted(&format!("{group_name}/{backend}/{rest}")) {
             continue;
         }
-        let mut prepared = prepare::<B>(w, &assets, &device, matches!(backend, "ndarray" | "flex"))
+        let mut prepared = prepare::<B>(w, &assets, &device, kind)
             .unwrap_or_else(|e| panic!("preparing {id}: {e} (run `tandem fetch` first)"));
         // Warm-up outside the timed region: caches, kernel compilation and autotuning.
         for _ in 0..2 {
@@ -83,14 +85,26 @@ fn run_backend<B: AutodiffBackend>(c: &mut Criterion, backend: &str, device: B::
 fn benches(c: &mut Criterion) {
     run_backend::<burn::backend::Autodiff<burn::backend::NdArray>>(
         c,
-        "ndarray",
+        BackendKind::Ndarray,
         Default::default(),
     );
-    run_backend::<burn::backend::Autodiff<burn::backend::Flex>>(c, "flex", Default::default());
+    run_backend::<burn::backend::Autodiff<burn::backend::Flex>>(
+        c,
+        BackendKind::Flex,
+        Default::default(),
+    );
     #[cfg(feature = "wgpu")]
-    run_backend::<burn::backend::Autodiff<burn::backend::Wgpu>>(c, "wgpu", Default::default());
+    run_backend::<burn::backend::Autodiff<burn::backend::Wgpu>>(
+        c,
+        BackendKind::Wgpu,
+        Default::default(),
+    );
     #[cfg(feature = "cuda")]
-    run_backend::<burn::backend::Autodiff<burn::backend::Cuda>>(c, "cuda", Default::default());
+    run_backend::<burn::backend::Autodiff<burn::backend::Cuda>>(
+        c,
+        BackendKind::Cuda,
+        Default::default(),
+    );
 }
 
 criterion_group!(tandem_benches, benches);

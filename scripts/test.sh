@@ -42,4 +42,15 @@ ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 || install mesa-vulkan-
 # Incremental compilation of tandem's own crates (dependencies are never incremental): a change
 # to one file rebuilds the changed parts of the library and the test binaries, not all of them.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-1}"
-exec cargo test --release --features wgpu "$@"
+cargo test --release --features wgpu "$@"
+
+# On a CPU with AVX-512, the numerical tests once more on the AVX2+FMA kernels (a build without
+# the `avx512` feature: matrixmultiply, the gemm crate and the host row kernels then take the
+# path of AVX2-only CPUs), so that their bounds hold on both. Only after a full run.
+if [ $# -eq 0 ] && grep -qw avx512f /proc/cpuinfo 2>/dev/null; then
+    echo "scripts/test.sh: the numerical tests on the AVX2+FMA kernels (build without avx512)"
+    avx2=(cargo test --release --no-default-features --features https)
+    "${avx2[@]}" --lib -- kernels:: backbone::frozen bench::cpu
+    "${avx2[@]}" --test it -- decoder:: verbalizer:: training::host training::batched \
+        backbone::padded
+fi

@@ -2,7 +2,8 @@
 //! gradient on CPU backends): dot products, `axpy`, softmax, `exp`, `erf` and GELU, written so
 //! that the compiler vectorises them, and [`vectorized`], which runs a loop over them compiled
 //! for the widest instruction set this CPU has (AVX-512 or AVX2+FMA, chosen at run time
-//! through `pulp`, as the `gemm` crate chooses its microkernels).
+//! through `pulp`, as the `gemm` crate chooses its microkernels; AVX-512 only in builds with
+//! the `avx512` feature, a default one).
 //!
 //! Every kernel fixes its order of operations (sums in eight lanes, no reassociation left to
 //! the compiler) and uses no fused multiply-add the source does not spell out, so a kernel
@@ -26,6 +27,7 @@ impl Isa {
     /// The widest instruction set this CPU has.
     pub fn detect() -> Isa {
         match arch(None) {
+            #[cfg(feature = "avx512")]
             pulp::Arch::V4(_) => Isa::Avx512,
             pulp::Arch::V3(_) => Isa::Avx2,
             _ => Isa::Scalar,

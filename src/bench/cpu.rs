@@ -82,29 +82,24 @@ fn detected_isa() -> Vec<&'static str> {
     Vec::new()
 }
 
-/// The matmul kernels a backend runs on this CPU (GPU backends: their own).
+/// The matmul kernels a backend runs on this CPU (GPU backends: their own). Both GEMM crates
+/// choose AVX-512 kernels at run time where the CPU has them and the build has the `avx512`
+/// feature, else AVX2+FMA where it has both.
 pub fn kernels(backend: crate::backend::BackendKind, cpu: &CpuInfo) -> String {
     use crate::backend::BackendKind;
     let has = |f: &str| cpu.isa.contains(&f);
-    let gemm_crate = if has("avx512f") {
+    let simd = if has("avx512f") && cfg!(feature = "avx512") {
         "AVX-512"
     } else if has("avx2") && has("fma") {
         "AVX2+FMA"
     } else {
-        "SSE/scalar"
+        "SSE/AVX"
     };
     // CPU backends take the encoder readouts' training step on the host encoder.
-    let host = format!("; encoder training step: host encoder, gemm crate {gemm_crate} kernels");
+    let host = format!("; encoder training step: host encoder, gemm crate {simd} kernels");
     match backend {
-        BackendKind::Ndarray => format!(
-            "matrixmultiply sgemm, {} kernel (it has no AVX-512 kernel in this build){host}",
-            if has("avx2") && has("fma") {
-                "AVX2+FMA"
-            } else {
-                "SSE/scalar"
-            }
-        ),
-        BackendKind::Flex => format!("gemm crate, {gemm_crate} kernels chosen at run time{host}"),
+        BackendKind::Ndarray => format!("matrixmultiply sgemm, {simd} kernel{host}"),
+        BackendKind::Flex => format!("gemm crate, {simd} kernels chosen at run time{host}"),
         BackendKind::Wgpu => "cubecl kernels through wgpu".into(),
         BackendKind::Cuda => "cubecl kernels through CUDA".into(),
     }
@@ -129,14 +124,19 @@ mod tests {
         let avx2 = cpu(&["sse4.2", "avx", "avx2", "fma"]);
         let no_fma = cpu(&["sse4.2", "avx", "avx2"]);
         let old = cpu(&["sse4.2"]);
-        assert!(kernels(Flex, &avx512).contains("AVX-512"));
-        assert!(kernels(Flex, &avx2).contains("AVX2+FMA"));
-        assert!(kernels(Flex, &no_fma).contains("SSE/scalar"));
-        assert!(kernels(Flex, &old).contains("SSE/scalar"));
-        // matrixmultiply has no AVX-512 kernel: AVX2+FMA on both.
-        assert!(kernels(Ndarray, &avx512).contains("AVX2+FMA"));
-        assert!(kernels(Ndarray, &avx2).contains("AVX2+FMA"));
-        assert!(kernels(Ndarray, &no_fma).contains("SSE/scalar"));
+        // Without the `avx512` feature an AVX-512 CPU runs the AVX2+FMA kernels.
+        let wide = if cfg!(feature = "avx512") {
+            "AVX-512"
+        } else {
+            "AVX2+FMA"
+        };
+        for backend in [Flex, Ndarray] {
+            assert!(kernels(backend, &avx512).contains(wide));
+            assert!(kernels(backend, &avx2).contains("AVX2+FMA"));
+            assert!(!kernels(backend, &avx2).contains("AVX-512"));
+            assert!(kernels(backend, &no_fma).contains("SSE/AVX"));
+            assert!(kernels(backend, &old).contains("SSE/AVX"));
+        }
         assert_eq!(avx2.to_string(), "Test CPU; sse4.2 avx avx2 fma");
         let unnamed = CpuInfo {
             model: String::new(),

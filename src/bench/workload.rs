@@ -15,6 +15,7 @@ use crate::assets::{Assets, MINILM, SMOLLM2};
 use crate::backbone::{
     Backbone, BertConfig, BertEncoder, BertTokenizer, FrozenEncoder, Vocabulary,
 };
+use crate::backend::BackendKind;
 use crate::decoder::{argmax, ChatLlm};
 use crate::error::{Error, Result};
 use crate::gradient::{GradientConfig, GradientStage, LrSchedule};
@@ -94,8 +95,13 @@ pub enum Workload {
     /// AdamW on the prompt (and head).
     GradStep(BenchReadout, BenchModel),
     /// One optimizer step of a 4-vector prompt through the frozen SmolLM2-135M decoder with the
-    /// verbalizer readout (`mr`, 8 examples of at most 40 tokens, prompt ⊕ text ⊕ cue).
-    DecoderStep,
+    /// verbalizer readout (`mr`, 8 examples of at most 40 tokens, prompt ⊕ text ⊕ cue): on CPU
+    /// backends through the host decoder (the engine's path), or through burn's generic path
+    /// (`generic`, the reference, as on GPU backends).
+    DecoderStep {
+        /// burn's decoder and autodiff even on CPU backends.
+        generic: bool,
+    },
     /// Projection of an 8-vector prompt onto MiniLM's 30,522-token vocabulary (L2, top-3).
     Projection,
     /// 32 greedy tokens of the embedded SmolLM2-135M after a fixed chat prompt.
@@ -129,7 +135,8 @@ impl Workload {
             }
         }
         all.extend([
-            Workload::DecoderStep,
+            Workload::DecoderStep { generic: false },
+            Workload::DecoderStep { generic: true },
             Workload::Projection,
             Workload::MentorDecode,
             Workload::TemplateRender,
@@ -153,7 +160,10 @@ impl Workload {
             Workload::GradStep(r, m) => {
                 format!("grad_step/{}/{}/b{}", r.name(), m.name(), m.shape().0)
             }
-            Workload::DecoderStep => format!("grad_step/verbalizer/smollm2/b{DECODER_BATCH}"),
+            Workload::DecoderStep { generic } => format!(
+                "grad_step/verbalizer{}/smollm2/b{DECODER_BATCH}",
+                if generic { "_generic" } else { "" }
+            ),
             Workload::Projection => "projection/minilm_vocab/l8".into(),
             Workload::MentorDecode => "mentor_decode/smollm2/t32".into(),
             Workload::TemplateRender => "template_render/catalyst/h8".into(),
@@ -192,7 +202,7 @@ impl Workload {
     pub fn items(self) -> (usize, &'static str) {
         match self {
             Workload::GradStep(_, m) => (m.shape().0, "samples"),
-            Workload::DecoderStep => (DECODER_BATCH, "samples"),
+            Workload::DecoderStep { .. } => (DECODER_BATCH, "samples"),
             Workload::Projection => (8, "vectors"),
             Workload::MentorDecode => (32, "tokens"),
             Workload::TemplateRender => (1, "renders"),
@@ -303,19 +313,21 @@ pub fn bench_backbone<B: AutodiffBackend>(
     }
 }
 
-/// Prepares a workload on backend `B` (the autodiff backend for gradient steps; inference runs
-/// on its inner backend).
+/// Prepares a workload on backend `B`, of kind `backend` (the autodiff backend for gradient
+/// steps; inference runs on its inner backend). CPU backends take the host paths the engine
+/// takes there (quantized host decoding, the host encoder and decoder).
 pub fn prepare<'a, B: AutodiffBackend>(
     workload: Workload,
     assets: &'a Assets,
     device: &'a B::Device,
-    quantized_decode: bool,
+    backend: BackendKind,
 ) -> Result<Prepared<'a>> {
+    let quantized_decode = backend.is_cpu();
     match workload {
         Workload::GradStep(readout, model) => {
             grad_step::<B>(readout, model, assets, device, quantized_decode)
         }
-        Workload::DecoderStep => decoder_step::<B>(assets, device),
+        Workload::DecoderStep { generic } => decoder_step::<B>(assets, device, backend, generic),
         Workload::Projection => {
             let backbone = Backbone::<B::InnerBackend>::minilm(assets, device)?;
             let projector = Projector::new(&backbone.encoder, &backbone.tokenizer, Metric::L2);
@@ -351,7 +363,7 @@ pub fn prepare<'a, B: AutodiffBackend>(
                 }),
             })
         }
-        Workload::CatalystRound => catalyst_round::<B>(assets, device, quantized_decode),
+        Workload::CatalystRound => catalyst_round::<B>(assets, device, backend),
         Workload::Scoring(readout, how) => scoring::<B>(readout, how, assets, device),
         Workload::Gemm(shape) => gemm_workload(shape),
         Workload::TemplateRender => {
@@ -377,7 +389,7 @@ pub fn prepare<'a, B: AutodiffBackend>(
 fn catalyst_round<'a, B: AutodiffBackend>(
     assets: &'a Assets,
     device: &'a B::Device,
-    quantized_decode: bool,
+    backend: BackendKind,
 ) -> Result<Prepared<'a>> {
     use crate::engine::{run_schedule, RunConfig, RunIo, Schedule};
     use crate::mentor::LocalMentor;
@@ -385,7 +397,7 @@ fn catalyst_round<'a, B: AutodiffBackend>(
     let llm = ChatLlm::<B::InnerBackend>::load_with(
         &assets.path(&SMOLLM2.files[0]),
         device,
-        quantized_decode,
+        backend.is_cpu(),
     )?;
     let mut mentor = LocalMentor::new(llm);
     let mut schedule = Schedule::builtin("catalyst")?;
@@ -397,6 +409,7 @@ fn catalyst_round<'a, B: AutodiffBackend>(
         m.sampling.max_tokens = 48;
     }
     let mut task = crate::task::lookup("uci-imdb")?.tune_config();
+    task.backend = backend;
     task.split.max_test = 100;
     task.split.max_selection = 100;
     task.gradient.batch_size = 16;
@@ -422,9 +435,12 @@ const DECODER_BATCH: usize = 8;
 fn decoder_step<'a, B: AutodiffBackend>(
     assets: &'a Assets,
     device: &'a B::Device,
+    backend: BackendKind,
+    generic: bool,
 ) -> Result<Prepared<'a>> {
-    use crate::engine::TaskSetup;
+    use crate::engine::{AnyReadout, TaskSetup};
     let mut config = crate::task::lookup("mr")?.tune_config();
+    config.backend = backend;
     config.backbone = crate::task::BackboneSpec::SmolLm2;
     config.readout = crate::readout::ReadoutConfig::Verbalizer {
         cue: crate::readout::DEFAULT_CUE.into(),
@@ -437,7 +453,12 @@ fn decoder_step<'a, B: AutodiffBackend>(
     config.split.max_test = 8;
     config.max_len = 40;
     config.gradient.batch_size = DECODER_BATCH;
-    let setup = TaskSetup::<B>::new(&config, assets, device)?;
+    let mut setup = TaskSetup::<B>::new(&config, assets, device)?;
+    if generic {
+        if let AnyReadout::Verbalizer(r) = setup.readout {
+            setup.readout = AnyReadout::Verbalizer(r.without_frozen());
+        }
+    }
     let gradient = GradientConfig {
         steps: 1,
         schedule: LrSchedule::Constant,

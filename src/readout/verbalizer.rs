@@ -20,7 +20,7 @@ use super::batch::{per_row, split_rows};
 use super::host_loss::{affine, affine_input_gradient, cross_entropy_host, HostLoss};
 use super::input_cache::{InputCache, SplitInputs, SplitStates};
 use super::{EncodedData, PromptModel, PromptPosition, Readout, SplitName};
-use crate::decoder::{DecoderTokenizer, FrozenDecoder, Llama, Seq};
+use crate::decoder::{DecoderTokenizer, FrozenDecoder, Llama, Past, Seq};
 use crate::error::{Error, Result};
 use crate::prompt::fit_to_len;
 
@@ -144,6 +144,12 @@ impl<B: Backend> VerbalizerReadout<B> {
         self
     }
 
+    /// The readout without its host decoder: every pass through burn (the generic path).
+    pub fn without_frozen(mut self) -> Self {
+        self.frozen = None;
+        self
+    }
+
     /// Prompt rows initialised from the token embeddings of `text`, cycled or cut to `len`.
     pub fn prompt_rows(
         &self,
@@ -246,9 +252,10 @@ impl<B: Backend> VerbalizerReadout<B> {
     }
 
     /// The host pass of examples `idx` under each of `prompts` (`[K, L, d]`; model-major:
-    /// every example under prompt 0, then prompt 1, …), each continuing its cached input with
-    /// prompt ⊕ cue rows: when the host decoder is attached, the prompt follows the input and
-    /// every class word is one token.
+    /// every example under prompt 0, then prompt 1, …): each sequence is prompt ⊕ its tail
+    /// ([`VerbalizerReadout::tails`]), continuing its cached input when the prompt follows the
+    /// input. Packed, unpadded; `None` without the host decoder or with a class word of
+    /// several tokens.
     fn host_pass(
         &self,
         prompts: &Tensor<B, 3>,
@@ -256,40 +263,54 @@ impl<B: Backend> VerbalizerReadout<B> {
         idx: &[usize],
     ) -> Option<HostPass> {
         let frozen = self.frozen.clone()?;
-        if self.position != PromptPosition::Suffix || !self.single_token() || idx.is_empty() {
+        if !self.single_token() || idx.is_empty() {
             return None;
         }
-        let states = self
-            .input_cache
-            .kept(&self.decoder, Some(&frozen), split, self.cut(split))?;
+        let states = match self.position {
+            PromptPosition::Suffix => {
+                Some(
+                    self.input_cache
+                        .kept(&self.decoder, Some(&frozen), split, self.cut(split))?,
+                )
+            }
+            PromptPosition::Prefix => None,
+        };
+        let start = states.as_ref().map_or(0, |s| s.width);
         let d = frozen.config().hidden_size;
-        let [k, prompt_rows, _] = prompts.dims();
-        let cue = self.decoder.embed_on_host(&self.cue);
-        let t = prompt_rows + cue.len() / d;
-        if t == 0 || states.width + t > frozen.config().max_position {
+        let [_, prompt_rows, _] = prompts.dims();
+        let tails = self.tails(split, idx);
+        let longest = tails.iter().map(Vec::len).max().unwrap_or(0);
+        if prompt_rows + longest == 0
+            || start + prompt_rows + longest > frozen.config().max_position
+        {
             return None;
+        }
+        let embedded = self.decoder.embed_on_host(&tails.concat());
+        let mut tail_rows = Vec::with_capacity(tails.len());
+        let mut at = 0;
+        for t in &tails {
+            tail_rows.push(&embedded[at * d..(at + t.len()) * d]);
+            at += t.len();
         }
         let rows: Vec<f32> = prompts.clone().into_data().iter::<f32>().collect();
-        let x = rows
-            .chunks(prompt_rows * d)
-            .flat_map(|prompt| [prompt, cue.as_slice()].concat().repeat(idx.len()))
-            .collect();
-        let seqs = (0..k)
-            .flat_map(|_| idx)
-            .enumerate()
-            .map(|(i, &e)| Seq {
-                row: i * t,
-                len: t,
-                position: states.width,
-                past: Some(e),
-            })
-            .collect();
+        let (mut x, mut seqs) = (Vec::new(), Vec::new());
+        for prompt in rows.chunks(prompt_rows * d) {
+            for (&e, tail) in idx.iter().zip(&tail_rows) {
+                seqs.push(Seq {
+                    row: x.len() / d,
+                    len: prompt_rows + tail.len() / d,
+                    position: start,
+                    past: states.as_ref().map(|_| e),
+                });
+                x.extend_from_slice(prompt);
+                x.extend_from_slice(tail);
+            }
+        }
         Some(HostPass {
             frozen,
             states,
             x,
             seqs,
-            t,
             prompt_rows,
         })
     }
@@ -321,7 +342,7 @@ impl<B: Backend> VerbalizerReadout<B> {
         let hidden = pass.frozen.forward(
             std::mem::take(&mut pass.x),
             &pass.seqs,
-            Some(&*pass.states),
+            pass.past(),
             &mut (),
         );
         let last = pass.last_rows(&hidden);
@@ -437,16 +458,15 @@ impl<B: Backend> VerbalizerReadout<B> {
     }
 }
 
-/// One host pass of the verbalizer: the examples' prompt ⊕ cue rows over their cached inputs.
+/// One host pass of the verbalizer: each example's prompt ⊕ tail rows, packed.
 struct HostPass {
     frozen: Arc<FrozenDecoder>,
-    states: Arc<SplitStates>,
-    /// `[n·t, d]`.
+    /// The inputs' cached states, when the prompt follows the input.
+    states: Option<Arc<SplitStates>>,
+    /// `[rows, d]`.
     x: Vec<f32>,
     seqs: Vec<Seq>,
-    /// Rows per example (prompt and cue).
-    t: usize,
-    /// Prompt rows (the first of each example's).
+    /// Prompt rows (the first of each sequence's).
     prompt_rows: usize,
 }
 
@@ -455,11 +475,16 @@ impl HostPass {
         self.frozen.config().hidden_size
     }
 
-    /// The last row of each example, `[n, d]`.
+    fn past(&self) -> Option<&dyn Past> {
+        self.states.as_deref().map(|s| s as &dyn Past)
+    }
+
+    /// The last row of each sequence, `[n, d]`.
     fn last_rows(&self, hidden: &[f32]) -> Vec<f32> {
-        let (d, t) = (self.d(), self.t);
-        (0..self.seqs.len())
-            .flat_map(|i| hidden[(i * t + t - 1) * d..][..d].iter().copied())
+        let d = self.d();
+        self.seqs
+            .iter()
+            .flat_map(|s| hidden[(s.row + s.len - 1) * d..][..d].iter().copied())
             .collect()
     }
 }
@@ -475,28 +500,28 @@ impl<B: Backend> Readout<B> for VerbalizerReadout<B> {
     ) -> Option<HostLoss<B>> {
         let prompt = model.prompt.rows();
         let mut pass = self.host_pass(&prompt.clone().unsqueeze(), split, idx)?;
-        let (d, t, classes) = (pass.d(), pass.t, self.verbalizers.len());
+        let (d, classes) = (pass.d(), self.verbalizers.len());
         let head: Vec<f32> = self.word_head().into_data().iter::<f32>().collect();
         let (hidden, tape) =
             pass.frozen
-                .forward_taped(std::mem::take(&mut pass.x), &pass.seqs, Some(&*pass.states));
+                .forward_taped(std::mem::take(&mut pass.x), &pass.seqs, pass.past());
         let last = pass.last_rows(&hidden);
         let logits = affine(&last, &head, None, d, classes);
         let labels = self.data.split(split).labels_of(idx);
         let (loss, dz) = cross_entropy_host(&logits, &labels, classes);
-        // Only each example's last row reaches the loss: d hidden = dz · headᵀ there.
+        // Only each sequence's last row reaches the loss: d hidden = dz · headᵀ there.
         let d_last = affine_input_gradient(&dz, &head, d, classes);
         let mut d_hidden = vec![0f32; hidden.len()];
-        for (i, g) in d_last.chunks(d).enumerate() {
-            d_hidden[(i * t + t - 1) * d..][..d].copy_from_slice(g);
+        for (s, g) in pass.seqs.iter().zip(d_last.chunks(d)) {
+            d_hidden[(s.row + s.len - 1) * d..][..d].copy_from_slice(g);
         }
         let dx = pass
             .frozen
-            .input_gradient(&tape, &pass.seqs, Some(&*pass.states), &d_hidden);
+            .input_gradient(&tape, &pass.seqs, pass.past(), &d_hidden);
         let l = pass.prompt_rows;
         let mut grad = vec![0f32; l * d];
-        for i in 0..idx.len() {
-            for (g, v) in grad.iter_mut().zip(&dx[i * t * d..][..l * d]) {
+        for s in &pass.seqs {
+            for (g, v) in grad.iter_mut().zip(&dx[s.row * d..][..l * d]) {
                 *g += v;
             }
         }

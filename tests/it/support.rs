@@ -262,3 +262,17 @@ fn floats<B: burn::tensor::backend::Backend, const D: usize>(
 ) -> Vec<f32> {
     t.into_data().iter::<f32>().collect()
 }
+
+/// Rounding bound of an f32 network's outputs, from the standard error analysis of dot products
+/// (Higham, *Accuracy and Stability of Numerical Algorithms*, §3.1): a sum of `k` products in
+/// any order, any vector width and with or without fused multiply-adds carries a relative error
+/// of at most γₖ = k·u / (1 − k·u), u = 2⁻²⁴, of the magnitudes summed. Through `layers` residual
+/// layers whose longest dot product has length `k`, the errors add to first order, so an
+/// output's deviation from exact arithmetic is at most `layers · γₖ` of `scale`, the magnitude
+/// of the outputs it is read among (the largest logit of its row). It holds for the AVX2 and
+/// the AVX-512 kernels alike, which only change the order and the width of the sums.
+pub fn f32_network_bound(layers: usize, k: usize, scale: f64) -> f64 {
+    let u = f64::from(f32::EPSILON) / 2.0;
+    let gamma = k as f64 * u / (1.0 - k as f64 * u);
+    layers as f64 * gamma * scale
+}

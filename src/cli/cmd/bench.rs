@@ -36,8 +36,7 @@ impl BackendJob for BenchJob {
         for w in self.workloads {
             reset_peak_rss();
             let t = Instant::now();
-            // The quantized host decoder is the CPU path; GPU backends decode through burn.
-            let mut prepared = prepare::<B>(w, &self.assets, &device, kind.is_cpu())?;
+            let mut prepared = prepare::<B>(w, &self.assets, &device, kind)?;
             let prepare_s = t.elapsed().as_secs_f64();
             let m = measure(
                 w,
