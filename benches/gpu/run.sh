@@ -11,6 +11,7 @@
 # DEVICE (cuda), BACKENDS ("cuda wgpu"), PRECISIONS ("fp32 tf32 bf16"; cpu: fp32),
 # ONLY (workload id prefixes for tandem, default "grad_step"), MODELS ("minilm bert_base"),
 # SKIP_PEER (1: tandem only, e.g. to add a backend to an earlier run's folder).
+# On the CPU the decoder step (grad_step/verbalizer) has its peer too: decoder_step_peer.py.
 set -uo pipefail
 BIN=${1:?usage: run.sh BIN [OUT]}
 OUT=${2:-${OUT:-/tmp/tandem-bench}}
@@ -37,6 +38,9 @@ export CUBECL_AUTOTUNE_CACHE=${CUBECL_AUTOTUNE_CACHE:-$OUT/cubecl-cache}
 # The same BERT-base-sized weights for both sides.
 "$PYTHON" "$ROOT/benches/peers/grad_step_peer.py" --save-weights "$OUT/bert_base.safetensors" || exit 1
 export TANDEM_BENCH_BERT_BASE=$OUT/bert_base.safetensors
+# The decoder step's set-up writes its batch here for its PyTorch peer (CPU, fp32).
+export TANDEM_BENCH_DECODER_BATCH=$OUT/decoder_batch.json
+rm -f "$TANDEM_BENCH_DECODER_BATCH"
 
 MEM="$PYTHON $ROOT/benches/gpu/peak_memory.py"
 [ "$DEVICE" = cuda ] || MEM="$PYTHON $ROOT/benches/gpu/peak_memory.py --host"
@@ -60,4 +64,11 @@ for p in $PRECISIONS; do
       --json "$OUT/torch_${p}_$m.json" || echo "torch $p $m failed (status $?)"
   done
 done
+if [ "$DEVICE" = cpu ] && [ -n "$PRECISIONS" ] && [ -f "$TANDEM_BENCH_DECODER_BATCH" ]; then
+  echo "== torch cpu fp32 smollm2"
+  timeout 600 $MEM --json "$OUT/mem_torch_fp32_smollm2.json" -- \
+    "$PYTHON" "$ROOT/benches/peers/decoder_step_peer.py" --assets "$ASSETS" \
+    --batch "$TANDEM_BENCH_DECODER_BATCH" --threads "${THREADS:-$(nproc)}" --steps "$ITERS" \
+    --json "$OUT/torch_fp32_smollm2.json" || echo "torch smollm2 failed (status $?)"
+fi
 "$PYTHON" "$ROOT/benches/gpu/table.py" "$OUT" | tee "$OUT/table.md"

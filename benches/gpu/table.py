@@ -10,7 +10,8 @@ import os
 import sys
 
 PEER_KIND = {"class_prompt": "class_prompt_cached", "class_prompt_generic": "class_prompt_cached",
-             "input_head": "input_head", "input_head_generic": "input_head"}
+             "input_head": "input_head", "input_head_generic": "input_head",
+             "verbalizer": "verbalizer", "verbalizer_generic": "verbalizer"}
 
 
 def load(path):

@@ -431,6 +431,58 @@ fn catalyst_round<'a, B: AutodiffBackend>(
 /// Examples in one decoder gradient step.
 const DECODER_BATCH: usize = 8;
 
+/// Environment variable naming a JSON file that the decoder step's set-up writes its batch to
+/// ([`DecoderBatch`]), for the PyTorch peer (`benches/peers/grad_step_peer.py --model smollm2`).
+pub const DECODER_BATCH_ENV: &str = "TANDEM_BENCH_DECODER_BATCH";
+
+/// What the decoder step computes, for a peer to compute the same: the initial prompt rows,
+/// each example's tokens after the prompt (input ⊕ cue), the class words' tokens, the labels
+/// and the optimizer's settings. The weights are the GGUF's, dequantized.
+#[derive(serde::Serialize)]
+struct DecoderBatch {
+    /// `[L, d]`, row-major.
+    prompt: Vec<f32>,
+    prompt_len: usize,
+    tails: Vec<Vec<u32>>,
+    verbalizers: Vec<u32>,
+    labels: Vec<usize>,
+    lr: f64,
+    betas: [f32; 2],
+    eps: f32,
+    weight_decay: f32,
+    grad_clip: Option<f32>,
+}
+
+impl DecoderBatch {
+    fn of<B: AutodiffBackend>(
+        readout: &crate::readout::VerbalizerReadout<B>,
+        model: &PromptModel<B>,
+        idx: &[usize],
+        config: &GradientConfig,
+    ) -> Self {
+        let rows = model.prompt.rows();
+        let [prompt_len, _] = rows.dims();
+        Self {
+            prompt: rows.into_data().iter::<f32>().collect(),
+            prompt_len,
+            tails: readout.tails(crate::readout::SplitName::Train, idx),
+            verbalizers: readout.verbalizers().to_vec(),
+            labels: readout.data().train.labels_of(idx),
+            lr: config.lr,
+            betas: [config.beta1, config.beta2],
+            eps: config.eps,
+            weight_decay: config.weight_decay,
+            grad_clip: config.grad_clip,
+        }
+    }
+
+    fn save(&self, path: &std::path::Path) -> Result<()> {
+        let text = serde_json::to_string(self)
+            .map_err(|e| Error::config("decoder batch", e.to_string()))?;
+        std::fs::write(path, text).map_err(|e| Error::io("writing", path, e))
+    }
+}
+
 /// The engine's own set-up of `mr` on the decoder backbone, then one step per iteration.
 fn decoder_step<'a, B: AutodiffBackend>(
     assets: &'a Assets,
@@ -466,6 +518,12 @@ fn decoder_step<'a, B: AutodiffBackend>(
         ..config.gradient.clone()
     };
     let idx: Vec<usize> = (0..setup.readout.data().train.len().min(DECODER_BATCH)).collect();
+    if let (Some(path), AnyReadout::Verbalizer(r)) =
+        (std::env::var_os(DECODER_BATCH_ENV), &setup.readout)
+    {
+        let batch = DecoderBatch::of(r, &setup.model, &idx, &gradient);
+        batch.save(std::path::Path::new(&path))?;
+    }
     let stepper = Stepper {
         readout: setup.readout,
         projector: setup.projector,

@@ -197,7 +197,7 @@ impl<B: Backend> VerbalizerReadout<B> {
 
     /// What follows the prompt in each example's sequence: input ⊕ cue (prompt first), or the
     /// cue alone (prompt after the input, whose states are cached).
-    fn tails(&self, split: SplitName, idx: &[usize]) -> Vec<Vec<u32>> {
+    pub(crate) fn tails(&self, split: SplitName, idx: &[usize]) -> Vec<Vec<u32>> {
         let tokens = self.data.split(split).tokens_of(idx);
         tokens
             .iter()
