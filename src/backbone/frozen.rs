@@ -144,35 +144,113 @@ impl<B: Backend> From<&BertEncoder<B>> for FrozenEncoder {
 }
 
 /// `c = a·b`, or `c += a·b` when `accumulate`, for row-major `a: [m, k]`, `b: [k, n]`,
-/// `c: [m, n]`, on rayon's pool.
+/// `c: [m, n]`, on rayon's pool: below [`SMALL_M`] rows, `b`'s and `c`'s columns cut into one
+/// block per thread, each block a single-threaded call (one hand-off per product, where the
+/// crate's own split of a few rows costs more in waiting than it gains).
 fn gemm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32], accumulate: bool) {
+    let threads = rayon::current_num_threads();
+    let blocks = if m < SMALL_M && n >= 64 * threads {
+        threads
+    } else {
+        1
+    };
+    gemm_in_blocks(m, k, n, a, b, c, accumulate, blocks);
+}
+
+/// [`gemm`] with `c`'s columns in `blocks` blocks of whole 16-column panels, one
+/// single-threaded call each, the blocks in parallel; one block: the crate's own threads.
+#[allow(clippy::too_many_arguments)]
+fn gemm_in_blocks(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    accumulate: bool,
+    blocks: usize,
+) {
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
     if m == 0 || n == 0 {
         return;
     }
-    // SAFETY: the buffers hold the elements the row-major strides address (checked above),
-    // and `c` aliases neither factor.
+    if blocks <= 1 {
+        // SAFETY: the buffers hold the elements the row-major strides address (checked
+        // above), and `c` aliases neither factor.
+        unsafe { gemm_block(m, k, n, n, a, b.as_ptr(), c.as_mut_ptr(), accumulate, true) };
+        return;
+    }
+    let width = n.div_ceil(blocks).div_ceil(16) * 16;
+    let c_at = c.as_mut_ptr() as usize;
+    (0..n.div_ceil(width)).into_par_iter().for_each(|i| {
+        let (from, cols) = (i * width, width.min(n - i * width));
+        // SAFETY: block `i` reads columns `from..from + cols` of `b` and writes the same
+        // columns of `c`, inside the buffers checked above; the blocks' columns are disjoint,
+        // so no two threads write the same element.
+        unsafe {
+            gemm_block(
+                m,
+                k,
+                cols,
+                n,
+                a,
+                b.as_ptr().add(from),
+                (c_at as *mut f32).add(from),
+                accumulate,
+                false,
+            )
+        };
+    });
+}
+
+/// Products with fewer rows than this split their columns over the threads ([`gemm`]).
+const SMALL_M: usize = 64;
+
+/// `c[.., ..n] (+)= a·b[.., ..n]` where `b` and `c` have rows `stride` apart.
+///
+/// # Safety
+/// `b` and `c` must address `k × stride` and `m × stride` elements (the first `n` columns of
+/// each row read or written), and `c`'s block must alias neither factor nor another thread's
+/// block.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_block(
+    m: usize,
+    k: usize,
+    n: usize,
+    stride: usize,
+    a: &[f32],
+    b: *const f32,
+    c: *mut f32,
+    accumulate: bool,
+    parallel: bool,
+) {
+    let parallelism = if parallel {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: as the caller guarantees.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            c.as_mut_ptr(),
+            c,
             1,
-            n as isize,
+            stride as isize,
             accumulate,
             a.as_ptr(),
             1,
             k as isize,
-            b.as_ptr(),
+            b,
             1,
-            n as isize,
+            stride as isize,
             1.0,
             1.0,
             false,
             false,
             false,
-            gemm::Parallelism::Rayon(0),
+            parallelism,
         );
     }
 }
@@ -512,6 +590,35 @@ mod tests {
         let (got_h, tape) = host.forward_taped(&inputs, t, lens);
         let got_dx = host.input_gradient(tape, t, &r);
         (rel_diff(&got_h, &want_h), rel_diff(&got_dx, &want_dx))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+        /// Products cut into column blocks are the product, accumulated or not.
+        #[test]
+        fn column_blocks_give_the_product(
+            m in 1usize..70,
+            k in 1usize..40,
+            n in 1usize..300,
+            blocks in 1usize..5,
+            accumulate: bool,
+            seed in 0u64..1000,
+        ) {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let mut draw = |len: usize| -> Vec<f32> {
+                (0..len).map(|_| rng.random_range(-1.0..1.0)).collect()
+            };
+            let (a, b, c0) = (draw(m * k), draw(k * n), draw(m * n));
+            let mut want = if accumulate { c0.clone() } else { vec![0f32; m * n] };
+            for i in 0..m {
+                for j in 0..n {
+                    want[i * n + j] += (0..k).map(|l| a[i * k + l] * b[l * n + j]).sum::<f32>();
+                }
+            }
+            let mut got = c0;
+            gemm_in_blocks(m, k, n, &a, &b, &mut got, accumulate, blocks);
+            prop_assert!(rel_diff(&got, &want) < 1e-5, "{}", rel_diff(&got, &want));
+        }
     }
 
     proptest! {
