@@ -13,17 +13,17 @@ with id 0 (causal attention keeps padding out of every real row), through the fr
 (HF Llama layout: RMSNorm, rotary attention with rotate-half, grouped-query attention by
 `scaled_dot_product_attention`, SwiGLU), the final norm at each sequence's last real row, the
 output head's rows of the class words, cross-entropy, backward to the prompt,
-clip_grad_norm_, AdamW. Timing as `grad_step_peer.py`: 3 warm-up steps, the median of N.
+clip_grad_norm_, AdamW. Timing: `grad_step_peer.time_steps` (3 warm-up steps, the median of N).
 """
 import argparse
 import json
-import statistics
-import time
 
 import gguf
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from grad_step_peer import time_steps  # the same timing as the encoder steps' peer
 
 
 def gguf_weights(path):
@@ -128,19 +128,8 @@ def main():
         opt.step()
         return loss.item()
 
-    t0 = time.perf_counter()
-    first_loss = step()
-    first = time.perf_counter() - t0
-    for _ in range(2):
-        step()
-    times = []
-    for _ in range(a.steps):
-        t1 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t1)
-    med = statistics.median(times)
-    row = {"ms_per_step": med * 1e3, "samples_per_s": n / med, "first_iter_s": first,
-           "first_loss": first_loss}
+    row = time_steps(step, a.steps, n)
+    med, first_loss = row["ms_per_step"] / 1e3, row["first_loss"]
     print(f"torch-cpu-fp32/grad_step/verbalizer/smollm2/b{n}: {med*1e3:.2f} ms/step, "
           f"{n/med:.2f} samples/s, first loss {first_loss:.6f}")
     if a.json:

@@ -135,6 +135,26 @@ def plain(enc, seqs, cls, sep, dev):
     return Encoder.mean_pool(enc.forward(enc.embed_tokens(ids), mask), mask)
 
 
+def time_steps(step, steps, batch, sync=None):
+    """The first step (its loss and seconds), 2 more warm-up steps, then the median of `steps`
+    timed ones (`sync` called before each clock read, e.g. torch.cuda.synchronize)."""
+    t0 = time.perf_counter()
+    first_loss = step()
+    first = time.perf_counter() - t0
+    for _ in range(2):
+        step()
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        step()
+        if sync:
+            sync()
+        times.append(time.perf_counter() - t)
+    med = statistics.median(times)
+    return {"ms_per_step": med * 1e3, "samples_per_s": batch / med, "first_iter_s": first,
+            "first_loss": first_loss}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--assets", default="assets")
@@ -220,21 +240,8 @@ def main():
         if cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
-        t0 = time.perf_counter()
-        first_loss = step()
-        first = time.perf_counter() - t0
-        for _ in range(2):
-            step()
-        times = []
-        for _ in range(a.steps):
-            t = time.perf_counter()
-            step()
-            if cuda:
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - t)
-        med = statistics.median(times)
-        row = {"ms_per_step": med * 1e3, "samples_per_s": batch / med, "first_iter_s": first,
-               "first_loss": first_loss}
+        row = time_steps(step, a.steps, batch, torch.cuda.synchronize if cuda else None)
+        med, first_loss = row["ms_per_step"] / 1e3, row["first_loss"]
         if cuda:
             row["peak_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
         out["results"][kind] = row

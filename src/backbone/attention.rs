@@ -110,16 +110,22 @@ impl Attention {
         (ctx, probs)
     }
 
+    /// Head `col / dh`'s queries, keys and values in a sequence's `[len, 3d]` rows.
+    fn head(self, qkv: &[f32], col: usize) -> (View<'_>, View<'_>, View<'_>) {
+        let d = self.d;
+        (
+            View::rows(&qkv[col..], 3 * d),
+            View::rows(&qkv[d + col..], 3 * d),
+            View::rows(&qkv[2 * d + col..], 3 * d),
+        )
+    }
+
     fn forward_by_gemm(self, part: Part) {
         let (d, dh, n) = (self.d, self.head_dim(), part.len);
         let scale = 1.0 / (dh as f32).sqrt();
         for h in 0..self.heads {
             let col = h * dh;
-            let (q, k, v) = (
-                View::rows(&part.qkv[col..], 3 * d),
-                View::rows(&part.qkv[d + col..], 3 * d),
-                View::rows(&part.qkv[2 * d + col..], 3 * d),
-            );
+            let (q, k, v) = self.head(part.qkv, col);
             let p = &mut part.probs[h * n * n..][..n * n];
             // S = scale · Q Kᵀ, softmax by rows; ctx = P V.
             product(n, n, dh, Dst::new(p, n), q, k.t(), scale);
@@ -211,11 +217,7 @@ impl Attention {
         let mut ds = vec![0f32; n * n];
         for h in 0..self.heads {
             let col = h * dh;
-            let (q, k, v) = (
-                View::rows(&part.qkv[col..], 3 * d),
-                View::rows(&part.qkv[d + col..], 3 * d),
-                View::rows(&part.qkv[2 * d + col..], 3 * d),
-            );
+            let (q, k, v) = self.head(part.qkv, col);
             let p = &part.probs[h * n * n..][..n * n];
             let dc = View::rows(&part.d_ctx[col..], d);
             let d_qkv = &mut *part.d_qkv;
@@ -385,19 +387,10 @@ fn product(m: usize, n: usize, k: usize, dst: Dst, a: View, b: View, scale: f32)
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
-    use rand::{Rng, SeedableRng};
+    use rand::SeedableRng;
 
     use super::*;
-
-    /// Largest difference relative to the largest magnitude of `want`.
-    fn rel_diff(got: &[f32], want: &[f32]) -> f32 {
-        let scale = want.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
-        let worst = got
-            .iter()
-            .zip(want)
-            .fold(0f32, |m, (g, w)| m.max((g - w).abs()));
-        worst / scale
-    }
+    use crate::backbone::frozen::tests::{rel_diff, uniform};
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
@@ -414,11 +407,8 @@ mod tests {
             let att = Attention { d: heads * dh, heads };
             let rows: usize = lens.iter().sum();
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-            let mut draw = |n: usize| -> Vec<f32> {
-                (0..n).map(|_| rng.random_range(-1.0..1.0)).collect()
-            };
-            let qkv = draw(rows * 3 * att.d);
-            let d_ctx = draw(rows * att.d);
+            let qkv = uniform(&mut rng, rows * 3 * att.d);
+            let d_ctx = uniform(&mut rng, rows * att.d);
             let ws = Workspace::default();
             let (ctx_r, p_r) = att.forward_from(&qkv, &lens, &ws, usize::MAX);
             let (ctx_g, p_g) = att.forward_from(&qkv, &lens, &ws, 0);

@@ -520,7 +520,7 @@ fn unpack(x: &[f32], lens: &[usize], t: usize, d: usize) -> Vec<f32> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use burn::backend::{Autodiff, NdArray};
     use burn::tensor::{Tensor, TensorData};
     use proptest::prelude::*;
@@ -543,8 +543,13 @@ mod tests {
         }
     }
 
+    /// `n` values drawn uniformly from [-1, 1).
+    pub(in crate::backbone) fn uniform(rng: &mut impl Rng, n: usize) -> Vec<f32> {
+        (0..n).map(|_| rng.random_range(-1.0..1.0)).collect()
+    }
+
     /// Largest difference relative to the largest magnitude of `want`.
-    fn rel_diff(got: &[f32], want: &[f32]) -> f32 {
+    pub(in crate::backbone) fn rel_diff(got: &[f32], want: &[f32]) -> f32 {
         let scale = want.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
         let diff = got
             .iter()
@@ -605,10 +610,7 @@ mod tests {
             seed in 0u64..1000,
         ) {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-            let mut draw = |len: usize| -> Vec<f32> {
-                (0..len).map(|_| rng.random_range(-1.0..1.0)).collect()
-            };
-            let (a, b, c0) = (draw(m * k), draw(k * n), draw(m * n));
+            let (a, b, c0) = (uniform(&mut rng, m * k), uniform(&mut rng, k * n), uniform(&mut rng, m * n));
             let mut want = if accumulate { c0.clone() } else { vec![0f32; m * n] };
             for i in 0..m {
                 for j in 0..n {
